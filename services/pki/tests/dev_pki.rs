@@ -1,0 +1,243 @@
+//! The dev PKI: every profile passes its own check, sizes and serials hold, the key store round
+//! trips, load_or_create is idempotent.
+
+use std::os::unix::fs::PermissionsExt;
+
+use pnc_pki::dev::{DevCert, PlaintextTestKeys};
+use pnc_pki::profile::{self, MAX_CERTIFICATE_DER_BYTES, Profile};
+use pnc_pki::{DevPki, DevPkiOptions, Kek, KeyStore, SignatureAlgorithm, Signer, SoftwareSigner};
+
+fn dev_pki() -> DevPki {
+    DevPki::generate(&DevPkiOptions::default()).expect("dev pki")
+}
+
+#[test]
+fn every_dev_certificate_passes_its_profile_and_the_inferred_one() {
+    let pki = dev_pki();
+    for which in DevCert::ALL {
+        let certificate = pki.certificate(which);
+        let issuer = which.issuer().map(|issuer| pki.certificate(issuer));
+        let findings = profile::lint(certificate, which.profile(), issuer);
+        assert!(findings.is_empty(), "{which}: {findings:?}");
+        let report = profile::check(certificate, None).expect("inferable");
+        assert_eq!(report.profile, which.profile(), "{which} inferred wrongly");
+        assert!(report.passed(), "{which}: {:?}", report.findings);
+        assert!(
+            certificate.der().len() <= MAX_CERTIFICATE_DER_BYTES,
+            "{which}"
+        );
+        // Serial: at least 64 bits, positive.
+        assert!(certificate.serial().len() >= 8, "{which}");
+        assert!(certificate.serial()[0] != 0);
+    }
+    for ca in DevCert::ALL.into_iter().filter(|c| c.is_ca()) {
+        let ocsp = pki.ocsp_signer_certificate(ca).expect("ocsp signer per ca");
+        let report = profile::check(ocsp, None).unwrap();
+        assert_eq!(report.profile, Profile::OcspSigner);
+        assert!(report.passed(), "{ca}: {:?}", report.findings);
+        assert!(profile::lint(ocsp, Profile::OcspSigner, Some(pki.certificate(ca))).is_empty());
+    }
+}
+
+#[test]
+fn dev_certificates_have_the_annex_f_shape() {
+    let pki = dev_pki();
+    let secc = pki.certificate(DevCert::Secc);
+    assert_eq!(secc.subject().domain_components(), vec!["CPO"]);
+    assert_eq!(secc.ocsp_urls(), ["http://127.0.0.1:8080/ocsp"]);
+    assert_eq!(
+        secc.crl_urls(),
+        ["http://127.0.0.1:8080/crl/cpo-sub-ca-2.crl"]
+    );
+    let root = pki.certificate(DevCert::V2gRoot);
+    assert!(root.ocsp_urls().is_empty());
+    assert_eq!(root.basic_constraints().unwrap().path_len, None);
+    assert_eq!(
+        pki.certificate(DevCert::CpsSubCa1)
+            .basic_constraints()
+            .unwrap()
+            .path_len,
+        Some(1)
+    );
+    assert_eq!(
+        pki.certificate(DevCert::CpsSubCa2)
+            .basic_constraints()
+            .unwrap()
+            .path_len,
+        Some(0)
+    );
+    let cps = pki.certificate(DevCert::CpsLeaf);
+    assert_eq!(cps.subject().domain_components(), vec!["CPS"]);
+    assert!(!cps.basic_constraints().unwrap().ca);
+    let oem = pki.certificate(DevCert::OemProvisioning);
+    let pcid = oem.common_name().unwrap();
+    assert_eq!(pcid.len(), 18);
+    assert!(pcid.starts_with("PNC"));
+    assert_eq!(oem.san_dns_names(), [pcid.to_owned()]);
+    for which in DevCert::ALL {
+        let certificate = pki.certificate(which);
+        assert_eq!(certificate.subject_key_identifier().unwrap().len(), 8);
+        if let Some(issuer) = which.issuer() {
+            assert_eq!(
+                certificate.authority_key_identifier(),
+                pki.certificate(issuer).subject_key_identifier()
+            );
+            assert!(certificate.not_after() <= pki.certificate(issuer).not_after());
+        }
+    }
+}
+
+#[test]
+fn contract_and_ocsp_signers_are_issued_on_demand() {
+    let pki = dev_pki();
+    let key = SoftwareSigner::generate("contract", SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+    let contract = pki
+        .issue_contract(
+            "DE8AA0012345670",
+            key.public_key_spki_der(),
+            time::Duration::days(730),
+        )
+        .unwrap();
+    assert_eq!(contract.common_name(), Some("DE8AA0012345670"));
+    let report = profile::check(&contract, None).unwrap();
+    assert_eq!(report.profile, Profile::Contract);
+    assert!(report.passed(), "{:?}", report.findings);
+    // Clamped to MO Sub-CA 2's validity.
+    assert!(contract.not_after() <= pki.certificate(DevCert::MoSubCa2).not_after());
+
+    // A wrong check digit is refused when issuing; a non-eMAID CN too.
+    assert!(
+        pki.issue_contract(
+            "DE8AA001234567X",
+            key.public_key_spki_der(),
+            time::Duration::days(30)
+        )
+        .is_err()
+    );
+    assert!(
+        pki.issue_contract(
+            "DE-8AA-001234567",
+            key.public_key_spki_der(),
+            time::Duration::days(30)
+        )
+        .is_err()
+    );
+
+    let ocsp_key = SoftwareSigner::generate("ocsp2", SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+    let ocsp = pki
+        .issue_ocsp_signer(
+            DevCert::MoSubCa2,
+            ocsp_key.public_key_spki_der(),
+            time::Duration::days(30),
+        )
+        .unwrap();
+    assert!(
+        profile::check(&ocsp, Some(Profile::OcspSigner))
+            .unwrap()
+            .passed()
+    );
+    assert!(
+        pki.issue_ocsp_signer(
+            DevCert::Secc,
+            ocsp_key.public_key_spki_der(),
+            time::Duration::days(1)
+        )
+        .is_err()
+    );
+
+    let station = pki
+        .issue_charging_station(
+            "CS-0001",
+            key.public_key_spki_der(),
+            time::Duration::days(365),
+        )
+        .unwrap();
+    let report = profile::check(&station, None).unwrap();
+    assert_eq!(report.profile, Profile::ChargingStation);
+    assert!(report.passed(), "{:?}", report.findings);
+}
+
+#[test]
+fn write_out_and_load_or_create_are_idempotent() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("pki");
+    let kek_path = directory.path().join("kek");
+    let first = DevPki::load_or_create(&out, &kek_path, &DevPkiOptions::default()).unwrap();
+    let kek_mode = std::fs::metadata(&kek_path).unwrap().permissions().mode();
+    assert_eq!(kek_mode & 0o777, 0o600);
+    for name in [
+        "v2g-root.pem",
+        "v2g-root.der",
+        "cps-sub-ca-1.pem",
+        "cps-leaf.der",
+        "oem-provisioning.pem",
+        "ocsp-mo-sub-ca-2.pem",
+        "secc-chain.pem",
+        "dev-pki.json",
+    ] {
+        assert!(out.join(name).exists(), "{name}");
+    }
+    // Keys exist only encrypted: no PEM private key and no raw pkcs#8 anywhere.
+    for entry in walk(&out) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("PRIVATE KEY"), "{}", entry.display());
+        if entry.extension().is_some_and(|e| e == "key") {
+            let mode = std::fs::metadata(&entry).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", entry.display());
+        }
+    }
+    let second = DevPki::load_or_create(&out, &kek_path, &DevPkiOptions::default()).unwrap();
+    for which in DevCert::ALL {
+        assert_eq!(first.certificate(which), second.certificate(which));
+        assert_eq!(
+            first.signer(which).public_key_spki_der(),
+            second.signer(which).public_key_spki_der()
+        );
+    }
+    // The loaded key signs for the loaded certificate.
+    let signature = second.signer(DevCert::CpsLeaf).sign_raw(b"hello").unwrap();
+    assert_eq!(signature.len(), 64);
+}
+
+#[test]
+fn plaintext_test_keys_only_on_request() {
+    let directory = tempfile::tempdir().unwrap();
+    let pki = dev_pki();
+    let store = KeyStore::open(directory.path().join("keys"), Kek::from_bytes([7; 32])).unwrap();
+    pki.write_out(directory.path(), &store, PlaintextTestKeys::Write)
+        .unwrap();
+    for name in ["secc-key.pem", "oem-provisioning-key.pem"] {
+        let path = directory.path().join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!directory.path().join("cps-leaf-key.pem").exists());
+    // write_out refuses to overwrite.
+    assert!(
+        pki.write_out(directory.path(), &store, PlaintextTestKeys::No)
+            .is_err()
+    );
+}
+
+fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "manual: writes a dev pki to $PNC_DEV_PKI_OUT for inspection"]
+fn write_dev_pki_for_inspection() {
+    let out = std::path::PathBuf::from(std::env::var("PNC_DEV_PKI_OUT").unwrap());
+    DevPki::load_or_create(&out, &out.join("kek"), &DevPkiOptions::default()).unwrap();
+}
