@@ -30,5 +30,9 @@ pub use dev::{DevCert, DevEntry, DevPki, DevPkiError, DevPkiOptions, PlaintextTe
 pub use issue::{CertificateTemplate, IssueError, SubjectName, issue};
 pub use keystore::{Kek, KeyStore, KeyStoreError};
 
+pub use path::{
+    CertPosition, Leniency, PathError, ValidatedPath, ValidationOptions, validate_path,
+    validate_path_with,
+};
 pub use profile::{CheckReport, Finding, Profile, Severity};
 pub use signer::{KeyAgreement, SignatureAlgorithm, Signer, SignerError, SoftwareSigner};

@@ -1,1 +1,610 @@
+//! Path validation for foreign certificates (OEM provisioning chains, contract chains, CPS
+//! chains, charger certificates).
+//!
+//! Strict where security depends on it (signatures, validity, CA constraints, path length,
+//! algorithms), lenient where the field deviates harmlessly (iso15118-notes §11.3). Every
+//! leniency is a named [`Leniency`], switchable in [`ValidationOptions`], logged at debug and
+//! reported in [`ValidatedPath::leniencies`].
+//!
+//! Typed errors let the provisioning service pick the ISO ResponseCode:
+//! [`PathError::Expired`] → `FAILED_CertificateExpired`, [`PathError::BadSignature`] →
+//! `FAILED_CertChainError` / `FAILED_SignatureError` by position, and so on.
 
+use std::fmt;
+
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use time::OffsetDateTime;
+
+use crate::certificate::Certificate;
+
+/// A named, logged tolerance for real-world deviations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leniency {
+    /// A leaf without KeyUsage (every Hubject QA leaf). RFC 5280: absent means unrestricted;
+    /// a strict reading of [V2G2-822] would reject them.
+    LeafWithoutKeyUsage,
+    /// A leaf without BasicConstraints (Hubject QA leaves): treated as `CA:FALSE`.
+    LeafWithoutBasicConstraints,
+    /// BasicConstraints encoding the DEFAULT `cA FALSE` explicitly (Hubject CPS leaves):
+    /// BER, not DER; OpenSSL accepts it, strict DER parsers do not.
+    ExplicitDefaultBasicConstraints,
+    /// Issuer and subject names hold the same attributes in a different RDN order.
+    RdnOrder,
+    /// A trust anchor carrying ExtendedKeyUsage (Hubject's `V2G Root CA G2` has OCSPSigning);
+    /// EKU on anchors is ignored.
+    AnchorExtendedKeyUsage,
+}
+
+impl Leniency {
+    pub const ALL: [Leniency; 5] = [
+        Leniency::LeafWithoutKeyUsage,
+        Leniency::LeafWithoutBasicConstraints,
+        Leniency::ExplicitDefaultBasicConstraints,
+        Leniency::RdnOrder,
+        Leniency::AnchorExtendedKeyUsage,
+    ];
+}
+
+/// Validation settings.
+#[derive(Clone, Debug)]
+pub struct ValidationOptions {
+    /// Leniencies that may be applied; any other deviation fails.
+    pub allowed_leniencies: Vec<Leniency>,
+    /// Maximum number of intermediates between leaf and anchor: 2 (Sub-CA 2 and Sub-CA 1)
+    /// [V2G2-009].
+    pub max_intermediates: usize,
+}
+
+impl Default for ValidationOptions {
+    /// Lenient: every [`Leniency`] allowed (foreign certificates).
+    fn default() -> Self {
+        Self {
+            allowed_leniencies: Leniency::ALL.to_vec(),
+            max_intermediates: 2,
+        }
+    }
+}
+
+impl ValidationOptions {
+    /// No leniency at all.
+    pub fn strict() -> Self {
+        Self {
+            allowed_leniencies: Vec::new(),
+            max_intermediates: 2,
+        }
+    }
+}
+
+/// Where in the path a certificate sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CertPosition {
+    Leaf,
+    /// 1 = the leaf's issuer (Sub-CA 2), 2 = its issuer (Sub-CA 1).
+    Intermediate(usize),
+    Anchor,
+}
+
+impl fmt::Display for CertPosition {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Leaf => formatter.write_str("leaf"),
+            Self::Intermediate(level) => write!(formatter, "intermediate {level}"),
+            Self::Anchor => formatter.write_str("trust anchor"),
+        }
+    }
+}
+
+/// Why a path does not validate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("{which} does not parse: {reason}")]
+    Parse { which: String, reason: String },
+    #[error("{which} ({subject}) expired at {not_after}")]
+    Expired {
+        which: CertPosition,
+        subject: String,
+        not_after: OffsetDateTime,
+    },
+    #[error("{which} ({subject}) is not valid before {not_before}")]
+    NotYetValid {
+        which: CertPosition,
+        subject: String,
+        not_before: OffsetDateTime,
+    },
+    #[error("no issuer found for {subject} (issuer {issuer})")]
+    UnknownIssuer { subject: String, issuer: String },
+    #[error("chain error: {reason}")]
+    ChainError { reason: String },
+    #[error("bad signature on {which} ({subject})")]
+    BadSignature {
+        which: CertPosition,
+        subject: String,
+    },
+    #[error("{which} ({subject}) uses the refused algorithm {algorithm}")]
+    WeakAlgorithm {
+        which: CertPosition,
+        subject: String,
+        algorithm: String,
+    },
+    #[error("{which} ({subject}) uses the unsupported algorithm {algorithm}")]
+    UnsupportedAlgorithm {
+        which: CertPosition,
+        subject: String,
+        algorithm: String,
+    },
+    #[error("path has {intermediates} intermediates, at most {max} allowed [V2G2-009]")]
+    PathTooLong { intermediates: usize, max: usize },
+    #[error("{which} ({subject}) needs leniency {leniency:?}, which is not allowed")]
+    LeniencyRefused {
+        which: CertPosition,
+        subject: String,
+        leniency: Leniency,
+    },
+}
+
+/// A validated path, leaf first, trust anchor last.
+#[derive(Clone, Debug)]
+pub struct ValidatedPath {
+    pub certificates: Vec<Certificate>,
+    /// Leniencies applied, with the certificate they were applied to.
+    pub leniencies: Vec<(CertPosition, Leniency)>,
+}
+
+impl ValidatedPath {
+    pub fn leaf(&self) -> &Certificate {
+        &self.certificates[0]
+    }
+
+    pub fn anchor(&self) -> &Certificate {
+        &self.certificates[self.certificates.len() - 1]
+    }
+
+    /// The intermediates, leaf-side first.
+    pub fn intermediates(&self) -> &[Certificate] {
+        let count = self.certificates.len();
+        if count <= 2 {
+            &[]
+        } else {
+            &self.certificates[1..count - 1]
+        }
+    }
+}
+
+/// Validates `leaf` against `anchors` with `intermediates` in any order, at time `at`,
+/// with the lenient defaults of [`ValidationOptions::default`].
+pub fn validate_path(
+    leaf_der: &[u8],
+    intermediates: &[&[u8]],
+    anchors: &[&[u8]],
+    at: OffsetDateTime,
+) -> Result<ValidatedPath, PathError> {
+    validate_path_with(
+        &ValidationOptions::default(),
+        leaf_der,
+        intermediates,
+        anchors,
+        at,
+    )
+}
+
+const OID_ECDSA_SHA1: &str = "1.2.840.10045.4.1";
+const OID_RSA_SHA1: &str = "1.2.840.113549.1.1.5";
+const OID_RSA_MD5: &str = "1.2.840.113549.1.1.4";
+const OID_RSA_MD2: &str = "1.2.840.113549.1.1.2";
+const OID_DSA_SHA1: &str = "1.2.840.10040.4.3";
+
+fn digest_for(oid: &str) -> Result<MessageDigest, bool> {
+    match oid {
+        "1.2.840.10045.4.3.2" | "1.2.840.113549.1.1.11" => Ok(MessageDigest::sha256()),
+        "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => Ok(MessageDigest::sha384()),
+        "1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13" => Ok(MessageDigest::sha512()),
+        OID_ECDSA_SHA1 | OID_RSA_SHA1 | OID_RSA_MD5 | OID_RSA_MD2 | OID_DSA_SHA1 => Err(true),
+        _ => Err(false),
+    }
+}
+
+fn subject_of(certificate: &Certificate) -> String {
+    certificate.subject().to_string()
+}
+
+/// Refuses weak and unknown signature algorithms on `certificate`.
+fn check_algorithm(
+    certificate: &Certificate,
+    which: CertPosition,
+) -> Result<MessageDigest, PathError> {
+    let oid = certificate.signature_algorithm_oid();
+    digest_for(oid).map_err(|weak| {
+        let algorithm = match oid {
+            OID_ECDSA_SHA1 => "ecdsa-with-SHA1".to_owned(),
+            OID_RSA_SHA1 => "sha1WithRSAEncryption".to_owned(),
+            OID_RSA_MD5 => "md5WithRSAEncryption".to_owned(),
+            other => other.to_owned(),
+        };
+        if weak {
+            PathError::WeakAlgorithm {
+                which,
+                subject: subject_of(certificate),
+                algorithm,
+            }
+        } else {
+            PathError::UnsupportedAlgorithm {
+                which,
+                subject: subject_of(certificate),
+                algorithm,
+            }
+        }
+    })
+}
+
+fn signature_verifies(child: &Certificate, parent: &Certificate, digest: MessageDigest) -> bool {
+    let Ok(key) = PKey::public_key_from_der(parent.public_key_spki_der()) else {
+        return false;
+    };
+    let Ok(mut verifier) = openssl::sign::Verifier::new(digest, &key) else {
+        return false;
+    };
+    let parsed = child.parsed();
+    verifier.update(&parsed.tbs_der).is_ok()
+        && verifier.verify(&parsed.signature_value).unwrap_or(false)
+}
+
+enum NameMatch {
+    Exact,
+    ReorderedRdns,
+    No,
+}
+
+fn issued_by(child: &Certificate, parent: &Certificate) -> NameMatch {
+    // Key identifiers disambiguate re-keyed CAs with the same name.
+    if let (Some(aki), Some(ski)) = (
+        child.authority_key_identifier(),
+        parent.subject_key_identifier(),
+    ) {
+        if aki != ski {
+            return NameMatch::No;
+        }
+    }
+    if child.issuer().matches(parent.subject()) {
+        NameMatch::Exact
+    } else if child.issuer().matches_ignoring_order(parent.subject()) {
+        NameMatch::ReorderedRdns
+    } else {
+        NameMatch::No
+    }
+}
+
+struct Search<'a> {
+    intermediates: &'a [Certificate],
+    anchors: &'a [Certificate],
+    depth_limit: usize,
+    /// Remembered failure when a name matched but the signature did not verify.
+    bad_signature: Option<PathError>,
+}
+
+/// A found chain: indexes into intermediates (leaf-side first), the anchor index, and
+/// whether an RDN-order leniency was needed at each link.
+struct Found {
+    intermediates: Vec<usize>,
+    anchor: usize,
+    reordered: Vec<CertPosition>,
+}
+
+impl Search<'_> {
+    fn find(
+        &mut self,
+        current: &Certificate,
+        position: CertPosition,
+        used: &mut Vec<usize>,
+        reordered: &mut Vec<CertPosition>,
+    ) -> Result<Option<Found>, PathError> {
+        let digest = check_algorithm(current, position)?;
+        for (index, anchor) in self.anchors.iter().enumerate() {
+            let name = issued_by(current, anchor);
+            if matches!(name, NameMatch::No) {
+                continue;
+            }
+            if signature_verifies(current, anchor, digest) {
+                let mut reordered = reordered.clone();
+                if matches!(name, NameMatch::ReorderedRdns) {
+                    reordered.push(position);
+                }
+                return Ok(Some(Found {
+                    intermediates: used.clone(),
+                    anchor: index,
+                    reordered,
+                }));
+            }
+            self.bad_signature.get_or_insert(PathError::BadSignature {
+                which: position,
+                subject: subject_of(current),
+            });
+        }
+        if used.len() >= self.depth_limit {
+            return Ok(None);
+        }
+        for (index, candidate) in self.intermediates.iter().enumerate() {
+            if used.contains(&index) {
+                continue;
+            }
+            let name = issued_by(current, candidate);
+            if matches!(name, NameMatch::No) {
+                continue;
+            }
+            if !signature_verifies(current, candidate, digest) {
+                self.bad_signature.get_or_insert(PathError::BadSignature {
+                    which: position,
+                    subject: subject_of(current),
+                });
+                continue;
+            }
+            used.push(index);
+            let pushed = matches!(name, NameMatch::ReorderedRdns);
+            if pushed {
+                reordered.push(position);
+            }
+            let next_position = CertPosition::Intermediate(used.len());
+            let found = self.find(candidate, next_position, used, reordered)?;
+            if pushed {
+                reordered.pop();
+            }
+            used.pop();
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// [`validate_path`] with explicit options.
+pub fn validate_path_with(
+    options: &ValidationOptions,
+    leaf_der: &[u8],
+    intermediates: &[&[u8]],
+    anchors: &[&[u8]],
+    at: OffsetDateTime,
+) -> Result<ValidatedPath, PathError> {
+    let parse = |which: String, der: &[u8]| {
+        Certificate::from_der(der).map_err(|error| PathError::Parse {
+            which,
+            reason: error.to_string(),
+        })
+    };
+    let leaf = parse("leaf".into(), leaf_der)?;
+    let intermediates: Vec<Certificate> = intermediates
+        .iter()
+        .enumerate()
+        .map(|(index, der)| parse(format!("intermediate #{index}"), der))
+        .collect::<Result<_, _>>()?;
+    let anchors: Vec<Certificate> = anchors
+        .iter()
+        .enumerate()
+        .map(|(index, der)| parse(format!("trust anchor #{index}"), der))
+        .collect::<Result<_, _>>()?;
+
+    // The leaf is itself a trust anchor (validating a root).
+    if let Some(anchor) = anchors.iter().find(|anchor| anchor.der() == leaf.der()) {
+        check_algorithm(anchor, CertPosition::Anchor)?;
+        let certificates = vec![anchor.clone()];
+        return finish(options, certificates, Vec::new(), at);
+    }
+
+    // Build with a generous depth first, so an over-long path is reported as such rather than
+    // as an unknown issuer.
+    let mut search = Search {
+        intermediates: &intermediates,
+        anchors: &anchors,
+        depth_limit: options.max_intermediates.max(6),
+        bad_signature: None,
+    };
+    let found = search.find(&leaf, CertPosition::Leaf, &mut Vec::new(), &mut Vec::new())?;
+    let Some(found) = found else {
+        if let Some(error) = search.bad_signature {
+            return Err(error);
+        }
+        return Err(PathError::UnknownIssuer {
+            subject: subject_of(&leaf),
+            issuer: leaf.issuer().to_string(),
+        });
+    };
+    if found.intermediates.len() > options.max_intermediates {
+        // A shorter path may exist through other intermediates.
+        let mut bounded = Search {
+            intermediates: &intermediates,
+            anchors: &anchors,
+            depth_limit: options.max_intermediates,
+            bad_signature: None,
+        };
+        match bounded.find(&leaf, CertPosition::Leaf, &mut Vec::new(), &mut Vec::new())? {
+            Some(shorter) => {
+                return assemble(options, &leaf, &intermediates, &anchors, shorter, at);
+            }
+            None => {
+                return Err(PathError::PathTooLong {
+                    intermediates: found.intermediates.len(),
+                    max: options.max_intermediates,
+                });
+            }
+        }
+    }
+    assemble(options, &leaf, &intermediates, &anchors, found, at)
+}
+
+fn assemble(
+    options: &ValidationOptions,
+    leaf: &Certificate,
+    intermediates: &[Certificate],
+    anchors: &[Certificate],
+    found: Found,
+    at: OffsetDateTime,
+) -> Result<ValidatedPath, PathError> {
+    let mut certificates = vec![leaf.clone()];
+    certificates.extend(
+        found
+            .intermediates
+            .iter()
+            .map(|index| intermediates[*index].clone()),
+    );
+    let anchor = anchors[found.anchor].clone();
+    check_algorithm(&anchor, CertPosition::Anchor)?;
+    certificates.push(anchor);
+    let reordered = found
+        .reordered
+        .into_iter()
+        .map(|position| (position, Leniency::RdnOrder))
+        .collect();
+    finish(options, certificates, reordered, at)
+}
+
+fn position_of(index: usize, count: usize) -> CertPosition {
+    if index == count - 1 {
+        CertPosition::Anchor
+    } else if index == 0 {
+        CertPosition::Leaf
+    } else {
+        CertPosition::Intermediate(index)
+    }
+}
+
+const UNDERSTOOD_CRITICAL: &[&str] = &[
+    "2.5.29.19", // basicConstraints
+    "2.5.29.15", // keyUsage
+    "2.5.29.37", // extKeyUsage
+    "2.5.29.17", // subjectAltName
+    "2.5.29.32", // certificatePolicies
+    "2.5.29.14",
+    "2.5.29.35",
+];
+
+fn finish(
+    options: &ValidationOptions,
+    certificates: Vec<Certificate>,
+    mut leniencies: Vec<(CertPosition, Leniency)>,
+    at: OffsetDateTime,
+) -> Result<ValidatedPath, PathError> {
+    let count = certificates.len();
+    let single = count == 1;
+
+    // Validity, leaf first: the most specific error wins.
+    for (index, certificate) in certificates.iter().enumerate() {
+        let which = if single {
+            CertPosition::Anchor
+        } else {
+            position_of(index, count)
+        };
+        if at < certificate.not_before() {
+            return Err(PathError::NotYetValid {
+                which,
+                subject: subject_of(certificate),
+                not_before: certificate.not_before(),
+            });
+        }
+        if at > certificate.not_after() {
+            return Err(PathError::Expired {
+                which,
+                subject: subject_of(certificate),
+                not_after: certificate.not_after(),
+            });
+        }
+    }
+
+    for (index, certificate) in certificates.iter().enumerate() {
+        let which = if single {
+            CertPosition::Anchor
+        } else {
+            position_of(index, count)
+        };
+        let is_leaf = index == 0 && !single;
+        for extension in &certificate.parsed().extensions {
+            if extension.critical && !UNDERSTOOD_CRITICAL.contains(&extension.oid.as_str()) {
+                return Err(PathError::ChainError {
+                    reason: format!(
+                        "{which} ({}) has the unknown critical extension {}",
+                        subject_of(certificate),
+                        extension.oid
+                    ),
+                });
+            }
+        }
+        let basic = certificate.basic_constraints();
+        if basic.is_some_and(|bc| bc.explicit_default) {
+            leniencies.push((which, Leniency::ExplicitDefaultBasicConstraints));
+        }
+        if is_leaf {
+            if certificate.key_usage().is_none() {
+                leniencies.push((which, Leniency::LeafWithoutKeyUsage));
+            }
+            if basic.is_none() {
+                leniencies.push((which, Leniency::LeafWithoutBasicConstraints));
+            }
+            continue;
+        }
+        // Issuers: CA:TRUE (a v1/v2 anchor without extensions is accepted as an anchor),
+        // keyCertSign when KeyUsage is present, path length respected.
+        let is_anchor = which == CertPosition::Anchor;
+        match basic {
+            Some(bc) if bc.ca => {
+                // Non-self-issued certificates below this one.
+                let below = index.saturating_sub(1);
+                if let Some(path_len) = bc.path_len {
+                    if below > path_len as usize {
+                        return Err(PathError::ChainError {
+                            reason: format!(
+                                "{which} ({}) allows {path_len} intermediates below it, found {below}",
+                                subject_of(certificate)
+                            ),
+                        });
+                    }
+                }
+            }
+            None if is_anchor && certificate.parsed().version < 2 => {}
+            _ => {
+                if single {
+                    // A root validated as itself: no issuing role to check.
+                } else {
+                    return Err(PathError::ChainError {
+                        reason: format!("{which} ({}) is not a CA", subject_of(certificate)),
+                    });
+                }
+            }
+        }
+        if !single {
+            if let Some(key_usage) = certificate.key_usage() {
+                if key_usage.flags & crate::profile::KeyUsageBit::KeyCertSign.flag() == 0 {
+                    return Err(PathError::ChainError {
+                        reason: format!("{which} ({}) lacks keyCertSign", subject_of(certificate)),
+                    });
+                }
+            }
+        }
+        if is_anchor && certificate.extended_key_usage().is_some() {
+            leniencies.push((which, Leniency::AnchorExtendedKeyUsage));
+        }
+    }
+
+    for (which, leniency) in &leniencies {
+        let certificate = &certificates[match which {
+            CertPosition::Leaf => 0,
+            CertPosition::Intermediate(level) => *level,
+            CertPosition::Anchor => count - 1,
+        }];
+        if !options.allowed_leniencies.contains(leniency) {
+            return Err(PathError::LeniencyRefused {
+                which: *which,
+                subject: subject_of(certificate),
+                leniency: *leniency,
+            });
+        }
+        tracing::debug!(
+            leniency = ?leniency,
+            position = %which,
+            subject = %certificate.subject(),
+            "applied path-validation leniency"
+        );
+    }
+    Ok(ValidatedPath {
+        certificates,
+        leniencies,
+    })
+}
