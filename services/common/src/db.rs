@@ -1,0 +1,304 @@
+//! Storage: one code path over SQLite (embedded default) and PostgreSQL (production).
+//!
+//! Each service owns its data. On SQLite it gets its own file, `data_dir/<service>.db`;
+//! on PostgreSQL its own schema, named after the service, in the shared database. Its
+//! migrations (`migrations/<service>/{postgres,sqlite}`) run at start; on PostgreSQL the
+//! migrator holds an advisory lock, so replicas starting together apply them once.
+//!
+//! Queries go through `sqlx::Any`, so services write their SQL once. The rules that keep
+//! one SQL text valid on both backends:
+//! - placeholders are `$1, $2, …` and first appear in ascending order (SQLite numbers
+//!   `$N` parameters by first appearance);
+//! - columns hold only TEXT, BLOB/BYTEA, BIGINT/INTEGER (times as Unix seconds, flags as
+//!   0/1) — the types `Any` maps on both sides;
+//! - name the columns; no `SELECT *` (boulder's rule: a column added later must not change
+//!   what old code reads).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use pnc_proto::error::PncError;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::component::Component;
+
+/// Which database a service keeps its data in.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// One SQLite file per service in this directory.
+    Sqlite { dir: std::path::PathBuf },
+    /// A PostgreSQL database; each service uses its own schema in it.
+    Postgres { url: String },
+}
+
+impl std::fmt::Debug for StorageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageLocation::Sqlite { dir } => write!(f, "Sqlite({})", dir.display()),
+            StorageLocation::Postgres { url } => {
+                write!(f, "Postgres({})", crate::config::redact_url(url))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A service's migrations for both backends, embedded at compile time with
+/// `sqlx::migrate!("../../migrations/<service>/postgres")` and `…/sqlite`.
+pub struct Migrations {
+    pub postgres: &'static Migrator,
+    pub sqlite: &'static Migrator,
+}
+
+/// A connection pool to one service's data.
+#[derive(Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors while opening a database. Start-up turns them into a clear message and a
+/// non-zero exit.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot reach the {backend:?} database for {service}: {source}")]
+    Connect {
+        service: Component,
+        backend: Backend,
+        source: sqlx::Error,
+    },
+    #[error("migrations of {service} failed: {source}")]
+    Migrate {
+        service: Component,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("cannot create the data directory {dir}: {source}")]
+    DataDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Database {
+    /// Opens (creating if needed) the service's database and applies its migrations.
+    pub async fn open(
+        service: Component,
+        location: &StorageLocation,
+        migrations: &Migrations,
+    ) -> Result<Database, OpenError> {
+        sqlx::any::install_default_drivers();
+        match location {
+            StorageLocation::Sqlite { dir } => Self::open_sqlite(service, dir, migrations).await,
+            StorageLocation::Postgres { url } => {
+                Self::open_postgres(service, url, migrations).await
+            }
+        }
+    }
+
+    async fn open_sqlite(
+        service: Component,
+        dir: &Path,
+        migrations: &Migrations,
+    ) -> Result<Database, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let file = dir.join(format!("{}.db", service.name()));
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let connect_error = |source| OpenError::Connect {
+            service,
+            backend: Backend::Sqlite,
+            source,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; busy_timeout makes a
+                    // second writer (e.g. `pnc client add` while the server runs) wait
+                    // instead of failing.
+                    connection
+                        .execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(connect_error)?;
+        migrations
+            .sqlite
+            .run(&pool)
+            .await
+            .map_err(|source| OpenError::Migrate { service, source })?;
+        Ok(Database {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    async fn open_postgres(
+        service: Component,
+        url: &str,
+        migrations: &Migrations,
+    ) -> Result<Database, OpenError> {
+        let connect_error = |source| OpenError::Connect {
+            service,
+            backend: Backend::Postgres,
+            source,
+        };
+        let schema = service.name();
+        // The schema must exist before a connection can put it on its search path.
+        {
+            let bootstrap = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(connect_error)?;
+            // Two replicas may race here; IF NOT EXISTS can still collide on the catalog's
+            // unique index, so a duplicate-schema error counts as success.
+            if let Err(error) = bootstrap
+                .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await
+            {
+                let duplicate = error
+                    .as_database_error()
+                    .and_then(|db| db.code())
+                    .is_some_and(|code| code == "23505" || code == "42P06");
+                if !duplicate {
+                    return Err(connect_error(error));
+                }
+            }
+            bootstrap.close().await;
+        }
+        let search_path = format!("SET search_path TO {schema}");
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    connection.execute(search_path.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(connect_error)?;
+        migrations
+            .postgres
+            .run(&pool)
+            .await
+            .map_err(|source| OpenError::Migrate { service, source })?;
+        Ok(Database {
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers, for health checks.
+    pub async fn ping(&self) -> Result<(), PncError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx_error)
+    }
+}
+
+impl StorageLocation {
+    /// SQLite in `data_dir` unless a database URL is given.
+    pub fn from_config(
+        database_url: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<StorageLocation, String> {
+        match database_url {
+            None => Ok(StorageLocation::Sqlite {
+                dir: data_dir.to_path_buf(),
+            }),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(StorageLocation::Postgres {
+                    url: url.to_string(),
+                })
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or(path);
+                Ok(StorageLocation::Sqlite {
+                    dir: std::path::PathBuf::from_str(path).map_err(|e| e.to_string())?,
+                })
+            }
+            Some(url) => Err(format!(
+                "database_url must start with postgres:// (got `{}`)",
+                crate::config::redact_url(url)
+            )),
+        }
+    }
+}
+
+/// Maps a storage error to the error the caller sees: constraint violations are the
+/// caller's problem, anything else means the database is not usable right now.
+pub fn map_sqlx_error(error: sqlx::Error) -> PncError {
+    match &error {
+        sqlx::Error::RowNotFound => PncError::not_found("no such record"),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            PncError::already_exists("a record with this identity exists already")
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => PncError::new(
+            pnc_proto::error::ErrorKind::FailedPrecondition,
+            "a referenced record does not exist",
+        ),
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => {
+            tracing::warn!(error = %error, "database unavailable");
+            PncError::unavailable("the database is unavailable")
+        }
+        _ => {
+            tracing::error!(error = %error, "database error");
+            PncError::internal("storage error")
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, the time format of every table.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,349 @@
+//! Authentication at the edge: access tokens (ES256 JWTs issued by `/oauth/token`) and,
+//! for chargers and CSMSs, mTLS client certificates. Roles and scopes are checked here
+//! and the principal travels on to the services.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use pnc_proto::principal::{Principal, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Claims of pnc's access tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The client ID.
+    pub sub: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub role: String,
+    /// OPCP-style space-separated scope string.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wmis: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_ids: Vec<String>,
+    #[serde(default)]
+    pub client_name: String,
+}
+
+/// Issues and checks access tokens with one EC P-256 key.
+#[derive(Clone)]
+pub struct TokenAuthority {
+    encoding: Arc<EncodingKey>,
+    decoding: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+    issuer: String,
+    ttl_seconds: u64,
+}
+
+impl std::fmt::Debug for TokenAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuthority")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenAuthority {
+    /// Loads the signing key from `key_file`, or from `data_dir/gateway/token-signing-key.pem`
+    /// (made on first use, mode 0600).
+    pub fn load_or_create(
+        key_file: Option<&Path>,
+        data_dir: &Path,
+        issuer: &str,
+        ttl_seconds: u64,
+    ) -> anyhow::Result<TokenAuthority> {
+        let pem = match key_file {
+            Some(path) => std::fs::read(path).map_err(|error| {
+                anyhow::anyhow!("token signing key {}: {error}", path.display())
+            })?,
+            None => load_or_create_key(&data_dir.join("gateway").join("token-signing-key.pem"))?,
+        };
+        let private = PKey::private_key_from_pem(&pem)?;
+        let public_pem = private.public_key_to_pem()?;
+        let encoding = EncodingKey::from_ec_pem(&private.private_key_to_pem_pkcs8()?)?;
+        let decoding = DecodingKey::from_ec_pem(&public_pem)?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[issuer]);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(TokenAuthority {
+            encoding: Arc::new(encoding),
+            decoding: Arc::new(decoding),
+            validation: Arc::new(validation),
+            issuer: issuer.to_string(),
+            ttl_seconds,
+        })
+    }
+
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_seconds
+    }
+
+    /// A token for `principal`.
+    pub fn issue(&self, principal: &Principal, client_name: &str) -> anyhow::Result<String> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let role = Role::try_from(principal.role).unwrap_or(Role::Unspecified);
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.issuer.clone(),
+            sub: principal.client_id.clone(),
+            iat: now,
+            exp: now + self.ttl_seconds,
+            jti: uuid::Uuid::new_v4().to_string(),
+            role: role.name().to_string(),
+            scope: scope_string(role),
+            wmis: principal.wmis.clone(),
+            provider_ids: principal.provider_ids.clone(),
+            operator_ids: principal.operator_ids.clone(),
+            client_name: client_name.to_string(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::ES256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// The principal of a valid token.
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        if token.len() > 8192 {
+            return Err(ApiError::unauthorized("invalid access token"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("access token expired")
+                }
+                _ => ApiError::unauthorized("invalid access token"),
+            })?;
+        let claims = data.claims;
+        let role = Role::from_name(&claims.role)
+            .ok_or_else(|| ApiError::unauthorized("invalid access token"))?;
+        Ok(Principal {
+            client_id: claims.sub,
+            role: role as i32,
+            wmis: claims.wmis,
+            provider_ids: claims.provider_ids,
+            operator_ids: claims.operator_ids,
+        })
+    }
+}
+
+/// OPCP's scope names for what a role may use.
+pub fn scope_string(role: Role) -> String {
+    match role {
+        Role::Admin => "rcpservice pcpservice ccpservice cpservice pkigateway admin",
+        Role::Oem => "pcpservice ccpservice",
+        Role::Emsp => "cpservice ccpservice",
+        Role::Cpo => "rcpservice ccpservice pkigateway",
+        Role::Charger => "rcpservice pkigateway",
+        Role::Unspecified => "",
+    }
+    .to_string()
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(pem) = std::fs::read(path) {
+        return Ok(pem);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let pem = key.private_key_to_pem_pkcs8()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(&pem)?;
+            file.sync_all()?;
+            Ok(pem)
+        }
+        // Another process made it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            for _ in 0..50 {
+                let pem = std::fs::read(path)?;
+                if !pem.is_empty() && PKey::private_key_from_pem(&pem).is_ok() {
+                    return Ok(pem);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(anyhow::anyhow!(
+                "token signing key {} is unreadable",
+                path.display()
+            ))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// An authenticated caller. As an extractor it answers 401 when the request carries no
+/// valid credentials; it runs before any body extractor, so 401 comes before 400.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl Authenticated {
+    pub fn role(&self) -> Role {
+        Role::try_from(self.0.role).unwrap_or(Role::Unspecified)
+    }
+
+    /// 403 unless the caller has one of `roles` (admins pass every role check).
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
+        let role = self.role();
+        if role == Role::Admin || roles.contains(&role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role {} may not use this endpoint",
+                role.name()
+            )))
+        }
+    }
+
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        self.require_role(&[])
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Authenticated, ApiError> {
+        let bearer = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        // MaEVe sends the token in x-api-key.
+        let api_key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim);
+        let Some(token) = bearer.or(api_key) else {
+            return Err(ApiError::unauthorized("missing access token"));
+        };
+        let principal = state.tokens.verify(token)?;
+        Ok(Authenticated(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority(dir: &Path) -> TokenAuthority {
+        TokenAuthority::load_or_create(None, dir, "pnc-test", 60).expect("authority")
+    }
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            client_id: "client-1".into(),
+            role: role as i32,
+            wmis: vec!["PNC".into()],
+            provider_ids: vec![],
+            operator_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn ok_issued_token_verifies_to_the_same_principal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = authority(dir.path());
+        let token = tokens
+            .issue(&principal(Role::Oem), "an oem")
+            .expect("issue");
+        assert_eq!(tokens.verify(&token).expect("verify"), principal(Role::Oem));
+    }
+
+    #[test]
+    fn ok_key_is_shared_through_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = authority(dir.path())
+            .issue(&principal(Role::Cpo), "cpo")
+            .expect("issue");
+        assert!(authority(dir.path()).verify(&token).is_ok());
+    }
+
+    #[test]
+    fn fail_token_of_another_key() {
+        let first = tempfile::tempdir().expect("tempdir");
+        let second = tempfile::tempdir().expect("tempdir");
+        let token = authority(first.path())
+            .issue(&principal(Role::Admin), "admin")
+            .expect("issue");
+        let error = authority(second.path())
+            .verify(&token)
+            .expect_err("foreign key");
+        assert_eq!(error.status, http::StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn fail_tampered_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = authority(dir.path());
+        let token = tokens.issue(&principal(Role::Cpo), "cpo").expect("issue");
+        // Swap the payload for one claiming the admin role.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = tokens.issue(&principal(Role::Admin), "x").expect("issue");
+        let forged_payload = forged.split('.').nth(1).expect("payload");
+        parts[1] = forged_payload;
+        let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+        assert!(tokens.verify(&tampered).is_err());
+    }
+
+    #[test]
+    fn fail_expired_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = authority(dir.path());
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            iss: "pnc-test".into(),
+            aud: "pnc-test".into(),
+            sub: "c".into(),
+            iat: now - 7200,
+            exp: now - 3600,
+            jti: "j".into(),
+            role: "admin".into(),
+            scope: String::new(),
+            wmis: vec![],
+            provider_ids: vec![],
+            operator_ids: vec![],
+            client_name: String::new(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &tokens.encoding)
+            .expect("encode");
+        let error = tokens.verify(&token).expect_err("expired");
+        assert_eq!(error.messages, vec!["access token expired".to_string()]);
+    }
+}

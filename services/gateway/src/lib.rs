@@ -1,0 +1,182 @@
+//! The gateway: pnc's only HTTP edge.
+//!
+//! It authenticates (access tokens from `/oauth/token`, later mTLS client certificates),
+//! checks role and scope, turns each request into one typed gRPC call, and maps errors
+//! back to OPCP's `{errorMessages, traceId}` body. Layout: [`routes`] holds one module
+//! per API family; [`auth`], [`error`], [`extract`] and [`context`] are the cross-cutting
+//! parts every route uses.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use pnc_common::Component;
+use pnc_common::runtime::{ComponentContext, RunningComponent};
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::TokenAuthority;
+use crate::error::ApiError;
+use crate::state::{AppState, Channels};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pnc",
+        description = "Open ISO 15118 Plug & Charge backend: OPCP v1, OPNC v1, OCPP-shaped JSON and OCSP"
+    ),
+    modifiers(&SecurityAddon)
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The router with every route, and the OpenAPI document generated from the handlers.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::oauth::issue_token))
+        .routes(routes!(routes::system::healthz))
+        .routes(routes!(routes::system::metrics))
+        .routes(routes!(routes::roots::list_roots))
+        .split_for_parts();
+    let openapi_json = Arc::new(
+        openapi
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".to_string()),
+    );
+    let max_body_bytes = state.config.http.max_body_bytes;
+    let request_timeout = Duration::from_millis(state.config.http.request_timeout_ms);
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let openapi_json = openapi_json.clone();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    openapi_json.as_str().to_string(),
+                )
+            }
+        }),
+    )
+    .fallback(|| async { ApiError::not_found("no such endpoint") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this endpoint",
+        )
+    })
+    .route_layer(axum::middleware::from_fn(context::route_metrics))
+    .layer(DefaultBodyLimit::max(max_body_bytes))
+    .layer(axum::middleware::from_fn(move |request, next| {
+        reject_oversized(request, next, max_body_bytes)
+    }))
+    .layer(axum::middleware::from_fn(move |request, next| {
+        deadline(request, next, request_timeout)
+    }))
+    .layer(axum::middleware::from_fn(context::request_context))
+    .with_state(state)
+}
+
+/// 413 before reading a body whose declared length is over the limit.
+async fn reject_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    max_body_bytes: usize,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_body_bytes as u64) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// 504 for a request that takes longer than the configured deadline.
+async fn deadline(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    timeout: Duration,
+) -> axum::response::Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "request took too long").into_response()
+        }
+    }
+}
+
+/// Binds the HTTP listener and serves until `context.shutdown` fires; in-flight requests
+/// then get `http.shutdown_grace_ms` to finish.
+pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent> {
+    let config = context.config.clone();
+    let tokens = TokenAuthority::load_or_create(
+        config.auth.token_signing_key_file.as_deref(),
+        &config.data_dir,
+        &config.auth.issuer,
+        config.auth.token_ttl_seconds,
+    )?;
+    let state = AppState {
+        config: config.clone(),
+        tokens,
+        channels: Channels::connect(&context)?,
+    };
+    // Install the recorder before the first request records anything.
+    let _ = pnc_common::telemetry::metrics_handle();
+    let app = router(state);
+    let listener = TcpListener::bind(context.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let shutdown = context.shutdown.clone();
+    let grace = Duration::from_millis(config.http.shutdown_grace_ms);
+    let task = tokio::spawn(async move {
+        let graceful = axum::serve(listener, app.into_make_service())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::select! {
+            result = graceful => result.map_err(anyhow::Error::from),
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        }
+    });
+    tracing::info!(%local_addr, "gateway listening");
+    Ok(RunningComponent {
+        component: Component::Gateway,
+        local_addr,
+        task,
+    })
+}

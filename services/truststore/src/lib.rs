@@ -1,0 +1,49 @@
+//! The truststore service: the root pool (V2G, MO, OEM, PE, CSMS and manufacturer roots)
+//! and the intermediate CAs pnc knows. It answers "which anchors for this use" and calls
+//! no other service.
+
+mod service;
+pub mod store;
+
+use pnc_common::Component;
+use pnc_common::db::{Database, Migrations};
+use pnc_common::grpc::GrpcServer;
+use pnc_common::runtime::{ComponentContext, RunningComponent};
+use pnc_proto::truststore::v1::trust_store_server::TrustStoreServer;
+
+pub static MIGRATIONS: Migrations = Migrations {
+    postgres: &sqlx::migrate!("../../migrations/truststore/postgres"),
+    sqlite: &sqlx::migrate!("../../migrations/truststore/sqlite"),
+};
+
+/// Opens the truststore's database (applying migrations).
+pub async fn open_database(context: &ComponentContext) -> anyhow::Result<Database> {
+    Ok(Database::open(Component::Truststore, &context.storage, &MIGRATIONS).await?)
+}
+
+/// Opens storage, binds the gRPC port and serves until `context.shutdown` fires.
+pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent> {
+    let database = open_database(&context).await?;
+    let server = GrpcServer::bind(Component::Truststore, context.listen).await?;
+    let local_addr = server.local_addr()?;
+    let store = store::RootStore::new(database.clone());
+    let routes = tonic::service::Routes::new(TrustStoreServer::new(
+        service::TrustStoreService::new(store),
+    ));
+    let task = tokio::spawn(async move {
+        server
+            .serve(
+                routes,
+                &context.tls,
+                Some(database),
+                context.shutdown.clone(),
+            )
+            .await
+    });
+    tracing::info!(%local_addr, "truststore listening");
+    Ok(RunningComponent {
+        component: Component::Truststore,
+        local_addr,
+        task,
+    })
+}
