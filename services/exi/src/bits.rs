@@ -1,0 +1,156 @@
+//! Bit-packed stream I/O (EXI 1.0 §7.1, alignment option "bit-packed").
+
+use crate::error::ExiError;
+
+#[derive(Default)]
+pub struct BitWriter {
+    buf: Vec<u8>,
+    cur: u8,
+    n: u8,
+}
+
+impl BitWriter {
+    pub fn with_capacity(cap: usize) -> Self {
+        BitWriter { buf: Vec::with_capacity(cap), cur: 0, n: 0 }
+    }
+
+    /// Writes the `n` low bits of `v`, most significant first (§7.1.9).
+    #[inline]
+    pub fn bits(&mut self, v: u64, n: u8) {
+        for i in (0..n).rev() {
+            self.cur = (self.cur << 1) | ((v >> i) & 1) as u8;
+            self.n += 1;
+            if self.n == 8 {
+                self.buf.push(self.cur);
+                self.cur = 0;
+                self.n = 0;
+            }
+        }
+    }
+
+    /// A whole octet (binary content, unsigned-integer groups).
+    #[inline]
+    pub fn byte(&mut self, b: u8) {
+        if self.n == 0 {
+            self.buf.push(b);
+        } else {
+            let s = self.n;
+            let v = (u16::from(self.cur) << 8 | u16::from(b)) >> s;
+            self.buf.push(v as u8);
+            self.cur = b & ((1u8 << s) - 1);
+        }
+    }
+
+    pub fn bytes(&mut self, b: &[u8]) {
+        if self.n == 0 {
+            self.buf.extend_from_slice(b);
+        } else {
+            for &x in b {
+                self.byte(x);
+            }
+        }
+    }
+
+    /// Unsigned Integer (§7.1.6): 7-bit groups, least significant first.
+    #[inline]
+    pub fn uint(&mut self, mut v: u64) {
+        loop {
+            let g = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.byte(g);
+                return;
+            }
+            self.byte(g | 0x80);
+        }
+    }
+
+    /// Pads with zero bits to the byte boundary and returns the stream.
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            let pad = 8 - self.n;
+            self.buf.push(self.cur << pad);
+        }
+        self.buf
+    }
+}
+
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        BitReader { data, pos: 0 }
+    }
+
+    /// Current position in bits.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn remaining_bits(&self) -> usize {
+        (self.data.len() * 8).saturating_sub(self.pos)
+    }
+
+    #[inline]
+    pub fn bits(&mut self, n: u8) -> Result<u64, ExiError> {
+        if (n as usize) > self.remaining_bits() {
+            return Err(ExiError::Truncated { bit: self.pos });
+        }
+        let mut v = 0u64;
+        for _ in 0..n {
+            let byte = self.data.get(self.pos / 8).copied().unwrap_or(0);
+            let bit = (byte >> (7 - (self.pos % 8))) & 1;
+            v = (v << 1) | u64::from(bit);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+
+    #[inline]
+    pub fn byte(&mut self) -> Result<u8, ExiError> {
+        if self.pos % 8 == 0 {
+            let b = *self.data.get(self.pos / 8).ok_or(ExiError::Truncated { bit: self.pos })?;
+            self.pos += 8;
+            Ok(b)
+        } else {
+            Ok(self.bits(8)? as u8)
+        }
+    }
+
+    /// Unsigned Integer (§7.1.6) that must fit in 64 bits.
+    pub fn uint(&mut self) -> Result<u64, ExiError> {
+        let start = self.pos;
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let g = u64::from(b & 0x7f);
+            if i == 9 && (g > 1 || b & 0x80 != 0) {
+                return Err(ExiError::IntegerOverflow { bit: start });
+            }
+            v |= g << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(ExiError::IntegerOverflow { bit: start })
+    }
+
+    /// Unsigned Integer of any size as 7-bit groups (least significant first), at most `max_groups`.
+    pub fn uint_groups(&mut self, max_groups: usize) -> Result<Vec<u8>, ExiError> {
+        let start = self.pos;
+        let mut g = Vec::new();
+        loop {
+            let b = self.byte()?;
+            g.push(b & 0x7f);
+            if b & 0x80 == 0 {
+                return Ok(g);
+            }
+            if g.len() >= max_groups {
+                return Err(ExiError::IntegerOverflow { bit: start });
+            }
+        }
+    }
+}
