@@ -363,11 +363,6 @@ impl Encoder {
         Encoder { t, w, stack: Vec::with_capacity(16), names: None, fragment, roots: 0 }
     }
 
-    fn names(&mut self) -> &mut NameTable {
-        let t = self.t;
-        self.names.get_or_insert_with(|| NameTable::new(t))
-    }
-
     /// Writes a qname through the URI and local-name string tables (§7.1.7).
     fn write_qname(&mut self, ns: &str, local: &str) {
         let names = self.names.get_or_insert_with(|| NameTable::new(self.t));
@@ -517,10 +512,16 @@ impl Encoder {
         let t = self.t;
         let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("xsi:type outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            return self.builtin_at(XSI_NS, "type", ValRef::Str(&format!("{{{ns}}}{local}")));
+            if top.state != BUILTIN_START {
+                return Err(ExiError::Encode("xsi:type after content".into()));
+            }
+            // AT(*) of the built-in grammar with qname xsi:type and a QName value
+            self.w.bits(1, 2);
+            self.write_qname(XSI_NS, "type");
+        } else {
+            let st = &t.states[top.state as usize];
+            self.level2(st, &t.grammars[top.grammar as usize], L2::XsiType)?;
         }
-        let st = &t.states[top.state as usize];
-        self.level2(st, &t.grammars[top.grammar as usize], L2::XsiType)?;
         self.write_qname(ns, local);
         if let Some(q) = lookup(t, ns, local)
             && let Some((_, g)) = t.named_types.iter().find(|(x, _)| *x == q)
@@ -788,6 +789,10 @@ impl Encoder {
         if let Some(a) = e.attrs.iter().find(|a| a.name.ns == XSI_NS && a.name.local == "type") {
             let q = QName::from_clark(&a.value).unwrap_or_else(|| QName::new("", a.value.clone()));
             self.xsi_type(&q.ns, &q.local)?;
+        } else if self.stack.last().is_some_and(|f| f.grammar == NO_GRAMMAR) {
+            // EXI profile: with no built-in element grammars available, an undeclared element
+            // is announced as xsi:type="xs:anyType" (what EXIficient writes)
+            self.xsi_type("http://www.w3.org/2001/XMLSchema", "anyType")?;
         }
         if let Some(a) = e.attrs.iter().find(|a| a.name.ns == XSI_NS && a.name.local == "nil") {
             let v = a.value.trim();
@@ -975,11 +980,15 @@ impl<'a> Decoder<'a> {
         if depth > MAX_DEPTH {
             return Err(ExiError::TooDeep { max: MAX_DEPTH, bit: self.r.pos() });
         }
-        let t = self.t;
-        let mut e = Element { name, attrs: vec![], children: vec![] };
+        let e = Element { name, attrs: vec![], children: vec![] };
         if g == NO_GRAMMAR {
             return self.builtin_element(e, depth);
         }
+        self.element_in(e, g, depth)
+    }
+
+    fn element_in(&mut self, mut e: Element, g: u32, depth: usize) -> Result<Element, ExiError> {
+        let t = self.t;
         let mut g = g;
         let mut s = t.grammars.get(g as usize).map(|x| x.start).ok_or(ExiError::Unsupported("grammar".into()))?;
         loop {
@@ -1117,6 +1126,16 @@ impl<'a> Decoder<'a> {
                 0 => return Ok(e),
                 1 if start => {
                     let q = self.read_qname()?;
+                    if q.ns == XSI_NS && q.local == "type" {
+                        let ty = self.read_qname()?;
+                        e.attrs.push(Attribute { name: q, value: ty.clark() });
+                        if let Some(qq) = lookup(self.t, &ty.ns, &ty.local)
+                            && let Some((_, ng)) = self.t.named_types.iter().find(|(x, _)| *x == qq)
+                        {
+                            return self.element_in(e, *ng, depth);
+                        }
+                        continue;
+                    }
                     let v = self.value(global_attr_dt(self.t, &q.ns, &q.local))?;
                     e.attrs.push(Attribute { name: q, value: v });
                 }

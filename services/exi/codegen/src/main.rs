@@ -1058,6 +1058,13 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
     for q in &named {
         l.named_type(q)?;
     }
+    // built-in types, reachable through xsi:type (anyType is what EXIficient announces for
+    // undeclared elements under maximumNumberOfBuiltInElementGrammars=0)
+    for t in XSD_TYPES {
+        if t == "anyType" || Loader::builtin_facets(t).is_some() {
+            l.named_type(&QNs::new(XS, t))?;
+        }
+    }
     let mut global_info = vec![];
     for q in &globals {
         let (t, abs, nil) = l.global_elem(q)?;
