@@ -180,7 +180,6 @@ impl fmt::Display for DistinguishedName {
 pub(crate) struct RawExtension {
     pub oid: String,
     pub critical: bool,
-    pub value: Vec<u8>,
     pub parse_error: Option<String>,
 }
 
@@ -459,7 +458,6 @@ fn extract(certificate: &X509Certificate<'_>) -> Result<Parsed, CertificateError
         parsed.extensions.push(RawExtension {
             oid: extension.oid.to_id_string(),
             critical: extension.critical,
-            value: extension.value.to_vec(),
             parse_error,
         });
         match extension.parsed_extension() {

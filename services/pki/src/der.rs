@@ -188,7 +188,6 @@ pub(crate) mod oids {
     pub const COMMON_NAME: &[u64] = &[2, 5, 4, 3];
     pub const COUNTRY: &[u64] = &[2, 5, 4, 6];
     pub const ORGANIZATION: &[u64] = &[2, 5, 4, 10];
-    pub const ORGANIZATIONAL_UNIT: &[u64] = &[2, 5, 4, 11];
     pub const DOMAIN_COMPONENT: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 25];
     pub const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
     pub const KEY_USAGE: &[u64] = &[2, 5, 29, 15];
@@ -200,9 +199,6 @@ pub(crate) mod oids {
     pub const AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
     pub const AD_OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
     pub const OCSP_NOCHECK: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
-    pub const KP_SERVER_AUTH: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 1];
-    pub const KP_CLIENT_AUTH: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 2];
-    pub const KP_OCSP_SIGNING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 9];
 }
 
 #[cfg(test)]

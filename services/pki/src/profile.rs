@@ -19,7 +19,6 @@ pub const MIN_SERIAL_BITS: usize = 64;
 const OID_ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_PRIME256V1: &str = "1.2.840.10045.3.1.7";
-pub(crate) const OID_EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
 pub(crate) const OID_EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 pub(crate) const OID_EKU_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
 pub(crate) const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";

@@ -242,7 +242,7 @@ fn webpki_accepts_the_secc_as_server_and_charger_as_client() {
     ];
     secc.verify_for_usage(
         algorithms,
-        &[anchor.clone()],
+        std::slice::from_ref(&anchor),
         &intermediates,
         now,
         webpki::KeyUsage::server_auth(),

@@ -28,9 +28,12 @@ fn independent_open(receiver: &p256::SecretKey, encrypted: &[u8; 48], dh: &[u8; 
     let shared = p256::ecdh::diffie_hellman(receiver.to_nonzero_scalar(), ephemeral.as_affine());
     let key = independent_kdf(shared.raw_secret_bytes());
     let mut buffer = encrypted[16..].to_vec();
-    Aes128CbcDec::new(&key.into(), encrypted[..16].try_into().unwrap())
-        .decrypt_padded_mut::<NoPadding>(&mut buffer)
-        .unwrap();
+    Aes128CbcDec::new(
+        &key.into(),
+        aes::cipher::generic_array::GenericArray::from_slice(&encrypted[..16]),
+    )
+    .decrypt_padded_mut::<NoPadding>(&mut buffer)
+    .unwrap();
     buffer.try_into().unwrap()
 }
 
