@@ -351,6 +351,13 @@ impl Certificate {
         &self.parsed.spki_der
     }
 
+    /// The EC public key as an uncompressed point `04 ‖ X ‖ Y`; `None` for non-EC keys.
+    pub fn public_key_uncompressed(&self) -> Option<Vec<u8>> {
+        crate::signer::uncompressed_point_from_spki(&self.parsed.spki_der)
+            .ok()
+            .map(|(_, point)| point)
+    }
+
     pub fn basic_constraints(&self) -> Option<BasicConstraintsInfo> {
         self.parsed.basic_constraints
     }

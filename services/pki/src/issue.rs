@@ -494,3 +494,103 @@ fn build_tbs(
 fn assemble(tbs: &[u8], signature_algorithm: &[u8], signature: &[u8]) -> Vec<u8> {
     der::sequence(&[tbs, signature_algorithm, &der::bit_string(signature)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signer::{SignatureAlgorithm, SoftwareSigner};
+
+    fn root() -> (Certificate, SoftwareSigner) {
+        let key = SoftwareSigner::generate("root", SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let template = CertificateTemplate::new(
+            Profile::V2gRoot,
+            SubjectName::new("root").country("DE"),
+            key.public_key_spki_der().to_vec(),
+            now,
+            now + time::Duration::days(10),
+        );
+        (issue(&template, None, &key).unwrap(), key)
+    }
+
+    #[test]
+    fn tbs_is_deterministic_for_a_fixed_template() {
+        let (root, root_key) = root();
+        let leaf_key =
+            SoftwareSigner::generate("leaf", SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut template = CertificateTemplate::new(
+            Profile::OcspSigner,
+            SubjectName::new("ocsp"),
+            leaf_key.public_key_spki_der().to_vec(),
+            root.not_before(),
+            root.not_after(),
+        );
+        template.serial = Some(vec![0x11; 9]);
+        let first = issue(&template, Some(&root), &root_key).unwrap();
+        let second = issue(&template, Some(&root), &root_key).unwrap();
+        assert_eq!(first.parsed().tbs_der, second.parsed().tbs_der);
+    }
+
+    #[test]
+    fn refuses_what_the_profile_forbids() {
+        let (root, root_key) = root();
+        let leaf_key =
+            SoftwareSigner::generate("leaf", SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let base = CertificateTemplate::new(
+            Profile::Secc,
+            SubjectName::new("DE*PNC*E1"),
+            leaf_key.public_key_spki_der().to_vec(),
+            now,
+            now + time::Duration::days(5),
+        );
+        // No AIA OCSP URL: the profile requires one.
+        let error = issue(&base, Some(&root), &root_key).unwrap_err();
+        assert!(
+            matches!(&error, IssueError::Lint(findings) if findings.iter().any(|f| f.code == "ocsp-url-missing")),
+            "{error}"
+        );
+        // A short serial.
+        let mut short = base.clone();
+        short.ocsp_url = Some("http://127.0.0.1/ocsp".into());
+        short.serial = Some(vec![0x01, 0x02]);
+        let error = issue(&short, Some(&root), &root_key).unwrap_err();
+        assert!(
+            matches!(&error, IssueError::Lint(findings) if findings.iter().any(|f| f.code == "serial-too-short")),
+            "{error}"
+        );
+        // Wrong signer for the issuer certificate.
+        let mut fine = short.clone();
+        fine.serial = None;
+        assert!(matches!(
+            issue(&fine, Some(&root), &leaf_key),
+            Err(IssueError::Issuer(_))
+        ));
+        // A P-521 subject key is not ISO 15118-2.
+        let p521 = SoftwareSigner::generate("p521", SignatureAlgorithm::EcdsaP521Sha512).unwrap();
+        let mut big = fine.clone();
+        big.subject_public_key_spki_der = p521.public_key_spki_der().to_vec();
+        assert!(matches!(
+            issue(&big, Some(&root), &root_key),
+            Err(IssueError::Lint(_))
+        ));
+        // Validity outside the issuer's is clamped, not refused.
+        let mut long = fine.clone();
+        long.not_after = now + time::Duration::days(1000);
+        let clamped = issue(&long, Some(&root), &root_key).unwrap();
+        assert_eq!(clamped.not_after(), root.not_after());
+        // Too-long names and bad URLs are template errors, not panics.
+        let mut bad = fine.clone();
+        bad.subject.common_name = "x".repeat(65);
+        assert!(matches!(
+            issue(&bad, Some(&root), &root_key),
+            Err(IssueError::InvalidTemplate(_))
+        ));
+        let mut bad = fine;
+        bad.ocsp_url = Some("ftp://x".into());
+        assert!(matches!(
+            issue(&bad, Some(&root), &root_key),
+            Err(IssueError::InvalidTemplate(_))
+        ));
+    }
+}

@@ -69,6 +69,14 @@ fn dev_certificates_have_the_annex_f_shape() {
     let cps = pki.certificate(DevCert::CpsLeaf);
     assert_eq!(cps.subject().domain_components(), vec!["CPS"]);
     assert!(!cps.basic_constraints().unwrap().ca);
+    let secc_point = secc.public_key_uncompressed().unwrap();
+    assert_eq!(secc_point.len(), 65);
+    assert_eq!(
+        secc_point,
+        pki.software_signer(DevCert::Secc)
+            .public_key_uncompressed()
+            .unwrap()
+    );
     let oem = pki.certificate(DevCert::OemProvisioning);
     let pcid = oem.common_name().unwrap();
     assert_eq!(pcid.len(), 18);
