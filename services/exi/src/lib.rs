@@ -12,6 +12,7 @@
 //! - [`cli`]: `pnc exi decode|encode`.
 
 pub mod big;
+pub mod cli;
 pub mod bits;
 pub mod codec;
 pub mod error;
