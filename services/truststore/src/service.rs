@@ -2,7 +2,10 @@
 
 use pnc_proto::common::v1::Certificate;
 use pnc_proto::truststore::v1::{
-    ListRootsRequest, ListRootsResponse, Root, RootType, trust_store_server::TrustStore,
+    AddIntermediateRequest, FindIssuerRequest, FindIssuerResponse, GetRootRequest, KnownCa,
+    ListEventsRequest, ListEventsResponse, ListKnownCasRequest, ListKnownCasResponse,
+    ListRootsRequest, ListRootsResponse, PutRootRequest, Root, RootType,
+    trust_store_server::TrustStore,
 };
 use tonic::{Request, Response, Status};
 
@@ -60,8 +63,54 @@ impl TrustStore for TrustStoreService {
                     certificate: Some(Certificate { der: root.der }),
                     root_type: root_type_from_name(&root.root_type) as i32,
                     sha256_fingerprint: root.sha256_fingerprint,
+                    ..Root::default()
                 })
                 .collect(),
         }))
+    }
+
+    // The root pool's writes and the issuer index are being built (issue 4/6); until
+    // then these answer UNIMPLEMENTED rather than pretending.
+    async fn find_issuer(
+        &self,
+        _request: Request<FindIssuerRequest>,
+    ) -> Result<Response<FindIssuerResponse>, Status> {
+        Err(Status::unimplemented("FindIssuer"))
+    }
+
+    async fn put_root(&self, _request: Request<PutRootRequest>) -> Result<Response<Root>, Status> {
+        Err(Status::unimplemented("PutRoot"))
+    }
+
+    async fn get_root(&self, _request: Request<GetRootRequest>) -> Result<Response<Root>, Status> {
+        Err(Status::unimplemented("GetRoot"))
+    }
+
+    async fn delete_root(
+        &self,
+        _request: Request<GetRootRequest>,
+    ) -> Result<Response<Root>, Status> {
+        Err(Status::unimplemented("DeleteRoot"))
+    }
+
+    async fn add_intermediate(
+        &self,
+        _request: Request<AddIntermediateRequest>,
+    ) -> Result<Response<KnownCa>, Status> {
+        Err(Status::unimplemented("AddIntermediate"))
+    }
+
+    async fn list_known_cas(
+        &self,
+        _request: Request<ListKnownCasRequest>,
+    ) -> Result<Response<ListKnownCasResponse>, Status> {
+        Err(Status::unimplemented("ListKnownCas"))
+    }
+
+    async fn list_events(
+        &self,
+        _request: Request<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        Err(Status::unimplemented("ListEvents"))
     }
 }
