@@ -19,6 +19,7 @@ pub mod error;
 pub mod generated;
 pub mod grammar;
 pub mod iso2;
+pub mod iso20;
 pub mod signature;
 pub mod sink;
 pub mod tree;

@@ -348,3 +348,25 @@ pub fn public_key_from_cert_der(der: &[u8]) -> Result<PKey<Public>, SignatureErr
     let c = openssl::x509::X509::from_der(der).map_err(|e| SignatureError::BadKey(e.to_string()))?;
     c.public_key().map_err(|e| SignatureError::BadKey(e.to_string()))
 }
+
+/// Signs the single reference of ISO 15118-20 `SignedInstallationData` (P-521/SHA-512,
+/// [V2G20-1077]) with the CPS leaf key.
+pub fn sign_iso20_installation_data(
+    sid: &crate::iso20::SignedInstallationData,
+    signer: &dyn ExiSigner,
+) -> Result<Signature, SignatureError> {
+    let e = sid.to_element()?;
+    sign_elements(Profile::Iso20, &[&e], signer)
+}
+
+/// Verifies the header signature of a decoded ISO 15118-20 message (e.g. a
+/// CertificateInstallationReq signed over OEMProvisioningCertificateChain, or a
+/// CertificateInstallationRes signed over SignedInstallationData). References resolve in the
+/// message outside its Header.
+pub fn verify_iso20_message(msg: &Element, key: &PKey<Public>) -> Result<(), SignatureError> {
+    let header = msg.find("Header").ok_or(SignatureError::MissingSignature)?;
+    let sig = header.find("Signature").ok_or(SignatureError::MissingSignature)?;
+    let mut body = msg.clone();
+    body.children.retain(|c| !matches!(c, crate::Node::Element(e) if e.name.local == "Header"));
+    verify(Profile::Iso20, sig, resolver(&body), key)
+}

@@ -1,0 +1,80 @@
+//! ISO 15118-20 typed messages and the single-reference P-521/SHA-512 signature.
+
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use pnc_exi::iso20::*;
+use pnc_exi::signature::{self, Profile, SignatureError};
+use pnc_exi::{Schema, decode_document};
+
+fn res() -> CertificateInstallationRes {
+    CertificateInstallationRes {
+        header: Header { session_id: vec![1, 2, 3, 4, 5, 6, 7, 8], time_stamp: 1_700_000_000, signature: None },
+        response_code: "OK".into(),
+        evse_processing: "Finished".into(),
+        cps_certificate_chain: CertificateChain { id: None, certificate: vec![0x30; 700], sub_certificates: vec![vec![0x31; 650]] },
+        signed_installation_data: SignedInstallationData {
+            id: "SID1".into(),
+            contract_certificate_chain: CertificateChain { id: None, certificate: vec![0x30; 600], sub_certificates: vec![vec![1; 640], vec![2; 640]] },
+            ecdh_curve: "SECP521".into(),
+            dh_public_key: vec![4; 133],
+            encrypted_private_key: EncryptedPrivateKey::Secp521(vec![7; 94]),
+        },
+        remaining_contract_certificate_chains: 0,
+    }
+}
+
+#[test]
+fn iso20_res_sign_encode_decode_verify() {
+    let group = EcGroup::from_curve_name(Nid::SECP521R1).unwrap();
+    let sk = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let pk = PKey::public_key_from_pem(&sk.public_key_to_pem().unwrap()).unwrap();
+    let signer = signature::OpensslSigner::new(&sk, Profile::Iso20).unwrap();
+    let mut r = res();
+    let sig = signature::sign_iso20_installation_data(&r.signed_installation_data, &signer).unwrap();
+    assert_eq!(sig.signature_value.len(), 132);
+    assert_eq!(sig.signed_info.signature_method, signature::ECDSA_SHA512);
+    assert_eq!(sig.signed_info.references[0].digest_value.len(), 64);
+    r.header.signature = Some(sig);
+    let exi = r.encode().unwrap();
+    let back = CertificateInstallationRes::decode(&exi).unwrap();
+    assert_eq!(back, r);
+    let tree = decode_document(Schema::Iso20, &exi).unwrap();
+    signature::verify_iso20_message(&tree, &pk).unwrap();
+    // tamper with the signed data
+    let mut bad = r.clone();
+    bad.signed_info_mut().dh_public_key[0] = 5;
+    let t2 = decode_document(Schema::Iso20, &bad.encode().unwrap()).unwrap();
+    assert!(matches!(signature::verify_iso20_message(&t2, &pk), Err(SignatureError::DigestMismatch { .. })));
+}
+
+trait Mut {
+    fn signed_info_mut(&mut self) -> &mut SignedInstallationData;
+}
+impl Mut for CertificateInstallationRes {
+    fn signed_info_mut(&mut self) -> &mut SignedInstallationData {
+        &mut self.signed_installation_data
+    }
+}
+
+#[test]
+fn iso20_req_roundtrip_and_x448_dh_length_follows_xsd() {
+    let req = CertificateInstallationReq {
+        header: Header { session_id: vec![9; 8], time_stamp: u64::MAX, signature: None },
+        oem_provisioning_certificate_chain: CertificateChain { id: Some("id1".into()), certificate: vec![3; 1600], sub_certificates: vec![vec![4; 900]; 3] },
+        list_of_root_certificate_ids: (0..20)
+            .map(|i| X509IssuerSerial { issuer_name: format!("CN=Root{i}"), serial_number: format!("-{}123456789012345678901234567890", i + 1) })
+            .collect(),
+        maximum_contract_certificate_chains: 255,
+        prioritized_emaids: vec!["DEABCC123ABC56".into(); 8],
+    };
+    let exi = req.encode().unwrap();
+    assert_eq!(CertificateInstallationReq::decode(&exi).unwrap(), req);
+    // a 57-byte X448 DHPublicKey still encodes (EXI does not enforce length facets; the layer above decides)
+    let mut r = res();
+    r.signed_installation_data.ecdh_curve = "X448".into();
+    r.signed_installation_data.dh_public_key = vec![1; 57];
+    r.signed_installation_data.encrypted_private_key = EncryptedPrivateKey::X448(vec![2; 84]);
+    let exi = r.encode().unwrap();
+    assert_eq!(CertificateInstallationRes::decode(&exi).unwrap(), r);
+}
