@@ -5,27 +5,31 @@ use crate::error::ExiError;
 #[derive(Default)]
 pub struct BitWriter {
     buf: Vec<u8>,
-    cur: u8,
-    n: u8,
+    /// pending bits, right-aligned; fewer than 8 between calls
+    acc: u64,
+    n: u32,
 }
 
 impl BitWriter {
     pub fn with_capacity(cap: usize) -> Self {
-        BitWriter { buf: Vec::with_capacity(cap), cur: 0, n: 0 }
+        BitWriter { buf: Vec::with_capacity(cap), acc: 0, n: 0 }
     }
 
-    /// Writes the `n` low bits of `v`, most significant first (§7.1.9).
+    /// Writes the `n` low bits of `v` (n <= 56), most significant first (§7.1.9).
     #[inline]
     pub fn bits(&mut self, v: u64, n: u8) {
-        for i in (0..n).rev() {
-            self.cur = (self.cur << 1) | ((v >> i) & 1) as u8;
-            self.n += 1;
-            if self.n == 8 {
-                self.buf.push(self.cur);
-                self.cur = 0;
-                self.n = 0;
-            }
+        if n == 0 {
+            return;
         }
+        let n = u32::from(n);
+        let v = if n >= 64 { v } else { v & ((1u64 << n) - 1) };
+        self.acc = (self.acc << n) | v;
+        self.n += n;
+        while self.n >= 8 {
+            self.n -= 8;
+            self.buf.push((self.acc >> self.n) as u8);
+        }
+        self.acc &= (1u64 << self.n) - 1;
     }
 
     /// A whole octet (binary content, unsigned-integer groups).
@@ -34,10 +38,7 @@ impl BitWriter {
         if self.n == 0 {
             self.buf.push(b);
         } else {
-            let s = self.n;
-            let v = (u16::from(self.cur) << 8 | u16::from(b)) >> s;
-            self.buf.push(v as u8);
-            self.cur = b & ((1u8 << s) - 1);
+            self.bits(u64::from(b), 8);
         }
     }
 
@@ -45,9 +46,15 @@ impl BitWriter {
         if self.n == 0 {
             self.buf.extend_from_slice(b);
         } else {
+            let s = self.n;
+            let mut acc = self.acc;
+            self.buf.reserve(b.len());
             for &x in b {
-                self.byte(x);
+                acc = (acc << 8) | u64::from(x);
+                self.buf.push((acc >> s) as u8);
+                acc &= (1u64 << s) - 1;
             }
+            self.acc = acc;
         }
     }
 
@@ -69,7 +76,7 @@ impl BitWriter {
     pub fn finish(mut self) -> Vec<u8> {
         if self.n > 0 {
             let pad = 8 - self.n;
-            self.buf.push(self.cur << pad);
+            self.buf.push((self.acc << pad) as u8);
         }
         self.buf
     }
@@ -94,18 +101,24 @@ impl<'a> BitReader<'a> {
         (self.data.len() * 8).saturating_sub(self.pos)
     }
 
+    /// Reads `n` bits (n <= 56), most significant first.
     #[inline]
     pub fn bits(&mut self, n: u8) -> Result<u64, ExiError> {
-        if (n as usize) > self.remaining_bits() {
+        if n == 0 {
+            return Ok(0);
+        }
+        if (n as usize) > self.remaining_bits() || n > 56 {
             return Err(ExiError::Truncated { bit: self.pos });
         }
-        let mut v = 0u64;
-        for _ in 0..n {
-            let byte = self.data.get(self.pos / 8).copied().unwrap_or(0);
-            let bit = (byte >> (7 - (self.pos % 8))) & 1;
-            v = (v << 1) | u64::from(bit);
-            self.pos += 1;
+        let i = self.pos / 8;
+        let off = (self.pos % 8) as u32;
+        let mut w = [0u8; 8];
+        let avail = self.data.len().saturating_sub(i).min(8);
+        if let (Some(dst), Some(src)) = (w.get_mut(..avail), self.data.get(i..i + avail)) {
+            dst.copy_from_slice(src);
         }
+        let v = (u64::from_be_bytes(w) << off) >> (64 - u32::from(n));
+        self.pos += n as usize;
         Ok(v)
     }
 
