@@ -12,7 +12,12 @@ use pnc_exi::signature::{self, OpensslSigner, Profile};
 use pnc_exi::{Schema, decode_document, encode_document};
 
 fn vector(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/hubject-opcp").join(name)).expect("vector")
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/vectors/hubject-opcp")
+            .join(name),
+    )
+    .expect("vector")
 }
 
 fn bench(c: &mut Criterion) {
@@ -23,21 +28,37 @@ fn bench(c: &mut Criterion) {
     assert_eq!(res_msg.encode().unwrap(), res);
     let base_req = iso15118::iso2::Document::from_bytes(&req).unwrap();
     let base_res = iso15118::iso2::Document::from_bytes(&res).unwrap();
-    assert_eq!(base_res.to_vec().unwrap(), res, "baseline must handle the message");
+    assert_eq!(
+        base_res.to_vec().unwrap(),
+        res,
+        "baseline must handle the message"
+    );
 
     let mut g = c.benchmark_group("exi");
-    g.bench_function("pnc/decode CertificateInstallationReq (953 B)", |b| b.iter(|| V2gMessage::decode(black_box(&req)).unwrap()));
+    g.bench_function("pnc/decode CertificateInstallationReq (953 B)", |b| {
+        b.iter(|| V2gMessage::decode(black_box(&req)).unwrap())
+    });
     g.bench_function("iso15118/decode CertificateInstallationReq (953 B)", |b| {
         b.iter(|| iso15118::iso2::Document::from_bytes(black_box(&req)).unwrap())
     });
-    g.bench_function("pnc/encode CertificateInstallationReq", |b| b.iter(|| black_box(&req_msg).encode().unwrap()));
-    g.bench_function("iso15118/encode CertificateInstallationReq", |b| b.iter(|| black_box(&base_req).to_vec().unwrap()));
-    g.bench_function("pnc/decode CertificateInstallationRes (4416 B)", |b| b.iter(|| V2gMessage::decode(black_box(&res)).unwrap()));
+    g.bench_function("pnc/encode CertificateInstallationReq", |b| {
+        b.iter(|| black_box(&req_msg).encode().unwrap())
+    });
+    g.bench_function("iso15118/encode CertificateInstallationReq", |b| {
+        b.iter(|| black_box(&base_req).to_vec().unwrap())
+    });
+    g.bench_function("pnc/decode CertificateInstallationRes (4416 B)", |b| {
+        b.iter(|| V2gMessage::decode(black_box(&res)).unwrap())
+    });
     g.bench_function("iso15118/decode CertificateInstallationRes (4416 B)", |b| {
         b.iter(|| iso15118::iso2::Document::from_bytes(black_box(&res)).unwrap())
     });
-    g.bench_function("pnc/encode CertificateInstallationRes", |b| b.iter(|| black_box(&res_msg).encode().unwrap()));
-    g.bench_function("iso15118/encode CertificateInstallationRes", |b| b.iter(|| black_box(&base_res).to_vec().unwrap()));
+    g.bench_function("pnc/encode CertificateInstallationRes", |b| {
+        b.iter(|| black_box(&res_msg).encode().unwrap())
+    });
+    g.bench_function("iso15118/encode CertificateInstallationRes", |b| {
+        b.iter(|| black_box(&base_res).to_vec().unwrap())
+    });
     let tree = decode_document(Schema::Iso2, &res).unwrap();
     g.bench_function("pnc/generic tree decode CertificateInstallationRes", |b| {
         b.iter(|| decode_document(Schema::Iso2, black_box(&res)).unwrap())
@@ -47,7 +68,9 @@ fn bench(c: &mut Criterion) {
     });
 
     // signing: 4 fragments + digests + SignedInfo + ECDSA P-256
-    let Body::CertificateInstallationRes(r) = &res_msg.body else { unreachable!() };
+    let Body::CertificateInstallationRes(r) = &res_msg.body else {
+        unreachable!()
+    };
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     let sk = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
     let signer = OpensslSigner::new(&sk, Profile::Iso2).unwrap();
@@ -63,21 +86,31 @@ fn bench(c: &mut Criterion) {
             .unwrap()
         })
     });
-    let leaf = signature::public_key_from_cert_der(&r.sa_provisioning_certificate_chain.certificate).unwrap();
-    g.bench_function("pnc/verify Hubject response (decode + 4 digests + ECDSA)", |b| {
-        b.iter(|| {
-            let t = decode_document(Schema::Iso2, black_box(&res)).unwrap();
-            signature::verify_iso2_message(&t, &leaf).unwrap()
-        })
-    });
-    let Body::CertificateInstallationReq(q) = &req_msg.body else { unreachable!() };
+    let leaf =
+        signature::public_key_from_cert_der(&r.sa_provisioning_certificate_chain.certificate)
+            .unwrap();
+    g.bench_function(
+        "pnc/verify Hubject response (decode + 4 digests + ECDSA)",
+        |b| {
+            b.iter(|| {
+                let t = decode_document(Schema::Iso2, black_box(&res)).unwrap();
+                signature::verify_iso2_message(&t, &leaf).unwrap()
+            })
+        },
+    );
+    let Body::CertificateInstallationReq(q) = &req_msg.body else {
+        unreachable!()
+    };
     let oem = signature::public_key_from_cert_der(&q.oem_provisioning_cert).unwrap();
-    g.bench_function("pnc/verify Hubject request (decode + digest + ECDSA)", |b| {
-        b.iter(|| {
-            let t = decode_document(Schema::Iso2, black_box(&req)).unwrap();
-            signature::verify_iso2_message(&t, &oem).unwrap()
-        })
-    });
+    g.bench_function(
+        "pnc/verify Hubject request (decode + digest + ECDSA)",
+        |b| {
+            b.iter(|| {
+                let t = decode_document(Schema::Iso2, black_box(&req)).unwrap();
+                signature::verify_iso2_message(&t, &oem).unwrap()
+            })
+        },
+    );
     g.finish();
 }
 

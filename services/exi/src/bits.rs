@@ -12,7 +12,11 @@ pub struct BitWriter {
 
 impl BitWriter {
     pub fn with_capacity(cap: usize) -> Self {
-        BitWriter { buf: Vec::with_capacity(cap), acc: 0, n: 0 }
+        BitWriter {
+            buf: Vec::with_capacity(cap),
+            acc: 0,
+            n: 0,
+        }
     }
 
     /// Writes the `n` low bits of `v` (n <= 56), most significant first (§7.1.9).
@@ -124,8 +128,11 @@ impl<'a> BitReader<'a> {
 
     #[inline]
     pub fn byte(&mut self) -> Result<u8, ExiError> {
-        if self.pos % 8 == 0 {
-            let b = *self.data.get(self.pos / 8).ok_or(ExiError::Truncated { bit: self.pos })?;
+        if self.pos.is_multiple_of(8) {
+            let b = *self
+                .data
+                .get(self.pos / 8)
+                .ok_or(ExiError::Truncated { bit: self.pos })?;
             self.pos += 8;
             Ok(b)
         } else {

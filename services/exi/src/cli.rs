@@ -69,10 +69,19 @@ pub fn strip_v2gtp(b: &[u8]) -> &[u8] {
 /// Turns raw input into EXI bytes (base64 text or binary; V2GTP header stripped).
 pub fn exi_input(input: &[u8], base64: bool) -> Result<Vec<u8>, CliError> {
     let raw = if base64 {
-        let text: Vec<u8> = input.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+        let text: Vec<u8> = input
+            .iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
         // tolerate a JSON-quoted string
-        let text = text.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")).unwrap_or(&text);
-        base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| CliError::Base64(e.to_string()))?
+        let text = text
+            .strip_prefix(b"\"")
+            .and_then(|t| t.strip_suffix(b"\""))
+            .unwrap_or(&text);
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| CliError::Base64(e.to_string()))?
     } else {
         input.to_vec()
     };
@@ -80,7 +89,12 @@ pub fn exi_input(input: &[u8], base64: bool) -> Result<Vec<u8>, CliError> {
 }
 
 /// `decode`: EXI input -> XML text.
-pub fn decode_to_xml(schema: Schema, fragment: bool, base64: bool, input: &[u8]) -> Result<String, CliError> {
+pub fn decode_to_xml(
+    schema: Schema,
+    fragment: bool,
+    base64: bool,
+    input: &[u8],
+) -> Result<String, CliError> {
     let exi = exi_input(input, base64)?;
     if fragment {
         let els = decode_fragment_all(schema, &exi)?;
@@ -91,12 +105,23 @@ pub fn decode_to_xml(schema: Schema, fragment: bool, base64: bool, input: &[u8])
 }
 
 /// `encode`: XML text -> EXI bytes (or base64 text with a trailing newline).
-pub fn encode_from_xml(schema: Schema, fragment: bool, base64: bool, input: &[u8]) -> Result<Vec<u8>, CliError> {
+pub fn encode_from_xml(
+    schema: Schema,
+    fragment: bool,
+    base64: bool,
+    input: &[u8],
+) -> Result<Vec<u8>, CliError> {
     let text = std::str::from_utf8(input).map_err(|_| CliError::Utf8)?;
     let tree = crate::xml::parse(text.trim_start_matches('\u{feff}'))?;
-    let exi = if fragment { encode_fragment(schema, &tree)? } else { encode_document(schema, &tree)? };
+    let exi = if fragment {
+        encode_fragment(schema, &tree)?
+    } else {
+        encode_document(schema, &tree)?
+    };
     if base64 {
-        let mut s = base64::engine::general_purpose::STANDARD.encode(&exi).into_bytes();
+        let mut s = base64::engine::general_purpose::STANDARD
+            .encode(&exi)
+            .into_bytes();
         s.push(b'\n');
         Ok(s)
     } else {
@@ -107,7 +132,9 @@ pub fn encode_from_xml(schema: Schema, fragment: bool, base64: bool, input: &[u8
 fn read_input(path: &str) -> Result<Vec<u8>, CliError> {
     if path == "-" {
         let mut v = vec![];
-        std::io::stdin().read_to_end(&mut v).map_err(|e| CliError::Io("stdin".into(), e))?;
+        std::io::stdin()
+            .read_to_end(&mut v)
+            .map_err(|e| CliError::Io("stdin".into(), e))?;
         Ok(v)
     } else {
         std::fs::read(path).map_err(|e| CliError::Io(path.into(), e))
@@ -120,7 +147,9 @@ pub fn run(args: ExiArgs) -> ExitCode {
         ExiArgs::Decode(a) => read_input(&a.input)
             .and_then(|i| decode_to_xml(a.schema, a.fragment, a.base64, &i))
             .map(String::into_bytes),
-        ExiArgs::Encode(a) => read_input(&a.input).and_then(|i| encode_from_xml(a.schema, a.fragment, a.base64, &i)),
+        ExiArgs::Encode(a) => {
+            read_input(&a.input).and_then(|i| encode_from_xml(a.schema, a.fragment, a.base64, &i))
+        }
     };
     match result {
         Ok(out) => {

@@ -34,7 +34,11 @@ const NO_GRAMMAR: u32 = u32::MAX;
 /// Number of bits for an event code part with `n` values.
 #[inline]
 pub(crate) fn width(n: usize) -> u8 {
-    if n <= 1 { 0 } else { (usize::BITS - (n - 1).leading_zeros()) as u8 }
+    if n <= 1 {
+        0
+    } else {
+        (usize::BITS - (n - 1).leading_zeros()) as u8
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -85,7 +89,11 @@ impl NameTable {
     fn new(t: &'static SchemaTables) -> Self {
         NameTable {
             uris: t.uris.iter().map(|u| Cow::Borrowed(*u)).collect(),
-            locals: t.local_names.iter().map(|p| p.iter().map(|l| Cow::Borrowed(*l)).collect()).collect(),
+            locals: t
+                .local_names
+                .iter()
+                .map(|p| p.iter().map(|l| Cow::Borrowed(*l)).collect())
+                .collect(),
         }
     }
 }
@@ -94,26 +102,46 @@ impl NameTable {
 fn lookup(t: &'static SchemaTables, ns: &str, local: &str) -> Option<QN> {
     let u = t.uris.iter().position(|x| *x == ns)?;
     let part = t.local_names.get(u)?;
-    let l = part.binary_search_by(|x| x.as_bytes().cmp(local.as_bytes())).ok()?;
+    let l = part
+        .binary_search_by(|x| x.as_bytes().cmp(local.as_bytes()))
+        .ok()?;
     Some(QN::new(u as u16, l as u16))
 }
 
 fn qname_of(t: &'static SchemaTables, q: QN) -> QName {
     let ns = t.uris.get(q.uri as usize).copied().unwrap_or("");
-    let local = t.local_names.get(q.uri as usize).and_then(|p| p.get(q.local as usize)).copied().unwrap_or("");
-    QName { ns: Cow::Borrowed(ns), local: Cow::Borrowed(local) }
+    let local = t
+        .local_names
+        .get(q.uri as usize)
+        .and_then(|p| p.get(q.local as usize))
+        .copied()
+        .unwrap_or("");
+    QName {
+        ns: Cow::Borrowed(ns),
+        local: Cow::Borrowed(local),
+    }
 }
 
 fn global_grammar(t: &'static SchemaTables, ns: &str, local: &str) -> u32 {
     match lookup(t, ns, local) {
-        Some(q) => t.doc_elements.iter().find(|(x, _)| *x == q).map(|(_, g)| *g).unwrap_or(NO_GRAMMAR),
+        Some(q) => t
+            .doc_elements
+            .iter()
+            .find(|(x, _)| *x == q)
+            .map(|(_, g)| *g)
+            .unwrap_or(NO_GRAMMAR),
         None => NO_GRAMMAR,
     }
 }
 
 fn global_attr_dt(t: &'static SchemaTables, ns: &str, local: &str) -> u16 {
     match lookup(t, ns, local) {
-        Some(q) => t.global_attrs.iter().find(|(x, _)| *x == q).map(|(_, d)| *d).unwrap_or(UNTYPED),
+        Some(q) => t
+            .global_attrs
+            .iter()
+            .find(|(x, _)| *x == q)
+            .map(|(_, d)| *d)
+            .unwrap_or(UNTYPED),
         None => UNTYPED,
     }
 }
@@ -179,7 +207,10 @@ fn prepare<'a>(dt: &'static Dt, v: ValRef<'a>) -> Result<Option<Prepared<'a>>, E
             return match dt {
                 Dt::Binary { max_len, .. } => {
                     if *max_len > 0 && b.len() > *max_len as usize {
-                        return Err(ExiError::Encode(format!("binary of {} bytes exceeds maxLength {max_len}", b.len())));
+                        return Err(ExiError::Encode(format!(
+                            "binary of {} bytes exceeds maxLength {max_len}",
+                            b.len()
+                        )));
                     }
                     Ok(Some(Prepared::Bytes(Cow::Borrowed(b))))
                 }
@@ -191,7 +222,10 @@ fn prepare<'a>(dt: &'static Dt, v: ValRef<'a>) -> Result<Option<Prepared<'a>>, E
     Ok(match dt {
         Dt::String { max_len } => {
             if *max_len > 0 && s.chars().count() > *max_len as usize {
-                return Err(ExiError::Encode(format!("string of {} characters exceeds maxLength {max_len}", s.chars().count())));
+                return Err(ExiError::Encode(format!(
+                    "string of {} characters exceeds maxLength {max_len}",
+                    s.chars().count()
+                )));
             }
             Some(Prepared::Str(s))
         }
@@ -210,14 +244,19 @@ fn prepare<'a>(dt: &'static Dt, v: ValRef<'a>) -> Result<Option<Prepared<'a>>, E
             match b {
                 Some(b) => {
                     if *max_len > 0 && b.len() > *max_len as usize {
-                        return Err(ExiError::Encode(format!("binary of {} bytes exceeds maxLength {max_len}", b.len())));
+                        return Err(ExiError::Encode(format!(
+                            "binary of {} bytes exceeds maxLength {max_len}",
+                            b.len()
+                        )));
                     }
                     Some(Prepared::Bytes(Cow::Owned(b)))
                 }
                 None => None,
             }
         }
-        Dt::NBit { min, bits } => match int_lexical(s).and_then(|(neg, d)| d.parse::<i128>().ok().map(|m| if neg { -m } else { m })) {
+        Dt::NBit { min, bits } => match int_lexical(s)
+            .and_then(|(neg, d)| d.parse::<i128>().ok().map(|m| if neg { -m } else { m }))
+        {
             Some(v) if v >= i128::from(*min) && v - i128::from(*min) < (1i128 << *bits) => {
                 Some(Prepared::NBit((v - i128::from(*min)) as u64, *bits))
             }
@@ -256,8 +295,13 @@ fn prepare<'a>(dt: &'static Dt, v: ValRef<'a>) -> Result<Option<Prepared<'a>>, E
                     None if bounded => None,
                     None => {
                         // |v| beyond u64: magnitude for negatives is |v| - 1 (§7.1.5)
-                        let mag = if neg { crate::big::decimal_sub_one(d) } else { Some(d.to_string()) };
-                        mag.and_then(|m| crate::big::decimal_to_groups(&m)).map(|g| Prepared::IntBig(neg, g))
+                        let mag = if neg {
+                            crate::big::decimal_sub_one(d)
+                        } else {
+                            Some(d.to_string())
+                        };
+                        mag.and_then(|m| crate::big::decimal_to_groups(&m))
+                            .map(|g| Prepared::IntBig(neg, g))
                     }
                 }
             }
@@ -278,20 +322,30 @@ fn prepare<'a>(dt: &'static Dt, v: ValRef<'a>) -> Result<Option<Prepared<'a>>, E
                 _ => (false, t),
             };
             let (i, f) = rest.split_once('.').unwrap_or((rest, ""));
-            if (i.is_empty() && f.is_empty()) || !i.bytes().chain(f.bytes()).all(|b| b.is_ascii_digit()) {
+            if (i.is_empty() && f.is_empty())
+                || !i.bytes().chain(f.bytes()).all(|b| b.is_ascii_digit())
+            {
                 None
             } else {
                 let i = if i.is_empty() { "0" } else { i };
                 let f = f.trim_end_matches('0');
-                let frev: String = if f.is_empty() { "0".into() } else { f.chars().rev().collect() };
-                match (crate::big::decimal_to_groups(i), crate::big::decimal_to_groups(&frev)) {
+                let frev: String = if f.is_empty() {
+                    "0".into()
+                } else {
+                    f.chars().rev().collect()
+                };
+                match (
+                    crate::big::decimal_to_groups(i),
+                    crate::big::decimal_to_groups(&frev),
+                ) {
                     (Some(a), Some(b)) => Some(Prepared::Decimal(neg, a, b)),
                     _ => None,
                 }
             }
         }
         Dt::Float => parse_float(s.trim_matches(is_xml_ws)).map(|(m, e)| Prepared::Float(m, e)),
-        Dt::QName => QName::from_clark(s.trim_matches(is_xml_ws)).map(|q| Prepared::QName(q.ns.into_owned(), q.local.into_owned())),
+        Dt::QName => QName::from_clark(s.trim_matches(is_xml_ws))
+            .map(|q| Prepared::QName(q.ns.into_owned(), q.local.into_owned())),
     })
 }
 
@@ -360,7 +414,14 @@ impl Encoder {
         let mut w = BitWriter::with_capacity(4096);
         // EXI header (§5): distinguishing bits 10, no options, version 1 -> 0x80
         w.bits(0x80, 8);
-        Encoder { t, w, stack: Vec::with_capacity(16), names: None, fragment, roots: 0 }
+        Encoder {
+            t,
+            w,
+            stack: Vec::with_capacity(16),
+            names: None,
+            fragment,
+            roots: 0,
+        }
     }
 
     /// Writes a qname through the URI and local-name string tables (§7.1.7).
@@ -402,7 +463,11 @@ impl Encoder {
     }
 
     fn push_child(&mut self, g: u32) {
-        let state = if g == NO_GRAMMAR { BUILTIN_START } else { self.t.grammars[g as usize].start };
+        let state = if g == NO_GRAMMAR {
+            BUILTIN_START
+        } else {
+            self.t.grammars[g as usize].start
+        };
         self.stack.push(Frame { grammar: g, state });
     }
 
@@ -410,9 +475,15 @@ impl Encoder {
         let t = self.t;
         let Some(top) = self.stack.last().copied() else {
             // DocContent (§8.5.1) or FragmentContent (§8.5.2)
-            let list = if self.fragment { t.frag_elements } else { t.doc_elements };
+            let list = if self.fragment {
+                t.frag_elements
+            } else {
+                t.doc_elements
+            };
             if !self.fragment && self.roots > 0 {
-                return Err(ExiError::Encode("a document has exactly one root element".into()));
+                return Err(ExiError::Encode(
+                    "a document has exactly one root element".into(),
+                ));
             }
             self.roots += 1;
             let n = list.len();
@@ -478,7 +549,10 @@ impl Encoder {
 
     fn builtin_se(&mut self, ns: &str, local: &str) -> Result<(), ExiError> {
         // Built-in element grammar without learning (§8.4.3; maximumNumberOfBuiltInProductions=0)
-        let top = self.stack.last_mut().ok_or_else(|| ExiError::Encode("no element".into()))?;
+        let top = self
+            .stack
+            .last_mut()
+            .ok_or_else(|| ExiError::Encode("no element".into()))?;
         if top.state == BUILTIN_START {
             self.w.bits(2, 2);
         } else {
@@ -500,7 +574,10 @@ impl Encoder {
 
     fn level2(&mut self, st: &State, g: &Grammar, which: L2) -> Result<(), ExiError> {
         let (l, n2) = level2(st, g);
-        let i = l[..n2].iter().position(|x| *x == which).ok_or_else(|| ExiError::Encode(format!("{which:?} not allowed here")))?;
+        let i = l[..n2]
+            .iter()
+            .position(|x| *x == which)
+            .ok_or_else(|| ExiError::Encode(format!("{which:?} not allowed here")))?;
         let n = st.prods.len();
         self.w.bits(n as u64, width(n + 1));
         self.w.bits(i as u64, width(n2));
@@ -510,7 +587,11 @@ impl Encoder {
     /// `xsi:type` (must come before any other attribute): switches to the named type's grammar.
     pub fn xsi_type(&mut self, ns: &str, local: &str) -> Result<(), ExiError> {
         let t = self.t;
-        let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("xsi:type outside an element".into()))?;
+        let top = self
+            .stack
+            .last()
+            .copied()
+            .ok_or_else(|| ExiError::Encode("xsi:type outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
             if top.state != BUILTIN_START {
                 return Err(ExiError::Encode("xsi:type after content".into()));
@@ -528,7 +609,10 @@ impl Encoder {
         {
             let start = t.grammars[*g as usize].start;
             if let Some(f) = self.stack.last_mut() {
-                *f = Frame { grammar: *g, state: start };
+                *f = Frame {
+                    grammar: *g,
+                    state: start,
+                };
             }
         }
         Ok(())
@@ -537,9 +621,17 @@ impl Encoder {
     /// `xsi:nil`; `true` switches to the TypeEmpty grammar.
     pub fn xsi_nil(&mut self, nil: bool) -> Result<(), ExiError> {
         let t = self.t;
-        let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("xsi:nil outside an element".into()))?;
+        let top = self
+            .stack
+            .last()
+            .copied()
+            .ok_or_else(|| ExiError::Encode("xsi:nil outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            return self.builtin_at(XSI_NS, "nil", ValRef::Str(if nil { "true" } else { "false" }));
+            return self.builtin_at(
+                XSI_NS,
+                "nil",
+                ValRef::Str(if nil { "true" } else { "false" }),
+            );
         }
         let st = &t.states[top.state as usize];
         let g = &t.grammars[top.grammar as usize];
@@ -549,14 +641,21 @@ impl Encoder {
             let eg = g.empty;
             let start = t.grammars[eg as usize].start;
             if let Some(f) = self.stack.last_mut() {
-                *f = Frame { grammar: eg, state: start };
+                *f = Frame {
+                    grammar: eg,
+                    state: start,
+                };
             }
         }
         Ok(())
     }
 
     fn builtin_at(&mut self, ns: &str, local: &str, v: ValRef) -> Result<(), ExiError> {
-        let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
+        let top = self
+            .stack
+            .last()
+            .copied()
+            .ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
         if top.state != BUILTIN_START {
             return Err(ExiError::Encode("attribute after content".into()));
         }
@@ -581,7 +680,11 @@ impl Encoder {
 
     pub fn attribute(&mut self, ns: &str, local: &str, v: ValRef) -> Result<(), ExiError> {
         let t = self.t;
-        let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
+        let top = self
+            .stack
+            .last()
+            .copied()
+            .ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
             return self.builtin_at(ns, local, v);
         }
@@ -592,7 +695,10 @@ impl Encoder {
         for (i, p) in st.prods.iter().enumerate() {
             match *p {
                 P::At(pq, dt, next) if Some(pq) == q => {
-                    let d = t.datatypes.get(dt as usize).ok_or_else(|| ExiError::Encode("datatype".into()))?;
+                    let d = t
+                        .datatypes
+                        .get(dt as usize)
+                        .ok_or_else(|| ExiError::Encode("datatype".into()))?;
                     match prepare(d, v)? {
                         Some(p) => {
                             self.w.bits(i as u64, width(n + 1));
@@ -635,7 +741,11 @@ impl Encoder {
 
     pub fn characters(&mut self, v: ValRef) -> Result<(), ExiError> {
         let t = self.t;
-        let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("text outside an element".into()))?;
+        let top = self
+            .stack
+            .last()
+            .copied()
+            .ok_or_else(|| ExiError::Encode("text outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
             if top.state == BUILTIN_START {
                 self.w.bits(3, 2);
@@ -658,7 +768,10 @@ impl Encoder {
                     self.set_state(next);
                     return Ok(());
                 }
-                let d = t.datatypes.get(dt as usize).ok_or_else(|| ExiError::Encode("datatype".into()))?;
+                let d = t
+                    .datatypes
+                    .get(dt as usize)
+                    .ok_or_else(|| ExiError::Encode("datatype".into()))?;
                 if let Some(p) = prepare(d, v)? {
                     self.w.bits(i as u64, width(n + 1));
                     self.write_prepared(p);
@@ -685,7 +798,11 @@ impl Encoder {
 
     pub fn end_element(&mut self) -> Result<(), ExiError> {
         let t = self.t;
-        let top = self.stack.last().copied().ok_or_else(|| ExiError::Encode("unbalanced end".into()))?;
+        let top = self
+            .stack
+            .last()
+            .copied()
+            .ok_or_else(|| ExiError::Encode("unbalanced end".into()))?;
         if top.grammar == NO_GRAMMAR {
             if top.state == BUILTIN_START {
                 self.w.bits(0, 2);
@@ -707,7 +824,9 @@ impl Encoder {
         for (i, p) in st.prods.iter().enumerate() {
             if let P::Ch(dt, next) = *p {
                 let ok = dt == UNTYPED
-                    || t.datatypes.get(dt as usize).is_some_and(|d| matches!(prepare(d, ValRef::Str("")), Ok(Some(_))));
+                    || t.datatypes
+                        .get(dt as usize)
+                        .is_some_and(|d| matches!(prepare(d, ValRef::Str("")), Ok(Some(_))));
                 if ok {
                     self.w.bits(i as u64, width(n + 1));
                     if dt == UNTYPED {
@@ -737,7 +856,9 @@ impl Encoder {
             let n = self.t.frag_elements.len();
             self.w.bits(n as u64 + 1, width(n + 2));
         } else if self.roots != 1 {
-            return Err(ExiError::Encode("a document has exactly one root element".into()));
+            return Err(ExiError::Encode(
+                "a document has exactly one root element".into(),
+            ));
         }
         Ok(self.w.finish())
     }
@@ -786,7 +907,11 @@ impl Encoder {
             return Err(ExiError::Encode("nesting too deep".into()));
         }
         self.start_element(&e.name.ns, &e.name.local)?;
-        if let Some(a) = e.attrs.iter().find(|a| a.name.ns == XSI_NS && a.name.local == "type") {
+        if let Some(a) = e
+            .attrs
+            .iter()
+            .find(|a| a.name.ns == XSI_NS && a.name.local == "type")
+        {
             let q = QName::from_clark(&a.value).unwrap_or_else(|| QName::new("", a.value.clone()));
             self.xsi_type(&q.ns, &q.local)?;
         } else if self.stack.last().is_some_and(|f| f.grammar == NO_GRAMMAR) {
@@ -794,12 +919,19 @@ impl Encoder {
             // is announced as xsi:type="xs:anyType" (what EXIficient writes)
             self.xsi_type("http://www.w3.org/2001/XMLSchema", "anyType")?;
         }
-        if let Some(a) = e.attrs.iter().find(|a| a.name.ns == XSI_NS && a.name.local == "nil") {
+        if let Some(a) = e
+            .attrs
+            .iter()
+            .find(|a| a.name.ns == XSI_NS && a.name.local == "nil")
+        {
             let v = a.value.trim();
             self.xsi_nil(v == "true" || v == "1")?;
         }
-        let mut attrs: Vec<&Attribute> =
-            e.attrs.iter().filter(|a| !(a.name.ns == XSI_NS && (a.name.local == "type" || a.name.local == "nil"))).collect();
+        let mut attrs: Vec<&Attribute> = e
+            .attrs
+            .iter()
+            .filter(|a| !(a.name.ns == XSI_NS && (a.name.local == "type" || a.name.local == "nil")))
+            .collect();
         attrs.sort_by(|a, b| (&a.name.local, &a.name.ns).cmp(&(&b.name.local, &b.name.ns)));
         for a in attrs {
             self.attribute(&a.name.ns, &a.name.local, ValRef::Str(&a.value))?;
@@ -858,7 +990,11 @@ fn write_str(w: &mut BitWriter, s: &str) {
 }
 
 fn write_str_raw(w: &mut BitWriter, s: &str, offset: u64) {
-    let n = if s.is_ascii() { s.len() } else { s.chars().count() };
+    let n = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
     w.uint(n as u64 + offset);
     if s.is_ascii() {
         for b in s.bytes() {
@@ -902,7 +1038,10 @@ impl<'a> Decoder<'a> {
             let g = global_grammar(t, &q.ns, &q.local);
             self.element(q, g, 0)?
         } else {
-            return Err(ExiError::BadEventCode { code: code as u64, bit: pos });
+            return Err(ExiError::BadEventCode {
+                code: code as u64,
+                bit: pos,
+            });
         };
         // DocEnd: ED has the only first-level code (0 bits)
         Ok(root)
@@ -925,10 +1064,15 @@ impl<'a> Decoder<'a> {
             } else if code == n + 1 {
                 return Ok(out);
             } else {
-                return Err(ExiError::BadEventCode { code: code as u64, bit: pos });
+                return Err(ExiError::BadEventCode {
+                    code: code as u64,
+                    bit: pos,
+                });
             }
             if out.len() > 1024 {
-                return Err(ExiError::Unsupported("more than 1024 fragment elements".into()));
+                return Err(ExiError::Unsupported(
+                    "more than 1024 fragment elements".into(),
+                ));
             }
         }
     }
@@ -941,7 +1085,11 @@ impl<'a> Decoder<'a> {
     fn read_qname(&mut self) -> Result<QName, ExiError> {
         let t = self.t;
         let pos = self.r.pos();
-        let n = self.names.get_or_insert_with(|| NameTable::new(t)).uris.len();
+        let n = self
+            .names
+            .get_or_insert_with(|| NameTable::new(t))
+            .uris
+            .len();
         let id = self.r.bits(width(n + 1))? as usize;
         let u = if id == 0 {
             let s = read_string_raw(&mut self.r, 0, HARD_CAP)?;
@@ -952,7 +1100,10 @@ impl<'a> Decoder<'a> {
         } else if id <= n {
             id - 1
         } else {
-            return Err(ExiError::BadIdentifier { id: id as u64, bit: pos });
+            return Err(ExiError::BadIdentifier {
+                id: id as u64,
+                bit: pos,
+            });
         };
         let local = self.read_local(u)?;
         let ns = self.names().uris[u].clone();
@@ -965,7 +1116,15 @@ impl<'a> Decoder<'a> {
         if v == 0 {
             let len = self.names().locals.get(u).map(|p| p.len()).unwrap_or(0);
             let i = self.r.bits(width(len))? as usize;
-            self.names().locals.get(u).and_then(|p| p.get(i)).cloned().ok_or(ExiError::BadIdentifier { id: i as u64, bit: pos })
+            self.names()
+                .locals
+                .get(u)
+                .and_then(|p| p.get(i))
+                .cloned()
+                .ok_or(ExiError::BadIdentifier {
+                    id: i as u64,
+                    bit: pos,
+                })
         } else {
             let s = read_chars(&mut self.r, v - 1, HARD_CAP, pos)?;
             let names = self.names();
@@ -978,9 +1137,16 @@ impl<'a> Decoder<'a> {
 
     fn element(&mut self, name: QName, g: u32, depth: usize) -> Result<Element, ExiError> {
         if depth > MAX_DEPTH {
-            return Err(ExiError::TooDeep { max: MAX_DEPTH, bit: self.r.pos() });
+            return Err(ExiError::TooDeep {
+                max: MAX_DEPTH,
+                bit: self.r.pos(),
+            });
         }
-        let e = Element { name, attrs: vec![], children: vec![] };
+        let e = Element {
+            name,
+            attrs: vec![],
+            children: vec![],
+        };
         if g == NO_GRAMMAR {
             return self.builtin_element(e, depth);
         }
@@ -990,27 +1156,50 @@ impl<'a> Decoder<'a> {
     fn element_in(&mut self, mut e: Element, g: u32, depth: usize) -> Result<Element, ExiError> {
         let t = self.t;
         let mut g = g;
-        let mut s = t.grammars.get(g as usize).map(|x| x.start).ok_or(ExiError::Unsupported("grammar".into()))?;
+        let mut s = t
+            .grammars
+            .get(g as usize)
+            .map(|x| x.start)
+            .ok_or(ExiError::Unsupported("grammar".into()))?;
         loop {
-            let st = t.states.get(s as usize).ok_or(ExiError::Unsupported("state".into()))?;
+            let st = t
+                .states
+                .get(s as usize)
+                .ok_or(ExiError::Unsupported("state".into()))?;
             let n = st.prods.len();
             let pos = self.r.pos();
             let code = self.r.bits(width(n + 1))? as usize;
             if trace_on() {
-                eprintln!("bit {pos}: state {s} ({} prods, flags {}) code {code} {:?}", n, st.flags, st.prods.get(code));
+                eprintln!(
+                    "bit {pos}: state {s} ({} prods, flags {}) code {code} {:?}",
+                    n,
+                    st.flags,
+                    st.prods.get(code)
+                );
             }
             if code < n {
                 match st.prods[code] {
                     P::At(q, dt, next) => {
                         let v = self.value(dt)?;
-                        e.attrs.push(Attribute { name: qname_of(t, q), value: v });
+                        e.attrs.push(Attribute {
+                            name: qname_of(t, q),
+                            value: v,
+                        });
                         s = next;
                     }
                     P::AtUri(u, next) => {
                         let local = self.read_local(u as usize)?;
-                        let ns = self.names().uris.get(u as usize).cloned().unwrap_or(Cow::Borrowed(""));
+                        let ns = self
+                            .names()
+                            .uris
+                            .get(u as usize)
+                            .cloned()
+                            .unwrap_or(Cow::Borrowed(""));
                         let v = self.value(global_attr_dt(t, &ns, &local))?;
-                        e.attrs.push(Attribute { name: QName { ns, local }, value: v });
+                        e.attrs.push(Attribute {
+                            name: QName { ns, local },
+                            value: v,
+                        });
                         s = next;
                     }
                     P::AtAny(next) => {
@@ -1026,7 +1215,12 @@ impl<'a> Decoder<'a> {
                     }
                     P::SeUri(u, next) => {
                         let local = self.read_local(u as usize)?;
-                        let ns = self.names().uris.get(u as usize).cloned().unwrap_or(Cow::Borrowed(""));
+                        let ns = self
+                            .names()
+                            .uris
+                            .get(u as usize)
+                            .cloned()
+                            .unwrap_or(Cow::Borrowed(""));
                         let cg = global_grammar(t, &ns, &local);
                         s = next;
                         let c = self.element(QName { ns, local }, cg, depth + 1)?;
@@ -1049,13 +1243,19 @@ impl<'a> Decoder<'a> {
                 continue;
             }
             if code > n {
-                return Err(ExiError::BadEventCode { code: code as u64, bit: pos });
+                return Err(ExiError::BadEventCode {
+                    code: code as u64,
+                    bit: pos,
+                });
             }
             let gr = &t.grammars[g as usize];
             let (l, n2) = level2(st, gr);
             let pos2 = self.r.pos();
             let c2 = self.r.bits(width(n2))? as usize;
-            let which = *l[..n2].get(c2).ok_or(ExiError::BadEventCode { code: c2 as u64, bit: pos2 })?;
+            let which = *l[..n2].get(c2).ok_or(ExiError::BadEventCode {
+                code: c2 as u64,
+                bit: pos2,
+            })?;
             if trace_on() {
                 eprintln!("bit {pos2}: level2 {which:?} of {:?}", &l[..n2]);
             }
@@ -1063,7 +1263,10 @@ impl<'a> Decoder<'a> {
                 L2::Ee => return Ok(e),
                 L2::XsiType => {
                     let q = self.read_qname()?;
-                    e.attrs.push(Attribute { name: QName::new(XSI_NS, "type"), value: q.clark() });
+                    e.attrs.push(Attribute {
+                        name: QName::new(XSI_NS, "type"),
+                        value: q.clark(),
+                    });
                     if let Some(qq) = lookup(t, &q.ns, &q.local)
                         && let Some((_, ng)) = t.named_types.iter().find(|(x, _)| *x == qq)
                     {
@@ -1073,7 +1276,10 @@ impl<'a> Decoder<'a> {
                 }
                 L2::XsiNil => {
                     let nil = self.r.bits(1)? == 1;
-                    e.attrs.push(Attribute { name: QName::new(XSI_NS, "nil"), value: nil.to_string() });
+                    e.attrs.push(Attribute {
+                        name: QName::new(XSI_NS, "nil"),
+                        value: nil.to_string(),
+                    });
                     if nil {
                         g = gr.empty;
                         s = t.grammars[g as usize].start;
@@ -1087,9 +1293,15 @@ impl<'a> Decoder<'a> {
                 L2::AtInvalid => {
                     let pos3 = self.r.pos();
                     let k = self.r.bits(width(gr.attrs.len()))? as usize;
-                    let (q, _) = *gr.attrs.get(k).ok_or(ExiError::BadEventCode { code: k as u64, bit: pos3 })?;
+                    let (q, _) = *gr.attrs.get(k).ok_or(ExiError::BadEventCode {
+                        code: k as u64,
+                        bit: pos3,
+                    })?;
                     let v = self.value(UNTYPED)?;
-                    e.attrs.push(Attribute { name: qname_of(t, q), value: v });
+                    e.attrs.push(Attribute {
+                        name: qname_of(t, q),
+                        value: v,
+                    });
                 }
                 L2::SeAny => {
                     let q = self.read_qname()?;
@@ -1128,7 +1340,10 @@ impl<'a> Decoder<'a> {
                     let q = self.read_qname()?;
                     if q.ns == XSI_NS && q.local == "type" {
                         let ty = self.read_qname()?;
-                        e.attrs.push(Attribute { name: q, value: ty.clark() });
+                        e.attrs.push(Attribute {
+                            name: q,
+                            value: ty.clark(),
+                        });
                         if let Some(qq) = lookup(self.t, &ty.ns, &ty.local)
                             && let Some((_, ng)) = self.t.named_types.iter().find(|(x, _)| *x == qq)
                         {
@@ -1162,13 +1377,28 @@ impl<'a> Decoder<'a> {
         if dt == UNTYPED {
             return read_string(&mut self.r, HARD_CAP);
         }
-        let d = self.t.datatypes.get(dt as usize).ok_or(ExiError::Unsupported("datatype".into()))?;
+        let d = self
+            .t
+            .datatypes
+            .get(dt as usize)
+            .ok_or(ExiError::Unsupported("datatype".into()))?;
         Ok(match d {
-            Dt::String { max_len } => read_string(&mut self.r, if *max_len > 0 { u64::from(*max_len) } else { HARD_CAP })?,
+            Dt::String { max_len } => read_string(
+                &mut self.r,
+                if *max_len > 0 {
+                    u64::from(*max_len)
+                } else {
+                    HARD_CAP
+                },
+            )?,
             Dt::Boolean => (self.r.bits(1)? == 1).to_string(),
             Dt::Binary { hex, max_len } => {
                 let len = self.r.uint()?;
-                let max = if *max_len > 0 { u64::from(*max_len) } else { HARD_CAP };
+                let max = if *max_len > 0 {
+                    u64::from(*max_len)
+                } else {
+                    HARD_CAP
+                };
                 if len > max {
                     return Err(ExiError::TooLong { len, max, bit: pos });
                 }
@@ -1179,14 +1409,23 @@ impl<'a> Decoder<'a> {
                 for _ in 0..len {
                     b.push(self.r.byte()?);
                 }
-                if *hex { hex::encode_upper(b) } else { base64::engine::general_purpose::STANDARD.encode(b) }
+                if *hex {
+                    hex::encode_upper(b)
+                } else {
+                    base64::engine::general_purpose::STANDARD.encode(b)
+                }
             }
-            Dt::NBit { min, bits } => (i128::from(self.r.bits(*bits)?) + i128::from(*min)).to_string(),
+            Dt::NBit { min, bits } => {
+                (i128::from(self.r.bits(*bits)?) + i128::from(*min)).to_string()
+            }
             Dt::Unsigned { max } => match max {
                 Some(m) if *m <= u128::from(u64::MAX) => {
                     let v = self.r.uint()?;
                     if u128::from(v) > *m {
-                        return Err(ExiError::OutOfRange { value: v.to_string(), bit: pos });
+                        return Err(ExiError::OutOfRange {
+                            value: v.to_string(),
+                            bit: pos,
+                        });
                     }
                     v.to_string()
                 }
@@ -1196,24 +1435,44 @@ impl<'a> Decoder<'a> {
                 let neg = self.r.bits(1)? == 1;
                 if min.is_some() || max.is_some() {
                     let m = self.r.uint()?;
-                    let v = if neg { -i128::from(m) - 1 } else { i128::from(m) };
+                    let v = if neg {
+                        -i128::from(m) - 1
+                    } else {
+                        i128::from(m)
+                    };
                     if min.is_some_and(|x| v < x) || max.is_some_and(|x| v > x) {
-                        return Err(ExiError::OutOfRange { value: v.to_string(), bit: pos });
+                        return Err(ExiError::OutOfRange {
+                            value: v.to_string(),
+                            bit: pos,
+                        });
                     }
                     v.to_string()
                 } else {
                     let d = crate::big::groups_to_decimal(&self.r.uint_groups(MAX_INT_GROUPS)?);
-                    if neg { format!("-{}", crate::big::decimal_add_one(&d)) } else { d }
+                    if neg {
+                        format!("-{}", crate::big::decimal_add_one(&d))
+                    } else {
+                        d
+                    }
                 }
             }
             Dt::Enum { values } => {
                 let i = self.r.bits(width(values.len()))? as usize;
-                values.get(i).ok_or(ExiError::OutOfRange { value: i.to_string(), bit: pos })?.to_string()
+                values
+                    .get(i)
+                    .ok_or(ExiError::OutOfRange {
+                        value: i.to_string(),
+                        bit: pos,
+                    })?
+                    .to_string()
             }
             Dt::Decimal => {
                 let neg = self.r.bits(1)? == 1;
                 let i = crate::big::groups_to_decimal(&self.r.uint_groups(MAX_INT_GROUPS)?);
-                let f: String = crate::big::groups_to_decimal(&self.r.uint_groups(MAX_INT_GROUPS)?).chars().rev().collect();
+                let f: String = crate::big::groups_to_decimal(&self.r.uint_groups(MAX_INT_GROUPS)?)
+                    .chars()
+                    .rev()
+                    .collect();
                 format!("{}{i}.{f}", if neg { "-" } else { "" })
             }
             Dt::Float => {
@@ -1277,7 +1536,10 @@ fn read_chars(r: &mut BitReader, len: u64, max: u64, pos: usize) -> Result<Strin
     for _ in 0..len {
         let cpos = r.pos();
         let c = r.uint()?;
-        let ch = u32::try_from(c).ok().and_then(char::from_u32).ok_or(ExiError::BadChar { bit: cpos })?;
+        let ch = u32::try_from(c)
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or(ExiError::BadChar { bit: cpos })?;
         s.push(ch);
     }
     Ok(s)

@@ -20,18 +20,33 @@ pub const UNTYPED: u16 = u16::MAX;
 #[derive(Debug)]
 pub enum Dt {
     /// String (§7.1.10); `max_len` 0 = no maxLength facet.
-    String { max_len: u32 },
+    String {
+        max_len: u32,
+    },
     Boolean,
     /// base64Binary / hexBinary (§7.1.1)
-    Binary { hex: bool, max_len: u32 },
+    Binary {
+        hex: bool,
+        max_len: u32,
+    },
     /// n-bit unsigned integer with offset (§7.1.9, bounded range below 4096)
-    NBit { min: i64, bits: u8 },
+    NBit {
+        min: i64,
+        bits: u8,
+    },
     /// Unsigned Integer (§7.1.6) for types with a non-negative lower bound
-    Unsigned { max: Option<u128> },
+    Unsigned {
+        max: Option<u128>,
+    },
     /// Integer (§7.1.5)
-    Integer { min: Option<i128>, max: Option<i128> },
+    Integer {
+        min: Option<i128>,
+        max: Option<i128>,
+    },
     /// Enumeration (§7.2): n-bit index into `values`
-    Enum { values: &'static [&'static str] },
+    Enum {
+        values: &'static [&'static str],
+    },
     Decimal,
     Float,
     QName,

@@ -228,7 +228,10 @@ impl V2gMessage {
 
     pub fn from_element(e: &Element) -> Result<Self, ExiError> {
         if e.name.ns != NS_DEF || e.name.local != "V2G_Message" {
-            return Err(ExiError::Structure(format!("root is {} (expected V2G_Message)", e.name.local)));
+            return Err(ExiError::Structure(format!(
+                "root is {} (expected V2G_Message)",
+                e.name.local
+            )));
         }
         let h = child(e, "Header")?;
         let header = MessageHeader {
@@ -240,16 +243,27 @@ impl V2gMessage {
                 }),
                 None => None,
             },
-            signature: h.find("Signature").map(Signature::from_element).transpose()?,
+            signature: h
+                .find("Signature")
+                .map(Signature::from_element)
+                .transpose()?,
         };
         let b = child(e, "Body")?;
         let body = match b.elements().next() {
             None => Body::Other(None),
             Some(x) if x.name.ns == NS_BODY => match x.name.local.as_ref() {
-                "CertificateInstallationReq" => Body::CertificateInstallationReq(CertificateInstallationReq::from_element(x)?),
-                "CertificateInstallationRes" => Body::CertificateInstallationRes(CertificateInstallationRes::from_element(x)?),
-                "CertificateUpdateReq" => Body::CertificateUpdateReq(CertificateUpdateReq::from_element(x)?),
-                "CertificateUpdateRes" => Body::CertificateUpdateRes(CertificateUpdateRes::from_element(x)?),
+                "CertificateInstallationReq" => {
+                    Body::CertificateInstallationReq(CertificateInstallationReq::from_element(x)?)
+                }
+                "CertificateInstallationRes" => {
+                    Body::CertificateInstallationRes(CertificateInstallationRes::from_element(x)?)
+                }
+                "CertificateUpdateReq" => {
+                    Body::CertificateUpdateReq(CertificateUpdateReq::from_element(x)?)
+                }
+                "CertificateUpdateRes" => {
+                    Body::CertificateUpdateRes(CertificateUpdateRes::from_element(x)?)
+                }
                 _ => Body::Other(Some(x.clone())),
             },
             Some(x) => Body::Other(Some(x.clone())),
@@ -287,7 +301,10 @@ fn read_root_ids(e: &Element) -> Result<Vec<X509IssuerSerial>, ExiError> {
         .map(|r| {
             Ok(X509IssuerSerial {
                 issuer_name: child(r, "X509IssuerName")?.text_content(),
-                serial_number: child(r, "X509SerialNumber")?.text_content().trim().to_string(),
+                serial_number: child(r, "X509SerialNumber")?
+                    .text_content()
+                    .trim()
+                    .to_string(),
             })
         })
         .collect()
@@ -322,7 +339,10 @@ impl CertificateChain {
             id: attr(e, "Id"),
             certificate: b64(child(e, "Certificate")?)?,
             sub_certificates: match e.find("SubCertificates") {
-                Some(sc) => sc.find_all("Certificate").map(b64).collect::<Result<_, _>>()?,
+                Some(sc) => sc
+                    .find_all("Certificate")
+                    .map(b64)
+                    .collect::<Result<_, _>>()?,
                 None => vec![],
             },
         })
@@ -342,7 +362,10 @@ impl IdBytes {
         b.finish()
     }
     pub fn from_element(e: &Element) -> Result<Self, ExiError> {
-        Ok(IdBytes { id: attr(e, "Id").unwrap_or_default(), value: b64(e)? })
+        Ok(IdBytes {
+            id: attr(e, "Id").unwrap_or_default(),
+            value: b64(e)?,
+        })
     }
 }
 
@@ -359,7 +382,10 @@ impl IdString {
         b.finish()
     }
     pub fn from_element(e: &Element) -> Result<Self, ExiError> {
-        Ok(IdString { id: attr(e, "Id").unwrap_or_default(), value: e.text_content() })
+        Ok(IdString {
+            id: attr(e, "Id").unwrap_or_default(),
+            value: e.text_content(),
+        })
     }
 }
 
@@ -389,7 +415,8 @@ impl CertificateUpdateReq {
     pub fn write<S: Sink>(&self, s: &mut S) -> Result<(), ExiError> {
         s.start(NS_BODY, "CertificateUpdateReq")?;
         s.attr(NS_BODY, "Id", &self.id)?;
-        self.contract_signature_cert_chain.write(s, "ContractSignatureCertChain")?;
+        self.contract_signature_cert_chain
+            .write(s, "ContractSignatureCertChain")?;
         s.text_element(NS_BODY, "eMAID", &self.emaid)?;
         write_root_ids(s, &self.list_of_root_certificate_ids)?;
         s.end()
@@ -402,7 +429,10 @@ impl CertificateUpdateReq {
     pub fn from_element(e: &Element) -> Result<Self, ExiError> {
         Ok(CertificateUpdateReq {
             id: attr(e, "Id").unwrap_or_default(),
-            contract_signature_cert_chain: CertificateChain::from_element(child(e, "ContractSignatureCertChain")?)?,
+            contract_signature_cert_chain: CertificateChain::from_element(child(
+                e,
+                "ContractSignatureCertChain",
+            )?)?,
             emaid: child(e, "eMAID")?.text_content(),
             list_of_root_certificate_ids: read_root_ids(child(e, "ListOfRootCertificateIDs")?)?,
         })
@@ -428,7 +458,14 @@ fn write_res_common<S: Sink>(
     emaid.write(s, "eMAID")
 }
 
-type ResParts = (ResponseCode, CertificateChain, CertificateChain, IdBytes, IdBytes, IdString);
+type ResParts = (
+    ResponseCode,
+    CertificateChain,
+    CertificateChain,
+    IdBytes,
+    IdBytes,
+    IdString,
+);
 
 fn read_res_common(e: &Element) -> Result<ResParts, ExiError> {
     Ok((
@@ -505,7 +542,12 @@ impl CertificateUpdateRes {
             dh_public_key: dh,
             emaid,
             retry_counter: match e.find("RetryCounter") {
-                Some(r) => Some(r.text_content().trim().parse().map_err(|_| ExiError::Structure("RetryCounter".into()))?),
+                Some(r) => Some(
+                    r.text_content()
+                        .trim()
+                        .parse()
+                        .map_err(|_| ExiError::Structure("RetryCounter".into()))?,
+                ),
                 None => None,
             },
         })

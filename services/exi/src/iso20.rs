@@ -95,8 +95,15 @@ impl Header {
     fn from_element(h: &Element) -> Result<Self, ExiError> {
         Ok(Header {
             session_id: hexbin(child(h, "SessionID")?)?,
-            time_stamp: child(h, "TimeStamp")?.text_content().trim().parse().map_err(|_| ExiError::Structure("TimeStamp".into()))?,
-            signature: h.find("Signature").map(Signature::from_element).transpose()?,
+            time_stamp: child(h, "TimeStamp")?
+                .text_content()
+                .trim()
+                .parse()
+                .map_err(|_| ExiError::Structure("TimeStamp".into()))?,
+            signature: h
+                .find("Signature")
+                .map(Signature::from_element)
+                .transpose()?,
         })
     }
 }
@@ -127,7 +134,10 @@ impl CertificateChain {
             id: attr(e, "Id"),
             certificate: b64(child(e, "Certificate")?)?,
             sub_certificates: match e.find("SubCertificates") {
-                Some(sc) => sc.find_all("Certificate").map(b64).collect::<Result<_, _>>()?,
+                Some(sc) => sc
+                    .find_all("Certificate")
+                    .map(b64)
+                    .collect::<Result<_, _>>()?,
                 None => vec![],
             },
         })
@@ -146,7 +156,8 @@ impl CertificateInstallationReq {
     pub fn write<S: Sink>(&self, s: &mut S) -> Result<(), ExiError> {
         s.start(NS_CM, "CertificateInstallationReq")?;
         self.header.write(s)?;
-        self.oem_provisioning_certificate_chain.write(s, "OEMProvisioningCertificateChain")?;
+        self.oem_provisioning_certificate_chain
+            .write(s, "OEMProvisioningCertificateChain")?;
         s.start(NS_CM, "ListOfRootCertificateIDs")?;
         for r in &self.list_of_root_certificate_ids {
             s.start(NS_CT, "RootCertificateID")?;
@@ -155,7 +166,11 @@ impl CertificateInstallationReq {
             s.end()?;
         }
         s.end()?;
-        s.text_element(NS_CM, "MaximumContractCertificateChains", &self.maximum_contract_certificate_chains.to_string())?;
+        s.text_element(
+            NS_CM,
+            "MaximumContractCertificateChains",
+            &self.maximum_contract_certificate_chains.to_string(),
+        )?;
         if !self.prioritized_emaids.is_empty() {
             s.start(NS_CM, "PrioritizedEMAIDs")?;
             for e in &self.prioritized_emaids {
@@ -172,17 +187,26 @@ impl CertificateInstallationReq {
     }
     pub fn from_element(e: &Element) -> Result<Self, ExiError> {
         if e.name.ns != NS_CM || e.name.local != "CertificateInstallationReq" {
-            return Err(ExiError::Structure(format!("root is {} (expected CertificateInstallationReq)", e.name.local)));
+            return Err(ExiError::Structure(format!(
+                "root is {} (expected CertificateInstallationReq)",
+                e.name.local
+            )));
         }
         Ok(CertificateInstallationReq {
             header: Header::from_element(child(e, "Header")?)?,
-            oem_provisioning_certificate_chain: CertificateChain::from_element(child(e, "OEMProvisioningCertificateChain")?)?,
+            oem_provisioning_certificate_chain: CertificateChain::from_element(child(
+                e,
+                "OEMProvisioningCertificateChain",
+            )?)?,
             list_of_root_certificate_ids: child(e, "ListOfRootCertificateIDs")?
                 .find_all("RootCertificateID")
                 .map(|r| {
                     Ok(X509IssuerSerial {
                         issuer_name: child(r, "X509IssuerName")?.text_content(),
-                        serial_number: child(r, "X509SerialNumber")?.text_content().trim().to_string(),
+                        serial_number: child(r, "X509SerialNumber")?
+                            .text_content()
+                            .trim()
+                            .to_string(),
                     })
                 })
                 .collect::<Result<_, ExiError>>()?,
@@ -191,7 +215,10 @@ impl CertificateInstallationReq {
                 .trim()
                 .parse()
                 .map_err(|_| ExiError::Structure("MaximumContractCertificateChains".into()))?,
-            prioritized_emaids: e.find("PrioritizedEMAIDs").map(|p| p.find_all("EMAID").map(|x| x.text_content()).collect()).unwrap_or_default(),
+            prioritized_emaids: e
+                .find("PrioritizedEMAIDs")
+                .map(|p| p.find_all("EMAID").map(|x| x.text_content()).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -200,12 +227,17 @@ impl SignedInstallationData {
     pub fn write<S: Sink>(&self, s: &mut S) -> Result<(), ExiError> {
         s.start(NS_CM, "SignedInstallationData")?;
         s.attr(NS_CM, "Id", &self.id)?;
-        self.contract_certificate_chain.write(s, "ContractCertificateChain")?;
+        self.contract_certificate_chain
+            .write(s, "ContractCertificateChain")?;
         s.text_element(NS_CM, "ECDHCurve", &self.ecdh_curve)?;
         s.bytes_element(NS_CM, "DHPublicKey", &self.dh_public_key)?;
         match &self.encrypted_private_key {
-            EncryptedPrivateKey::Secp521(k) => s.bytes_element(NS_CM, "SECP521_EncryptedPrivateKey", k)?,
-            EncryptedPrivateKey::X448(k) => s.bytes_element(NS_CM, "X448_EncryptedPrivateKey", k)?,
+            EncryptedPrivateKey::Secp521(k) => {
+                s.bytes_element(NS_CM, "SECP521_EncryptedPrivateKey", k)?
+            }
+            EncryptedPrivateKey::X448(k) => {
+                s.bytes_element(NS_CM, "X448_EncryptedPrivateKey", k)?
+            }
             EncryptedPrivateKey::Tpm(k) => s.bytes_element(NS_CM, "TPM_EncryptedPrivateKey", k)?,
         }
         s.end()
@@ -225,7 +257,10 @@ impl SignedInstallationData {
         };
         Ok(SignedInstallationData {
             id: attr(e, "Id").unwrap_or_default(),
-            contract_certificate_chain: CertificateChain::from_element(child(e, "ContractCertificateChain")?)?,
+            contract_certificate_chain: CertificateChain::from_element(child(
+                e,
+                "ContractCertificateChain",
+            )?)?,
             ecdh_curve: child(e, "ECDHCurve")?.text_content(),
             dh_public_key: b64(child(e, "DHPublicKey")?)?,
             encrypted_private_key: key,
@@ -249,7 +284,11 @@ impl CertificateInstallationRes {
         s.text_element(NS_CM, "EVSEProcessing", &self.evse_processing)?;
         self.cps_certificate_chain.write(s, "CPSCertificateChain")?;
         self.signed_installation_data.write(s)?;
-        s.text_element(NS_CM, "RemainingContractCertificateChains", &self.remaining_contract_certificate_chains.to_string())?;
+        s.text_element(
+            NS_CM,
+            "RemainingContractCertificateChains",
+            &self.remaining_contract_certificate_chains.to_string(),
+        )?;
         s.end()
     }
     pub fn to_element(&self) -> Result<Element, ExiError> {
@@ -259,14 +298,23 @@ impl CertificateInstallationRes {
     }
     pub fn from_element(e: &Element) -> Result<Self, ExiError> {
         if e.name.ns != NS_CM || e.name.local != "CertificateInstallationRes" {
-            return Err(ExiError::Structure(format!("root is {} (expected CertificateInstallationRes)", e.name.local)));
+            return Err(ExiError::Structure(format!(
+                "root is {} (expected CertificateInstallationRes)",
+                e.name.local
+            )));
         }
         Ok(CertificateInstallationRes {
             header: Header::from_element(child(e, "Header")?)?,
             response_code: child(e, "ResponseCode")?.text_content(),
             evse_processing: child(e, "EVSEProcessing")?.text_content(),
-            cps_certificate_chain: CertificateChain::from_element(child(e, "CPSCertificateChain")?)?,
-            signed_installation_data: SignedInstallationData::from_element(child(e, "SignedInstallationData")?)?,
+            cps_certificate_chain: CertificateChain::from_element(child(
+                e,
+                "CPSCertificateChain",
+            )?)?,
+            signed_installation_data: SignedInstallationData::from_element(child(
+                e,
+                "SignedInstallationData",
+            )?)?,
             remaining_contract_certificate_chains: child(e, "RemainingContractCertificateChains")?
                 .text_content()
                 .trim()

@@ -12,8 +12,8 @@
 //! - [`cli`]: `pnc exi decode|encode`.
 
 pub mod big;
-pub mod cli;
 pub mod bits;
+pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod generated;
@@ -72,7 +72,9 @@ impl std::str::FromStr for Schema {
             "iso-20" | "iso20" => Ok(Schema::Iso20),
             "xmldsig" => Ok(Schema::XmlDsig),
             "app" | "appprotocol" => Ok(Schema::AppProtocol),
-            _ => Err(format!("unknown schema {s:?} (iso-2, iso-20, xmldsig, app)")),
+            _ => Err(format!(
+                "unknown schema {s:?} (iso-2, iso-20, xmldsig, app)"
+            )),
         }
     }
 }
@@ -99,9 +101,13 @@ pub fn encode_document(schema: Schema, root: &Element) -> Result<Vec<u8>, ExiErr
 pub fn decode_fragment(schema: Schema, exi: &[u8]) -> Result<Element, ExiError> {
     let mut v = codec::Decoder::new(schema.tables(), exi)?.fragment()?;
     if v.len() != 1 {
-        return Err(ExiError::Unsupported(format!("fragment with {} elements (expected 1)", v.len())));
+        return Err(ExiError::Unsupported(format!(
+            "fragment with {} elements (expected 1)",
+            v.len()
+        )));
     }
-    v.pop().ok_or_else(|| ExiError::Unsupported("empty fragment".into()))
+    v.pop()
+        .ok_or_else(|| ExiError::Unsupported("empty fragment".into()))
 }
 
 /// Decodes an EXI fragment with any number of top-level elements.

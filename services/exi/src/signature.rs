@@ -124,7 +124,9 @@ pub struct OpensslSigner {
 
 impl OpensslSigner {
     pub fn new(key: &PKey<Private>, profile: Profile) -> Result<Self, SignatureError> {
-        let key = key.ec_key().map_err(|e| SignatureError::BadKey(e.to_string()))?;
+        let key = key
+            .ec_key()
+            .map_err(|e| SignatureError::BadKey(e.to_string()))?;
         Ok(OpensslSigner { key, profile })
     }
 }
@@ -132,10 +134,18 @@ impl OpensslSigner {
 impl ExiSigner for OpensslSigner {
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>, SignatureError> {
         let h = self.profile.hash(data);
-        let sig = EcdsaSig::sign(&h, &self.key).map_err(|e| SignatureError::Signer(e.to_string()))?;
+        let sig =
+            EcdsaSig::sign(&h, &self.key).map_err(|e| SignatureError::Signer(e.to_string()))?;
         let n = self.profile.scalar_len() as i32;
-        let mut out = sig.r().to_vec_padded(n).map_err(|e| SignatureError::Signer(e.to_string()))?;
-        out.extend(sig.s().to_vec_padded(n).map_err(|e| SignatureError::Signer(e.to_string()))?);
+        let mut out = sig
+            .r()
+            .to_vec_padded(n)
+            .map_err(|e| SignatureError::Signer(e.to_string()))?;
+        out.extend(
+            sig.s()
+                .to_vec_padded(n)
+                .map_err(|e| SignatureError::Signer(e.to_string()))?,
+        );
         Ok(out)
     }
 }
@@ -157,7 +167,11 @@ fn id_of(e: &Element) -> Option<&str> {
 }
 
 /// Builds `SignedInfo` with one reference per element (URI `#Id`) and signs it.
-pub fn sign_elements(profile: Profile, elements: &[&Element], signer: &dyn ExiSigner) -> Result<Signature, SignatureError> {
+pub fn sign_elements(
+    profile: Profile,
+    elements: &[&Element],
+    signer: &dyn ExiSigner,
+) -> Result<Signature, SignatureError> {
     if elements.is_empty() {
         return Err(SignatureError::NoReferences);
     }
@@ -166,7 +180,7 @@ pub fn sign_elements(profile: Profile, elements: &[&Element], signer: &dyn ExiSi
     }
     let mut references = Vec::with_capacity(elements.len());
     for e in elements {
-        let id = id_of(e).ok_or_else(|| SignatureError::BadReferenceUri(None))?;
+        let id = id_of(e).ok_or(SignatureError::BadReferenceUri(None))?;
         references.push(Reference {
             id: None,
             uri: Some(format!("#{id}")),
@@ -188,7 +202,14 @@ pub fn sign_elements(profile: Profile, elements: &[&Element], signer: &dyn ExiSi
     if value.len() != 2 * profile.scalar_len() {
         return Err(SignatureError::BadSignatureLength(value.len()));
     }
-    Ok(Signature { id: None, signed_info, signature_value: value, signature_value_id: None, has_key_info: false, has_object: false })
+    Ok(Signature {
+        id: None,
+        signed_info,
+        signature_value: value,
+        signature_value_id: None,
+        has_key_info: false,
+        has_object: false,
+    })
 }
 
 /// The 4-reference signature of a CertificateInstallationRes / CertificateUpdateRes (-2):
@@ -235,17 +256,23 @@ pub fn check_structure(sig: &Signature, profile: Profile) -> Result<(), Signatur
         return Err(SignatureError::TooManyReferences(refs.len()));
     }
     if sig.signed_info.canonicalization_method != C14N_EXI {
-        return Err(SignatureError::UnsupportedAlgorithm(sig.signed_info.canonicalization_method.clone()));
+        return Err(SignatureError::UnsupportedAlgorithm(
+            sig.signed_info.canonicalization_method.clone(),
+        ));
     }
     if sig.signed_info.signature_method != profile.signature_method() {
-        return Err(SignatureError::UnsupportedAlgorithm(sig.signed_info.signature_method.clone()));
+        return Err(SignatureError::UnsupportedAlgorithm(
+            sig.signed_info.signature_method.clone(),
+        ));
     }
     for r in refs {
         if r.type_.is_some() {
             return Err(SignatureError::ForbiddenElement("Reference@Type"));
         }
         if r.digest_method != profile.digest_method() {
-            return Err(SignatureError::UnsupportedAlgorithm(r.digest_method.clone()));
+            return Err(SignatureError::UnsupportedAlgorithm(
+                r.digest_method.clone(),
+            ));
         }
         if let Some(ts) = &r.transforms
             && ts.iter().any(|t| t != C14N_EXI)
@@ -261,15 +288,23 @@ pub fn check_structure(sig: &Signature, profile: Profile) -> Result<(), Signatur
 }
 
 /// Verifies raw `r‖s` over `data` with `key`.
-pub fn verify_raw(profile: Profile, key: &PKey<Public>, data: &[u8], rs: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_raw(
+    profile: Profile,
+    key: &PKey<Public>,
+    data: &[u8],
+    rs: &[u8],
+) -> Result<(), SignatureError> {
     let n = profile.scalar_len();
     if rs.len() != 2 * n {
         return Err(SignatureError::BadSignatureLength(rs.len()));
     }
-    let ec = key.ec_key().map_err(|e| SignatureError::BadKey(e.to_string()))?;
+    let ec = key
+        .ec_key()
+        .map_err(|e| SignatureError::BadKey(e.to_string()))?;
     let r = BigNum::from_slice(&rs[..n]).map_err(|e| SignatureError::BadKey(e.to_string()))?;
     let s = BigNum::from_slice(&rs[n..]).map_err(|e| SignatureError::BadKey(e.to_string()))?;
-    let sig = EcdsaSig::from_private_components(r, s).map_err(|e| SignatureError::BadKey(e.to_string()))?;
+    let sig = EcdsaSig::from_private_components(r, s)
+        .map_err(|e| SignatureError::BadKey(e.to_string()))?;
     match sig.verify(&profile.hash(data), &ec) {
         Ok(true) => Ok(()),
         _ => Err(SignatureError::BadSignature),
@@ -294,13 +329,18 @@ pub fn verify<'a>(
         }
     }
     // re-encode SignedInfo from the decoded tree (never the received bytes)
-    let si = signature.find("SignedInfo").ok_or(SignatureError::MissingSignature)?;
+    let si = signature
+        .find("SignedInfo")
+        .ok_or(SignatureError::MissingSignature)?;
     let exi = encode_fragment(Schema::XmlDsig, si)?;
     verify_raw(profile, key, &exi, &sig.signature_value)
 }
 
 fn collect_ids<'a>(e: &'a Element, id: &str, out: &mut Vec<&'a Element>) {
-    if e.attrs.iter().any(|a| a.name.local == "Id" && a.value == id) {
+    if e.attrs
+        .iter()
+        .any(|a| a.name.local == "Id" && a.value == id)
+    {
         out.push(e);
     }
     for c in e.elements() {
@@ -309,11 +349,17 @@ fn collect_ids<'a>(e: &'a Element, id: &str, out: &mut Vec<&'a Element>) {
 }
 
 /// Resolves `#id` inside `scope`; the Id must be unique.
-pub fn resolver<'a>(scope: &'a Element) -> impl Fn(&str) -> Result<&'a Element, SignatureError> + 'a {
+pub fn resolver<'a>(
+    scope: &'a Element,
+) -> impl Fn(&str) -> Result<&'a Element, SignatureError> + 'a {
     move |id: &str| -> Result<&'a Element, SignatureError> {
         let mut v = vec![];
         collect_ids(scope, id, &mut v);
-        if v.len() == 1 { Ok(v[0]) } else { Err(SignatureError::UnresolvedReference(format!("#{id}"))) }
+        if v.len() == 1 {
+            Ok(v[0])
+        } else {
+            Err(SignatureError::UnresolvedReference(format!("#{id}")))
+        }
     }
 }
 
@@ -322,13 +368,18 @@ pub fn resolver<'a>(scope: &'a Element) -> impl Fn(&str) -> Result<&'a Element, 
 /// contract key; or a response with the CPS leaf key). References resolve inside `Body`.
 pub fn verify_iso2_message(msg: &Element, key: &PKey<Public>) -> Result<(), SignatureError> {
     let header = msg.find("Header").ok_or(SignatureError::MissingSignature)?;
-    let sig = header.find("Signature").ok_or(SignatureError::MissingSignature)?;
+    let sig = header
+        .find("Signature")
+        .ok_or(SignatureError::MissingSignature)?;
     let body = msg.find("Body").ok_or(SignatureError::MissingSignature)?;
     verify(Profile::Iso2, sig, resolver(body), key)
 }
 
 /// Public key from an uncompressed SEC1 point on the profile's curve.
-pub fn public_key_from_sec1(profile: Profile, point: &[u8]) -> Result<PKey<Public>, SignatureError> {
+pub fn public_key_from_sec1(
+    profile: Profile,
+    point: &[u8],
+) -> Result<PKey<Public>, SignatureError> {
     use openssl::ec::{EcGroup, EcPoint};
     use openssl::nid::Nid;
     let nid = match profile {
@@ -345,8 +396,10 @@ pub fn public_key_from_sec1(profile: Profile, point: &[u8]) -> Result<PKey<Publi
 
 /// Public key of a DER certificate.
 pub fn public_key_from_cert_der(der: &[u8]) -> Result<PKey<Public>, SignatureError> {
-    let c = openssl::x509::X509::from_der(der).map_err(|e| SignatureError::BadKey(e.to_string()))?;
-    c.public_key().map_err(|e| SignatureError::BadKey(e.to_string()))
+    let c =
+        openssl::x509::X509::from_der(der).map_err(|e| SignatureError::BadKey(e.to_string()))?;
+    c.public_key()
+        .map_err(|e| SignatureError::BadKey(e.to_string()))
 }
 
 /// Signs the single reference of ISO 15118-20 `SignedInstallationData` (P-521/SHA-512,
@@ -365,8 +418,11 @@ pub fn sign_iso20_installation_data(
 /// message outside its Header.
 pub fn verify_iso20_message(msg: &Element, key: &PKey<Public>) -> Result<(), SignatureError> {
     let header = msg.find("Header").ok_or(SignatureError::MissingSignature)?;
-    let sig = header.find("Signature").ok_or(SignatureError::MissingSignature)?;
+    let sig = header
+        .find("Signature")
+        .ok_or(SignatureError::MissingSignature)?;
     let mut body = msg.clone();
-    body.children.retain(|c| !matches!(c, crate::Node::Element(e) if e.name.local == "Header"));
+    body.children
+        .retain(|c| !matches!(c, crate::Node::Element(e) if e.name.local == "Header"));
     verify(Profile::Iso20, sig, resolver(&body), key)
 }

@@ -19,12 +19,22 @@ pub trait Sink {
     fn element(&mut self, e: &Element) -> Result<(), ExiError>;
 
     /// `<ns:local>text</ns:local>`
-    fn text_element(&mut self, ns: &'static str, local: &'static str, v: &str) -> Result<(), ExiError> {
+    fn text_element(
+        &mut self,
+        ns: &'static str,
+        local: &'static str,
+        v: &str,
+    ) -> Result<(), ExiError> {
         self.start(ns, local)?;
         self.text(v)?;
         self.end()
     }
-    fn bytes_element(&mut self, ns: &'static str, local: &'static str, v: &[u8]) -> Result<(), ExiError> {
+    fn bytes_element(
+        &mut self,
+        ns: &'static str,
+        local: &'static str,
+        v: &[u8],
+    ) -> Result<(), ExiError> {
         self.start(ns, local)?;
         self.bytes(v)?;
         self.end()
@@ -70,10 +80,13 @@ impl TreeBuilder {
         if !self.stack.is_empty() {
             return Err(ExiError::Encode("unclosed element".into()));
         }
-        self.root.ok_or_else(|| ExiError::Encode("no element".into()))
+        self.root
+            .ok_or_else(|| ExiError::Encode("no element".into()))
     }
     fn top(&mut self) -> Result<&mut Element, ExiError> {
-        self.stack.last_mut().ok_or_else(|| ExiError::Encode("no open element".into()))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| ExiError::Encode("no open element".into()))
     }
     fn push_node(&mut self, e: Element) -> Result<(), ExiError> {
         match self.stack.last_mut() {
@@ -95,7 +108,10 @@ impl Sink for TreeBuilder {
         Ok(())
     }
     fn attr(&mut self, ns: &'static str, local: &'static str, v: &str) -> Result<(), ExiError> {
-        self.top()?.attrs.push(Attribute { name: QName::new(ns, local), value: v.to_string() });
+        self.top()?.attrs.push(Attribute {
+            name: QName::new(ns, local),
+            value: v.to_string(),
+        });
         Ok(())
     }
     fn text(&mut self, v: &str) -> Result<(), ExiError> {
@@ -113,7 +129,10 @@ impl Sink for TreeBuilder {
         Ok(())
     }
     fn end(&mut self) -> Result<(), ExiError> {
-        let e = self.stack.pop().ok_or_else(|| ExiError::Encode("unbalanced end".into()))?;
+        let e = self
+            .stack
+            .pop()
+            .ok_or_else(|| ExiError::Encode("unbalanced end".into()))?;
         self.push_node(e)
     }
     fn element(&mut self, e: &Element) -> Result<(), ExiError> {

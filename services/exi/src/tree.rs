@@ -14,7 +14,10 @@ pub struct QName {
 
 impl QName {
     pub fn new(ns: impl Into<Cow<'static, str>>, local: impl Into<Cow<'static, str>>) -> Self {
-        QName { ns: ns.into(), local: local.into() }
+        QName {
+            ns: ns.into(),
+            local: local.into(),
+        }
     }
     /// Clark notation `{ns}local` (used for xsi:type values in the tree).
     pub fn clark(&self) -> String {
@@ -50,10 +53,22 @@ pub struct Element {
 
 impl Element {
     pub fn new(ns: impl Into<Cow<'static, str>>, local: impl Into<Cow<'static, str>>) -> Self {
-        Element { name: QName::new(ns, local), attrs: vec![], children: vec![] }
+        Element {
+            name: QName::new(ns, local),
+            attrs: vec![],
+            children: vec![],
+        }
     }
-    pub fn attr(mut self, ns: impl Into<Cow<'static, str>>, local: impl Into<Cow<'static, str>>, v: impl Into<String>) -> Self {
-        self.attrs.push(Attribute { name: QName::new(ns, local), value: v.into() });
+    pub fn attr(
+        mut self,
+        ns: impl Into<Cow<'static, str>>,
+        local: impl Into<Cow<'static, str>>,
+        v: impl Into<String>,
+    ) -> Self {
+        self.attrs.push(Attribute {
+            name: QName::new(ns, local),
+            value: v.into(),
+        });
         self
     }
     pub fn child(mut self, e: Element) -> Self {
@@ -90,13 +105,20 @@ impl Element {
     }
     /// Attribute value by local name (any namespace).
     pub fn attr_value(&self, local: &str) -> Option<&str> {
-        self.attrs.iter().find(|a| a.name.local == local).map(|a| a.value.as_str())
+        self.attrs
+            .iter()
+            .find(|a| a.name.local == local)
+            .map(|a| a.value.as_str())
     }
     /// A copy without whitespace-only text nodes in element-only content (recursive), as
     /// schema-informed EXI drops them.
     pub fn normalized(&self) -> Element {
         let has_elem = self.elements().next().is_some();
-        let mut out = Element { name: self.name.clone(), attrs: self.attrs.clone(), children: vec![] };
+        let mut out = Element {
+            name: self.name.clone(),
+            attrs: self.attrs.clone(),
+            children: vec![],
+        };
         out.attrs.sort_by(|a, b| a.name.cmp(&b.name));
         for n in &self.children {
             match n {

@@ -5,15 +5,21 @@ use crate::error::ExiError;
 use crate::tree::Element;
 
 pub(crate) fn child<'a>(e: &'a Element, local: &str) -> Result<&'a Element, ExiError> {
-    e.find(local).ok_or_else(|| ExiError::Structure(format!("{} lacks {local}", e.name.local)))
+    e.find(local)
+        .ok_or_else(|| ExiError::Structure(format!("{} lacks {local}", e.name.local)))
 }
 
 pub(crate) fn b64(e: &Element) -> Result<Vec<u8>, ExiError> {
-    base64_lenient(&e.text_content()).ok_or_else(|| ExiError::Structure(format!("{} is not base64", e.name.local)))
+    base64_lenient(&e.text_content())
+        .ok_or_else(|| ExiError::Structure(format!("{} is not base64", e.name.local)))
 }
 
 pub(crate) fn hexbin(e: &Element) -> Result<Vec<u8>, ExiError> {
-    let t: String = e.text_content().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let t: String = e
+        .text_content()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     hex::decode(t).map_err(|_| ExiError::Structure(format!("{} is not hex", e.name.local)))
 }
 

@@ -28,7 +28,9 @@ fn resolved_ns(r: &ResolveResult) -> Result<String, XmlError> {
     match r {
         ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
         ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(p) => Err(XmlError::UnboundPrefix(String::from_utf8_lossy(p).into_owned())),
+        ResolveResult::Unknown(p) => Err(XmlError::UnboundPrefix(
+            String::from_utf8_lossy(p).into_owned(),
+        )),
     }
 }
 
@@ -37,12 +39,23 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     let mut r = NsReader::from_str(text);
     let mut stack: Vec<Element> = vec![];
     let mut root: Option<Element> = None;
-    let syntax = |r: &NsReader<&[u8]>, e: &dyn std::fmt::Display| XmlError::Syntax { pos: r.buffer_position(), msg: e.to_string() };
+    let syntax = |r: &NsReader<&[u8]>, e: &dyn std::fmt::Display| XmlError::Syntax {
+        pos: r.buffer_position(),
+        msg: e.to_string(),
+    };
     loop {
-        let step = r.read_resolved_event().map(|(res, ev)| (resolved_ns(&res), ev)).map_err(|e| e.to_string());
+        let step = r
+            .read_resolved_event()
+            .map(|(res, ev)| (resolved_ns(&res), ev))
+            .map_err(|e| e.to_string());
         let (res, ev) = match step {
             Ok(x) => x,
-            Err(msg) => return Err(XmlError::Syntax { pos: r.buffer_position(), msg }),
+            Err(msg) => {
+                return Err(XmlError::Syntax {
+                    pos: r.buffer_position(),
+                    msg,
+                });
+            }
         };
         let is_empty = matches!(ev, Event::Empty(_));
         match (res, ev) {
@@ -73,7 +86,10 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                         let tns = resolved_ns(&tres)?;
                         value = format!("{{{tns}}}{}", String::from_utf8_lossy(tlocal.as_ref()));
                     }
-                    el.attrs.push(Attribute { name: QName::new(ans, alocal), value });
+                    el.attrs.push(Attribute {
+                        name: QName::new(ans, alocal),
+                        value,
+                    });
                 }
                 if is_empty {
                     match stack.last_mut() {
@@ -85,7 +101,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 }
             }
             (_, Event::End(_)) => {
-                let el = stack.pop().ok_or_else(|| syntax(&r, &"unbalanced end tag"))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| syntax(&r, &"unbalanced end tag"))?;
                 match stack.last_mut() {
                     Some(p) => p.children.push(Node::Element(el)),
                     None => root = Some(el),
@@ -113,7 +131,10 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
         }
     }
     if !stack.is_empty() {
-        return Err(XmlError::Syntax { pos: text.len() as u64, msg: "unclosed element".into() });
+        return Err(XmlError::Syntax {
+            pos: text.len() as u64,
+            msg: "unclosed element".into(),
+        });
     }
     root.ok_or(XmlError::NoRoot)
 }
@@ -207,7 +228,13 @@ fn esc(s: &str, attr: bool, out: &mut String) {
     }
 }
 
-fn write_el(e: &Element, map: &BTreeMap<String, String>, root: bool, out: &mut String, depth: usize) {
+fn write_el(
+    e: &Element,
+    map: &BTreeMap<String, String>,
+    root: bool,
+    out: &mut String,
+    depth: usize,
+) {
     out.push('<');
     out.push_str(&name(&e.name, map));
     if root {

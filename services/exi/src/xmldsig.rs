@@ -110,10 +110,14 @@ impl SignedInfo {
         let sm = child(e, "SignatureMethod")?;
         Ok(SignedInfo {
             id: attr(e, "Id"),
-            canonicalization_method: attr(child(e, "CanonicalizationMethod")?, "Algorithm").unwrap_or_default(),
+            canonicalization_method: attr(child(e, "CanonicalizationMethod")?, "Algorithm")
+                .unwrap_or_default(),
             signature_method: attr(sm, "Algorithm").unwrap_or_default(),
             hmac_output_length: sm.find("HMACOutputLength").map(|h| h.text_content()),
-            references: e.find_all("Reference").map(Reference::from_element).collect::<Result<_, _>>()?,
+            references: e
+                .find_all("Reference")
+                .map(Reference::from_element)
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -151,9 +155,11 @@ impl Reference {
             id: attr(e, "Id"),
             uri: attr(e, "URI"),
             type_: attr(e, "Type"),
-            transforms: e
-                .find("Transforms")
-                .map(|t| t.find_all("Transform").map(|x| attr(x, "Algorithm").unwrap_or_default()).collect()),
+            transforms: e.find("Transforms").map(|t| {
+                t.find_all("Transform")
+                    .map(|x| attr(x, "Algorithm").unwrap_or_default())
+                    .collect()
+            }),
             digest_method: attr(child(e, "DigestMethod")?, "Algorithm").unwrap_or_default(),
             digest_value: b64(child(e, "DigestValue")?)?,
         })

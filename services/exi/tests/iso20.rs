@@ -9,13 +9,25 @@ use pnc_exi::{Schema, decode_document};
 
 fn res() -> CertificateInstallationRes {
     CertificateInstallationRes {
-        header: Header { session_id: vec![1, 2, 3, 4, 5, 6, 7, 8], time_stamp: 1_700_000_000, signature: None },
+        header: Header {
+            session_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            time_stamp: 1_700_000_000,
+            signature: None,
+        },
         response_code: "OK".into(),
         evse_processing: "Finished".into(),
-        cps_certificate_chain: CertificateChain { id: None, certificate: vec![0x30; 700], sub_certificates: vec![vec![0x31; 650]] },
+        cps_certificate_chain: CertificateChain {
+            id: None,
+            certificate: vec![0x30; 700],
+            sub_certificates: vec![vec![0x31; 650]],
+        },
         signed_installation_data: SignedInstallationData {
             id: "SID1".into(),
-            contract_certificate_chain: CertificateChain { id: None, certificate: vec![0x30; 600], sub_certificates: vec![vec![1; 640], vec![2; 640]] },
+            contract_certificate_chain: CertificateChain {
+                id: None,
+                certificate: vec![0x30; 600],
+                sub_certificates: vec![vec![1; 640], vec![2; 640]],
+            },
             ecdh_curve: "SECP521".into(),
             dh_public_key: vec![4; 133],
             encrypted_private_key: EncryptedPrivateKey::Secp521(vec![7; 94]),
@@ -31,7 +43,8 @@ fn iso20_res_sign_encode_decode_verify() {
     let pk = PKey::public_key_from_pem(&sk.public_key_to_pem().unwrap()).unwrap();
     let signer = signature::OpensslSigner::new(&sk, Profile::Iso20).unwrap();
     let mut r = res();
-    let sig = signature::sign_iso20_installation_data(&r.signed_installation_data, &signer).unwrap();
+    let sig =
+        signature::sign_iso20_installation_data(&r.signed_installation_data, &signer).unwrap();
     assert_eq!(sig.signature_value.len(), 132);
     assert_eq!(sig.signed_info.signature_method, signature::ECDSA_SHA512);
     assert_eq!(sig.signed_info.references[0].digest_value.len(), 64);
@@ -45,7 +58,10 @@ fn iso20_res_sign_encode_decode_verify() {
     let mut bad = r.clone();
     bad.signed_info_mut().dh_public_key[0] = 5;
     let t2 = decode_document(Schema::Iso20, &bad.encode().unwrap()).unwrap();
-    assert!(matches!(signature::verify_iso20_message(&t2, &pk), Err(SignatureError::DigestMismatch { .. })));
+    assert!(matches!(
+        signature::verify_iso20_message(&t2, &pk),
+        Err(SignatureError::DigestMismatch { .. })
+    ));
 }
 
 trait Mut {
@@ -60,10 +76,21 @@ impl Mut for CertificateInstallationRes {
 #[test]
 fn iso20_req_roundtrip_and_x448_dh_length_follows_xsd() {
     let req = CertificateInstallationReq {
-        header: Header { session_id: vec![9; 8], time_stamp: u64::MAX, signature: None },
-        oem_provisioning_certificate_chain: CertificateChain { id: Some("id1".into()), certificate: vec![3; 1600], sub_certificates: vec![vec![4; 900]; 3] },
+        header: Header {
+            session_id: vec![9; 8],
+            time_stamp: u64::MAX,
+            signature: None,
+        },
+        oem_provisioning_certificate_chain: CertificateChain {
+            id: Some("id1".into()),
+            certificate: vec![3; 1600],
+            sub_certificates: vec![vec![4; 900]; 3],
+        },
         list_of_root_certificate_ids: (0..20)
-            .map(|i| X509IssuerSerial { issuer_name: format!("CN=Root{i}"), serial_number: format!("-{}123456789012345678901234567890", i + 1) })
+            .map(|i| X509IssuerSerial {
+                issuer_name: format!("CN=Root{i}"),
+                serial_number: format!("-{}123456789012345678901234567890", i + 1),
+            })
             .collect(),
         maximum_contract_certificate_chains: 255,
         prioritized_emaids: vec!["DEABCC123ABC56".into(); 8],

@@ -3,6 +3,7 @@
 //!   1. the oracle encodes the XML; pnc encodes the same XML: bytes must be identical;
 //!   2. pnc decodes the oracle's bytes and the oracle decodes pnc's bytes: both must equal the
 //!      input infoset (compared as parsed trees, prefixes ignored).
+//!
 //! Needs java + python3 (CI installs them); without java this test FAILS on purpose.
 
 use pnc_exi::iso2::*;
@@ -23,15 +24,26 @@ struct Case {
 }
 
 fn case(name: impl Into<String>, schema: Schema, fragment: bool, xml: impl Into<String>) -> Case {
-    Case { name: name.into(), schema, fragment, xml: xml.into() }
+    Case {
+        name: name.into(),
+        schema,
+        fragment,
+        xml: xml.into(),
+    }
 }
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn chain(id: Option<&str>, subs: usize, len: usize) -> CertificateChain {
-    CertificateChain { id: id.map(Into::into), certificate: bytes(len, 1), sub_certificates: (0..subs).map(|i| bytes(len - i, i as u8)).collect() }
+    CertificateChain {
+        id: id.map(Into::into),
+        certificate: bytes(len, 1),
+        sub_certificates: (0..subs).map(|i| bytes(len - i, i as u8)).collect(),
+    }
 }
 
 fn xml_of(e: &Element) -> String {
@@ -50,7 +62,10 @@ fn msg(body: Body, sig: bool, notification: bool) -> String {
     let m = V2gMessage {
         header: MessageHeader {
             session_id: bytes(8, 3),
-            notification: notification.then(|| Notification { fault_code: FaultCode::ParsingError, fault_msg: Some("x".repeat(64)) }),
+            notification: notification.then(|| Notification {
+                fault_code: FaultCode::ParsingError,
+                fault_msg: Some("x".repeat(64)),
+            }),
             signature,
         },
         body,
@@ -79,13 +94,22 @@ fn signed_info(refs: usize) -> pnc_exi::xmldsig::SignedInfo {
 
 fn root_ids(n: usize, serial: &str, name_len: usize) -> Vec<X509IssuerSerial> {
     (0..n)
-        .map(|i| X509IssuerSerial { issuer_name: format!("CN=Root {i},{}", "O".repeat(name_len)), serial_number: serial.to_string() })
+        .map(|i| X509IssuerSerial {
+            issuer_name: format!("CN=Root {i},{}", "O".repeat(name_len)),
+            serial_number: serial.to_string(),
+        })
         .collect()
 }
 
 /// Serial numbers of 1 to 20 octets, positive and negative (X509SerialNumber is xs:integer).
 fn serials() -> Vec<String> {
-    let mut v = vec!["0".to_string(), "1".into(), "-1".into(), "12345".into(), "-128".into()];
+    let mut v = vec![
+        "0".to_string(),
+        "1".into(),
+        "-1".into(),
+        "12345".into(),
+        "-128".into(),
+    ];
     for octets in [8usize, 9, 15, 16, 20] {
         // 2^(8*octets) - 1 in decimal via u128 / manual for 20 octets
         let s = if octets < 16 {
@@ -105,56 +129,198 @@ fn iso2_cases() -> Vec<Case> {
     let mut c = vec![];
     // CertificateInstallationReq: 1 and 20 root IDs, serials, long issuer names, max cert
     for (i, s) in serials().iter().enumerate() {
-        let req = CertificateInstallationReq { id: "ID1".into(), oem_provisioning_cert: bytes(613, 7), list_of_root_certificate_ids: root_ids(1, s, 10) };
-        c.push(case(format!("install-req-serial-{i}"), Schema::Iso2, false, msg(Body::CertificateInstallationReq(req.clone()), true, false)));
-        c.push(case(format!("install-req-frag-serial-{i}"), Schema::Iso2, true, xml_of(&req.to_element().unwrap())));
+        let req = CertificateInstallationReq {
+            id: "ID1".into(),
+            oem_provisioning_cert: bytes(613, 7),
+            list_of_root_certificate_ids: root_ids(1, s, 10),
+        };
+        c.push(case(
+            format!("install-req-serial-{i}"),
+            Schema::Iso2,
+            false,
+            msg(Body::CertificateInstallationReq(req.clone()), true, false),
+        ));
+        c.push(case(
+            format!("install-req-frag-serial-{i}"),
+            Schema::Iso2,
+            true,
+            xml_of(&req.to_element().unwrap()),
+        ));
     }
-    let req20 = CertificateInstallationReq { id: "a".into(), oem_provisioning_cert: bytes(800, 2), list_of_root_certificate_ids: root_ids(20, "1461501637330902918203684832716283019655932542975", 200) };
-    c.push(case("install-req-20-roots", Schema::Iso2, false, msg(Body::CertificateInstallationReq(req20.clone()), true, true)));
-    c.push(case("install-req-20-roots-frag", Schema::Iso2, true, xml_of(&req20.to_element().unwrap())));
+    let req20 = CertificateInstallationReq {
+        id: "a".into(),
+        oem_provisioning_cert: bytes(800, 2),
+        list_of_root_certificate_ids: root_ids(
+            20,
+            "1461501637330902918203684832716283019655932542975",
+            200,
+        ),
+    };
+    c.push(case(
+        "install-req-20-roots",
+        Schema::Iso2,
+        false,
+        msg(Body::CertificateInstallationReq(req20.clone()), true, true),
+    ));
+    c.push(case(
+        "install-req-20-roots-frag",
+        Schema::Iso2,
+        true,
+        xml_of(&req20.to_element().unwrap()),
+    ));
     // CertificateInstallationRes with 0..4 sub-certificates
     for subs in 0..=4 {
         let res = CertificateInstallationRes {
             response_code: ResponseCode::ALL[subs * 5 % ResponseCode::ALL.len()],
             sa_provisioning_certificate_chain: chain(None, subs, 600),
             contract_signature_cert_chain: chain(Some("id1"), subs, 800),
-            contract_signature_encrypted_private_key: IdBytes { id: "id2".into(), value: bytes(48, 5) },
-            dh_public_key: IdBytes { id: "id3".into(), value: bytes(65, 6) },
-            emaid: IdString { id: "id4".into(), value: "DEABCC123ABC567".into() },
+            contract_signature_encrypted_private_key: IdBytes {
+                id: "id2".into(),
+                value: bytes(48, 5),
+            },
+            dh_public_key: IdBytes {
+                id: "id3".into(),
+                value: bytes(65, 6),
+            },
+            emaid: IdString {
+                id: "id4".into(),
+                value: "DEABCC123ABC567".into(),
+            },
         };
-        c.push(case(format!("install-res-{subs}-subs"), Schema::Iso2, false, msg(Body::CertificateInstallationRes(res.clone()), subs % 2 == 0, subs == 3)));
-        c.push(case(format!("frag-chain-{subs}"), Schema::Iso2, true, xml_of(&res.contract_signature_cert_chain.to_element("ContractSignatureCertChain").unwrap())));
+        c.push(case(
+            format!("install-res-{subs}-subs"),
+            Schema::Iso2,
+            false,
+            msg(
+                Body::CertificateInstallationRes(res.clone()),
+                subs % 2 == 0,
+                subs == 3,
+            ),
+        ));
+        c.push(case(
+            format!("frag-chain-{subs}"),
+            Schema::Iso2,
+            true,
+            xml_of(
+                &res.contract_signature_cert_chain
+                    .to_element("ContractSignatureCertChain")
+                    .unwrap(),
+            ),
+        ));
     }
-    c.push(case("frag-emaid", Schema::Iso2, true, xml_of(&IdString { id: "id4".into(), value: "DEABCC123ABC56".into() }.to_element("eMAID").unwrap())));
-    c.push(case("frag-key", Schema::Iso2, true, xml_of(&IdBytes { id: "k".into(), value: bytes(48, 1) }.to_element("ContractSignatureEncryptedPrivateKey").unwrap())));
-    c.push(case("frag-dh", Schema::Iso2, true, xml_of(&IdBytes { id: "d".into(), value: bytes(65, 1) }.to_element("DHpublickey").unwrap())));
+    c.push(case(
+        "frag-emaid",
+        Schema::Iso2,
+        true,
+        xml_of(
+            &IdString {
+                id: "id4".into(),
+                value: "DEABCC123ABC56".into(),
+            }
+            .to_element("eMAID")
+            .unwrap(),
+        ),
+    ));
+    c.push(case(
+        "frag-key",
+        Schema::Iso2,
+        true,
+        xml_of(
+            &IdBytes {
+                id: "k".into(),
+                value: bytes(48, 1),
+            }
+            .to_element("ContractSignatureEncryptedPrivateKey")
+            .unwrap(),
+        ),
+    ));
+    c.push(case(
+        "frag-dh",
+        Schema::Iso2,
+        true,
+        xml_of(
+            &IdBytes {
+                id: "d".into(),
+                value: bytes(65, 1),
+            }
+            .to_element("DHpublickey")
+            .unwrap(),
+        ),
+    ));
     // CertificateUpdateReq / Res (RetryCounter limits)
-    let upd = CertificateUpdateReq { id: "U1".into(), contract_signature_cert_chain: chain(Some("c"), 2, 500), emaid: "DEABCC123ABC56".into(), list_of_root_certificate_ids: root_ids(3, "-5", 1) };
-    c.push(case("update-req", Schema::Iso2, false, msg(Body::CertificateUpdateReq(upd.clone()), true, false)));
-    c.push(case("update-req-frag", Schema::Iso2, true, xml_of(&upd.to_element().unwrap())));
+    let upd = CertificateUpdateReq {
+        id: "U1".into(),
+        contract_signature_cert_chain: chain(Some("c"), 2, 500),
+        emaid: "DEABCC123ABC56".into(),
+        list_of_root_certificate_ids: root_ids(3, "-5", 1),
+    };
+    c.push(case(
+        "update-req",
+        Schema::Iso2,
+        false,
+        msg(Body::CertificateUpdateReq(upd.clone()), true, false),
+    ));
+    c.push(case(
+        "update-req-frag",
+        Schema::Iso2,
+        true,
+        xml_of(&upd.to_element().unwrap()),
+    ));
     for rc in [None, Some(-32768i16), Some(-1), Some(0), Some(32767)] {
         let res = CertificateUpdateRes {
             response_code: ResponseCode::FailedContractCanceled,
             sa_provisioning_certificate_chain: chain(None, 1, 300),
             contract_signature_cert_chain: chain(Some("id1"), 2, 300),
-            contract_signature_encrypted_private_key: IdBytes { id: "id2".into(), value: bytes(1, 5) },
-            dh_public_key: IdBytes { id: "id3".into(), value: bytes(1, 6) },
-            emaid: IdString { id: "id4".into(), value: "0".into() },
+            contract_signature_encrypted_private_key: IdBytes {
+                id: "id2".into(),
+                value: bytes(1, 5),
+            },
+            dh_public_key: IdBytes {
+                id: "id3".into(),
+                value: bytes(1, 6),
+            },
+            emaid: IdString {
+                id: "id4".into(),
+                value: "0".into(),
+            },
             retry_counter: rc,
         };
-        c.push(case(format!("update-res-{rc:?}"), Schema::Iso2, false, msg(Body::CertificateUpdateRes(res), false, false)));
+        c.push(case(
+            format!("update-res-{rc:?}"),
+            Schema::Iso2,
+            false,
+            msg(Body::CertificateUpdateRes(res), false, false),
+        ));
     }
     // other messages
     let m = r#"<v2g:V2G_Message xmlns:v2g="urn:iso:15118:2:2013:MsgDef" xmlns:h="urn:iso:15118:2:2013:MsgHeader" xmlns:b="urn:iso:15118:2:2013:MsgBody" xmlns:t="urn:iso:15118:2:2013:MsgDataTypes"><v2g:Header><h:SessionID>00</h:SessionID></v2g:Header><v2g:Body>BODY</v2g:Body></v2g:V2G_Message>"#;
-    c.push(case("empty-body", Schema::Iso2, false, m.replace("BODY", "")));
-    c.push(case("session-setup-req", Schema::Iso2, false, m.replace("BODY", "<b:SessionSetupReq><b:EVCCID>0A0B0C0D0E0F</b:EVCCID></b:SessionSetupReq>")));
+    c.push(case(
+        "empty-body",
+        Schema::Iso2,
+        false,
+        m.replace("BODY", ""),
+    ));
+    c.push(case(
+        "session-setup-req",
+        Schema::Iso2,
+        false,
+        m.replace(
+            "BODY",
+            "<b:SessionSetupReq><b:EVCCID>0A0B0C0D0E0F</b:EVCCID></b:SessionSetupReq>",
+        ),
+    ));
     c.push(case("authorization-req", Schema::Iso2, false, m.replace("BODY", r#"<b:AuthorizationReq b:Id="A1"><b:GenChallenge>AAECAwQFBgcICQoLDA0ODw==</b:GenChallenge></b:AuthorizationReq>"#)));
-    c.push(case("authorization-req-empty", Schema::Iso2, false, m.replace("BODY", "<b:AuthorizationReq/>")));
+    c.push(case(
+        "authorization-req-empty",
+        Schema::Iso2,
+        false,
+        m.replace("BODY", "<b:AuthorizationReq/>"),
+    ));
     let mut tuples = String::new();
     for t in 1..=3 {
         let mut entries = String::new();
         for e in 0..(if t == 1 { 1 } else { 24 }) {
-            write!(entries, "<t:PMaxScheduleEntry><t:RelativeTimeInterval><t:start>{}</t:start>{}</t:RelativeTimeInterval><t:PMax><t:Multiplier>{}</t:Multiplier><t:Unit>W</t:Unit><t:Value>{}</t:Value></t:PMax></t:PMaxScheduleEntry>", e * 3600, if e == 0 { "<t:duration>86400</t:duration>" } else { "" }, (e as i32 % 7) - 3, -32768 + e as i32 * 2000).unwrap();
+            write!(entries, "<t:PMaxScheduleEntry><t:RelativeTimeInterval><t:start>{}</t:start>{}</t:RelativeTimeInterval><t:PMax><t:Multiplier>{}</t:Multiplier><t:Unit>W</t:Unit><t:Value>{}</t:Value></t:PMax></t:PMaxScheduleEntry>", e * 3600, if e == 0 { "<t:duration>86400</t:duration>" } else { "" }, (e % 7) - 3, -32768 + e * 2000).unwrap();
         }
         write!(tuples, "<t:SAScheduleTuple><t:SAScheduleTupleID>{t}</t:SAScheduleTupleID><t:PMaxSchedule>{entries}</t:PMaxSchedule></t:SAScheduleTuple>").unwrap();
     }
@@ -176,7 +342,12 @@ fn iso2_cases() -> Vec<Case> {
 fn xmldsig_cases() -> Vec<Case> {
     let mut c = vec![];
     for n in 1..=4 {
-        c.push(case(format!("signedinfo-{n}"), Schema::XmlDsig, true, xml_of(&signed_info(n).to_element().unwrap())));
+        c.push(case(
+            format!("signedinfo-{n}"),
+            Schema::XmlDsig,
+            true,
+            xml_of(&signed_info(n).to_element().unwrap()),
+        ));
     }
     let ds = r#"xmlns:ds="http://www.w3.org/2000/09/xmldsig#""#;
     c.push(case("signedinfo-all-optional", Schema::XmlDsig, true, format!(
@@ -193,9 +364,28 @@ fn app_cases() -> Vec<Case> {
         write!(protos, "<AppProtocol><ProtocolNamespace>urn:iso:15118:2:2013:MsgDef{i}</ProtocolNamespace><VersionNumberMajor>{}</VersionNumberMajor><VersionNumberMinor>0</VersionNumberMinor><SchemaID>{}</SchemaID><Priority>{}</Priority></AppProtocol>", i * 1000, i % 256, (i % 20) + 1).unwrap();
     }
     vec![
-        case("app-req", Schema::AppProtocol, false, format!("<a:supportedAppProtocolReq {a}>{protos}</a:supportedAppProtocolReq>")),
-        case("app-res", Schema::AppProtocol, false, format!("<a:supportedAppProtocolRes {a}><ResponseCode>OK_SuccessfulNegotiationWithMinorDeviation</ResponseCode><SchemaID>10</SchemaID></a:supportedAppProtocolRes>")),
-        case("app-res-no-id", Schema::AppProtocol, false, format!("<a:supportedAppProtocolRes {a}><ResponseCode>Failed_NoNegotiation</ResponseCode></a:supportedAppProtocolRes>")),
+        case(
+            "app-req",
+            Schema::AppProtocol,
+            false,
+            format!("<a:supportedAppProtocolReq {a}>{protos}</a:supportedAppProtocolReq>"),
+        ),
+        case(
+            "app-res",
+            Schema::AppProtocol,
+            false,
+            format!(
+                "<a:supportedAppProtocolRes {a}><ResponseCode>OK_SuccessfulNegotiationWithMinorDeviation</ResponseCode><SchemaID>10</SchemaID></a:supportedAppProtocolRes>"
+            ),
+        ),
+        case(
+            "app-res-no-id",
+            Schema::AppProtocol,
+            false,
+            format!(
+                "<a:supportedAppProtocolRes {a}><ResponseCode>Failed_NoNegotiation</ResponseCode></a:supportedAppProtocolRes>"
+            ),
+        ),
     ]
 }
 
@@ -205,25 +395,66 @@ fn iso20_cases() -> Vec<Case> {
     let cert = base64_of(&bytes(1600, 3));
     let mut c = vec![];
     for subs in 0..=3 {
-        let sub = if subs == 0 { String::new() } else { format!("<SubCertificates>{}</SubCertificates>", format!("<Certificate>{cert}</Certificate>").repeat(subs)) };
+        let sub = if subs == 0 {
+            String::new()
+        } else {
+            format!(
+                "<SubCertificates>{}</SubCertificates>",
+                format!("<Certificate>{cert}</Certificate>").repeat(subs)
+            )
+        };
         let mut roots = String::new();
         for i in 0..(if subs == 3 { 20 } else { 1 }) {
             write!(roots, "<ct:RootCertificateID><ds:X509IssuerName>CN=R{i}</ds:X509IssuerName><ds:X509SerialNumber>-{i}0000000000000000000000</ds:X509SerialNumber></ct:RootCertificateID>").unwrap();
         }
-        let emaids = if subs > 0 { format!("<PrioritizedEMAIDs>{}</PrioritizedEMAIDs>", "<EMAID>DEABCC123ABC56</EMAID>".repeat(subs * 2 + 2)) } else { String::new() };
+        let emaids = if subs > 0 {
+            format!(
+                "<PrioritizedEMAIDs>{}</PrioritizedEMAIDs>",
+                "<EMAID>DEABCC123ABC56</EMAID>".repeat(subs * 2 + 2)
+            )
+        } else {
+            String::new()
+        };
         c.push(case(format!("iso20-install-req-{subs}"), Schema::Iso20, false, format!(
             r#"<CertificateInstallationReq {ns}>{hdr}<OEMProvisioningCertificateChain cm:Id="id1"><Certificate>{cert}</Certificate>{sub}</OEMProvisioningCertificateChain><ListOfRootCertificateIDs>{roots}</ListOfRootCertificateIDs><MaximumContractCertificateChains>{subs}</MaximumContractCertificateChains>{emaids}</CertificateInstallationReq>"#)));
     }
-    let sid = |choice: &str, decl: &str| format!(
-        r#"<SignedInstallationData {decl} cm:Id="sid"><ContractCertificateChain><Certificate>{cert}</Certificate><SubCertificates><Certificate>{cert}</Certificate></SubCertificates></ContractCertificateChain><ECDHCurve>SECP521</ECDHCurve><DHPublicKey>{}</DHPublicKey>{choice}</SignedInstallationData>"#, base64_of(&bytes(133, 1)));
+    let sid = |choice: &str, decl: &str| {
+        format!(
+            r#"<SignedInstallationData {decl} cm:Id="sid"><ContractCertificateChain><Certificate>{cert}</Certificate><SubCertificates><Certificate>{cert}</Certificate></SubCertificates></ContractCertificateChain><ECDHCurve>SECP521</ECDHCurve><DHPublicKey>{}</DHPublicKey>{choice}</SignedInstallationData>"#,
+            base64_of(&bytes(133, 1))
+        )
+    };
     for (n, choice) in [
-        ("secp521", format!("<SECP521_EncryptedPrivateKey>{}</SECP521_EncryptedPrivateKey>", base64_of(&bytes(94, 2)))),
-        ("x448", format!("<X448_EncryptedPrivateKey>{}</X448_EncryptedPrivateKey>", base64_of(&bytes(84, 2)))),
-        ("tpm", format!("<TPM_EncryptedPrivateKey>{}</TPM_EncryptedPrivateKey>", base64_of(&bytes(206, 2)))),
+        (
+            "secp521",
+            format!(
+                "<SECP521_EncryptedPrivateKey>{}</SECP521_EncryptedPrivateKey>",
+                base64_of(&bytes(94, 2))
+            ),
+        ),
+        (
+            "x448",
+            format!(
+                "<X448_EncryptedPrivateKey>{}</X448_EncryptedPrivateKey>",
+                base64_of(&bytes(84, 2))
+            ),
+        ),
+        (
+            "tpm",
+            format!(
+                "<TPM_EncryptedPrivateKey>{}</TPM_EncryptedPrivateKey>",
+                base64_of(&bytes(206, 2))
+            ),
+        ),
     ] {
         c.push(case(format!("iso20-install-res-{n}"), Schema::Iso20, false, format!(
             r#"<CertificateInstallationRes {ns}>{hdr}<ct:ResponseCode>OK</ct:ResponseCode><EVSEProcessing>Finished</EVSEProcessing><CPSCertificateChain><Certificate>{cert}</Certificate></CPSCertificateChain>{}<RemainingContractCertificateChains>255</RemainingContractCertificateChains></CertificateInstallationRes>"#, sid(&choice, ""))));
-        c.push(case(format!("iso20-sid-frag-{n}"), Schema::Iso20, true, sid(&choice, ns)));
+        c.push(case(
+            format!("iso20-sid-frag-{n}"),
+            Schema::Iso20,
+            true,
+            sid(&choice, ns),
+        ));
     }
     c
 }
@@ -248,18 +479,33 @@ fn run_batch(jobs: &str) -> Vec<String> {
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exi-oracle batch failed");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn require_java() {
-    let ok = Command::new("java").arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "java is not installed: the differential EXI suite needs java 17+ and python3 (see ../shared/docs/test-vectors.md §2)");
+    let ok = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "java is not installed: the differential EXI suite needs java 17+ and python3 (see ../shared/docs/test-vectors.md §2)"
+    );
 }
 
 #[test]
 fn differential_against_exificient() {
     require_java();
-    let cases: Vec<Case> = [iso2_cases(), xmldsig_cases(), app_cases(), iso20_cases()].into_iter().flatten().collect();
+    let cases: Vec<Case> = [iso2_cases(), xmldsig_cases(), app_cases(), iso20_cases()]
+        .into_iter()
+        .flatten()
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| -> String { dir.path().join(n).to_string_lossy().into_owned() };
     // pass 1: oracle encodes every XML; pass 2: oracle decodes pnc's bytes
@@ -268,18 +514,47 @@ fn differential_against_exificient() {
     let mut ours: Vec<Result<Vec<u8>, String>> = vec![];
     for (i, c) in cases.iter().enumerate() {
         std::fs::write(p(&format!("{i}.xml")), &c.xml).unwrap();
-        writeln!(jobs1, "encode {} {} {} {}", c.schema, u8::from(c.fragment), p(&format!("{i}.xml")), p(&format!("{i}.oracle.exi"))).unwrap();
+        writeln!(
+            jobs1,
+            "encode {} {} {} {}",
+            c.schema,
+            u8::from(c.fragment),
+            p(&format!("{i}.xml")),
+            p(&format!("{i}.oracle.exi"))
+        )
+        .unwrap();
         let tree = xml::parse(&c.xml).map_err(|e| e.to_string());
-        let enc = tree.and_then(|t| if c.fragment { encode_fragment(c.schema, &t) } else { encode_document(c.schema, &t) }.map_err(|e| e.to_string()));
+        let enc = tree.and_then(|t| {
+            if c.fragment {
+                encode_fragment(c.schema, &t)
+            } else {
+                encode_document(c.schema, &t)
+            }
+            .map_err(|e| e.to_string())
+        });
         if let Ok(b) = &enc {
             std::fs::write(p(&format!("{i}.pnc.exi")), b).unwrap();
-            writeln!(jobs2, "decode {} {} {} {}", c.schema, u8::from(c.fragment), p(&format!("{i}.pnc.exi")), p(&format!("{i}.pnc.xml"))).unwrap();
+            writeln!(
+                jobs2,
+                "decode {} {} {} {}",
+                c.schema,
+                u8::from(c.fragment),
+                p(&format!("{i}.pnc.exi")),
+                p(&format!("{i}.pnc.xml"))
+            )
+            .unwrap();
         }
         ours.push(enc);
     }
     let r1 = run_batch(&jobs1);
     let r2 = run_batch(&jobs2);
-    assert_eq!(r1.len(), cases.len(), "oracle answered {} of {} encode jobs", r1.len(), cases.len());
+    assert_eq!(
+        r1.len(),
+        cases.len(),
+        "oracle answered {} of {} encode jobs",
+        r1.len(),
+        cases.len()
+    );
     let mut failures = vec![];
     let mut r2i = r2.iter();
     for (i, c) in cases.iter().enumerate() {
@@ -292,36 +567,69 @@ fn differential_against_exificient() {
             Err(e) => failures.push(format!("{}: pnc could not encode: {e}", c.name)),
             Ok(b) => {
                 if *b != theirs {
-                    let d = b.iter().zip(&theirs).position(|(x, y)| x != y).unwrap_or(b.len().min(theirs.len()));
-                    failures.push(format!("{}: bytes differ (pnc {} B, oracle {} B, first difference at byte {d})", c.name, b.len(), theirs.len()));
+                    let d = b
+                        .iter()
+                        .zip(&theirs)
+                        .position(|(x, y)| x != y)
+                        .unwrap_or(b.len().min(theirs.len()));
+                    failures.push(format!(
+                        "{}: bytes differ (pnc {} B, oracle {} B, first difference at byte {d})",
+                        c.name,
+                        b.len(),
+                        theirs.len()
+                    ));
                 }
                 let r = r2i.next().map(String::as_str).unwrap_or("missing");
                 if r != "ok" {
-                    failures.push(format!("{}: oracle could not decode pnc's bytes: {r}", c.name));
+                    failures.push(format!(
+                        "{}: oracle could not decode pnc's bytes: {r}",
+                        c.name
+                    ));
                 } else {
                     let x = std::fs::read_to_string(p(&format!("{i}.pnc.xml"))).unwrap();
                     let mut t = xml::parse(&x).unwrap().normalized();
                     strip_xsi_anytype(&mut t);
                     if !same_infoset(&t, &want_tree) {
-                        failures.push(format!("{}: oracle's decoding of pnc's bytes differs from the input", c.name));
+                        failures.push(format!(
+                            "{}: oracle's decoding of pnc's bytes differs from the input",
+                            c.name
+                        ));
                     }
                 }
             }
         }
         if !theirs.is_empty() {
-            let dec = if c.fragment { decode_fragment(c.schema, &theirs) } else { decode_document(c.schema, &theirs) };
+            let dec = if c.fragment {
+                decode_fragment(c.schema, &theirs)
+            } else {
+                decode_document(c.schema, &theirs)
+            };
             match dec {
                 Ok(t) if same_infoset(&t.normalized(), &want_tree) => {}
-                Ok(_) => failures.push(format!("{}: pnc's decoding of the oracle's bytes differs from the input", c.name)),
-                Err(e) => failures.push(format!("{}: pnc could not decode the oracle's bytes: {e}", c.name)),
+                Ok(_) => failures.push(format!(
+                    "{}: pnc's decoding of the oracle's bytes differs from the input",
+                    c.name
+                )),
+                Err(e) => failures.push(format!(
+                    "{}: pnc could not decode the oracle's bytes: {e}",
+                    c.name
+                )),
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 fn strip_xsi_anytype(e: &mut Element) {
-    e.attrs.retain(|a| !(a.name.ns == tree::XSI_NS && a.name.local == "type" && a.value.ends_with("}anyType")));
+    e.attrs.retain(|a| {
+        !(a.name.ns == tree::XSI_NS && a.name.local == "type" && a.value.ends_with("}anyType"))
+    });
     for c in e.children.iter_mut() {
         if let Node::Element(x) = c {
             strip_xsi_anytype(x);

@@ -8,14 +8,23 @@ use pnc_exi::*;
 use proptest::prelude::*;
 
 fn shared(p: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(p)).unwrap()
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared")
+            .join(p),
+    )
+    .unwrap()
 }
 
 fn any_serial() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<i64>().prop_map(|v| v.to_string()),
         any::<i128>().prop_map(|v| v.to_string()),
-        ("[1-9][0-9]{0,60}", any::<bool>()).prop_map(|(d, neg)| if neg { format!("-{d}") } else { d }),
+        ("[1-9][0-9]{0,60}", any::<bool>()).prop_map(|(d, neg)| if neg {
+            format!("-{d}")
+        } else {
+            d
+        }),
     ]
 }
 
@@ -29,97 +38,161 @@ fn any_bytes(min: usize, max: usize) -> impl Strategy<Value = Vec<u8>> {
 
 fn any_root_ids() -> impl Strategy<Value = Vec<X509IssuerSerial>> {
     proptest::collection::vec(
-        (any_text(40), any_serial()).prop_map(|(issuer_name, serial_number)| X509IssuerSerial { issuer_name, serial_number }),
+        (any_text(40), any_serial()).prop_map(|(issuer_name, serial_number)| X509IssuerSerial {
+            issuer_name,
+            serial_number,
+        }),
         1..=20,
     )
 }
 
 fn any_chain(with_id: bool) -> impl Strategy<Value = CertificateChain> {
-    (any_bytes(0, 800), proptest::collection::vec(any_bytes(0, 800), 0..=4), "[A-Za-z_][A-Za-z0-9]{0,5}").prop_map(
-        move |(certificate, sub_certificates, id)| CertificateChain { id: with_id.then_some(id), certificate, sub_certificates },
+    (
+        any_bytes(0, 800),
+        proptest::collection::vec(any_bytes(0, 800), 0..=4),
+        "[A-Za-z_][A-Za-z0-9]{0,5}",
     )
+        .prop_map(
+            move |(certificate, sub_certificates, id)| CertificateChain {
+                id: with_id.then_some(id),
+                certificate,
+                sub_certificates,
+            },
+        )
 }
 
 fn any_signature() -> impl Strategy<Value = Option<Signature>> {
     proptest::option::of(
-        (proptest::collection::vec(("#[a-z0-9]{1,4}", any_bytes(32, 32)), 1..=4), any_bytes(64, 64)).prop_map(|(refs, sv)| Signature {
-            id: None,
-            signed_info: SignedInfo {
+        (
+            proptest::collection::vec(("#[a-z0-9]{1,4}", any_bytes(32, 32)), 1..=4),
+            any_bytes(64, 64),
+        )
+            .prop_map(|(refs, sv)| Signature {
                 id: None,
-                canonicalization_method: pnc_exi::signature::C14N_EXI.into(),
-                signature_method: pnc_exi::signature::ECDSA_SHA256.into(),
-                hmac_output_length: None,
-                references: refs
-                    .into_iter()
-                    .map(|(uri, d)| Reference {
-                        id: None,
-                        uri: Some(uri),
-                        type_: None,
-                        transforms: Some(vec![pnc_exi::signature::C14N_EXI.into()]),
-                        digest_method: pnc_exi::signature::DIGEST_SHA256.into(),
-                        digest_value: d,
-                    })
-                    .collect(),
-            },
-            signature_value: sv,
-            signature_value_id: None,
-            has_key_info: false,
-            has_object: false,
-        }),
+                signed_info: SignedInfo {
+                    id: None,
+                    canonicalization_method: pnc_exi::signature::C14N_EXI.into(),
+                    signature_method: pnc_exi::signature::ECDSA_SHA256.into(),
+                    hmac_output_length: None,
+                    references: refs
+                        .into_iter()
+                        .map(|(uri, d)| Reference {
+                            id: None,
+                            uri: Some(uri),
+                            type_: None,
+                            transforms: Some(vec![pnc_exi::signature::C14N_EXI.into()]),
+                            digest_method: pnc_exi::signature::DIGEST_SHA256.into(),
+                            digest_value: d,
+                        })
+                        .collect(),
+                },
+                signature_value: sv,
+                signature_value_id: None,
+                has_key_info: false,
+                has_object: false,
+            }),
     )
 }
 
 fn any_header() -> impl Strategy<Value = MessageHeader> {
     (
         any_bytes(0, 8),
-        proptest::option::of((proptest::sample::select(FaultCode::ALL), proptest::option::of(any_text(64)))),
+        proptest::option::of((
+            proptest::sample::select(FaultCode::ALL),
+            proptest::option::of(any_text(64)),
+        )),
         any_signature(),
     )
         .prop_map(|(session_id, n, signature)| MessageHeader {
             session_id,
-            notification: n.map(|(fault_code, fault_msg)| Notification { fault_code, fault_msg }),
+            notification: n.map(|(fault_code, fault_msg)| Notification {
+                fault_code,
+                fault_msg,
+            }),
             signature,
         })
 }
 
-fn any_res_parts() -> impl Strategy<Value = (ResponseCode, CertificateChain, CertificateChain, IdBytes, IdBytes, IdString)> {
+fn any_res_parts() -> impl Strategy<
+    Value = (
+        ResponseCode,
+        CertificateChain,
+        CertificateChain,
+        IdBytes,
+        IdBytes,
+        IdString,
+    ),
+> {
     (
         proptest::sample::select(ResponseCode::ALL),
         any_chain(false),
         any_chain(true),
-        any_bytes(0, 48).prop_map(|value| IdBytes { id: "id2".into(), value }),
-        any_bytes(0, 65).prop_map(|value| IdBytes { id: "id3".into(), value }),
-        "[A-Z0-9]{0,15}".prop_map(|value| IdString { id: "id4".into(), value }),
+        any_bytes(0, 48).prop_map(|value| IdBytes {
+            id: "id2".into(),
+            value,
+        }),
+        any_bytes(0, 65).prop_map(|value| IdBytes {
+            id: "id3".into(),
+            value,
+        }),
+        "[A-Z0-9]{0,15}".prop_map(|value| IdString {
+            id: "id4".into(),
+            value,
+        }),
     )
 }
 
 fn any_body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        ("[A-Za-z][A-Za-z0-9]{0,8}", any_bytes(0, 800), any_root_ids()).prop_map(|(id, c, r)| Body::CertificateInstallationReq(
-            CertificateInstallationReq { id, oem_provisioning_cert: c, list_of_root_certificate_ids: r }
-        )),
-        any_res_parts().prop_map(|(rc, sa, cc, k, d, e)| Body::CertificateInstallationRes(CertificateInstallationRes {
-            response_code: rc,
-            sa_provisioning_certificate_chain: sa,
-            contract_signature_cert_chain: cc,
-            contract_signature_encrypted_private_key: k,
-            dh_public_key: d,
-            emaid: e,
-        })),
-        ("[A-Za-z][A-Za-z0-9]{0,8}", any_chain(true), "[A-Z0-9]{0,15}", any_root_ids()).prop_map(|(id, cc, emaid, r)| {
-            Body::CertificateUpdateReq(CertificateUpdateReq { id, contract_signature_cert_chain: cc, emaid, list_of_root_certificate_ids: r })
-        }),
-        (any_res_parts(), proptest::option::of(any::<i16>())).prop_map(|((rc, sa, cc, k, d, e), retry_counter)| {
-            Body::CertificateUpdateRes(CertificateUpdateRes {
+        (
+            "[A-Za-z][A-Za-z0-9]{0,8}",
+            any_bytes(0, 800),
+            any_root_ids()
+        )
+            .prop_map(|(id, c, r)| Body::CertificateInstallationReq(
+                CertificateInstallationReq {
+                    id,
+                    oem_provisioning_cert: c,
+                    list_of_root_certificate_ids: r
+                }
+            )),
+        any_res_parts().prop_map(|(rc, sa, cc, k, d, e)| Body::CertificateInstallationRes(
+            CertificateInstallationRes {
                 response_code: rc,
                 sa_provisioning_certificate_chain: sa,
                 contract_signature_cert_chain: cc,
                 contract_signature_encrypted_private_key: k,
                 dh_public_key: d,
                 emaid: e,
-                retry_counter,
-            })
-        }),
+            }
+        )),
+        (
+            "[A-Za-z][A-Za-z0-9]{0,8}",
+            any_chain(true),
+            "[A-Z0-9]{0,15}",
+            any_root_ids()
+        )
+            .prop_map(|(id, cc, emaid, r)| {
+                Body::CertificateUpdateReq(CertificateUpdateReq {
+                    id,
+                    contract_signature_cert_chain: cc,
+                    emaid,
+                    list_of_root_certificate_ids: r,
+                })
+            }),
+        (any_res_parts(), proptest::option::of(any::<i16>())).prop_map(
+            |((rc, sa, cc, k, d, e), retry_counter)| {
+                Body::CertificateUpdateRes(CertificateUpdateRes {
+                    response_code: rc,
+                    sa_provisioning_certificate_chain: sa,
+                    contract_signature_cert_chain: cc,
+                    contract_signature_encrypted_private_key: k,
+                    dh_public_key: d,
+                    emaid: e,
+                    retry_counter,
+                })
+            }
+        ),
         Just(Body::Other(None)),
     ]
 }
@@ -173,7 +246,11 @@ proptest! {
 
 #[test]
 fn every_truncation_is_a_typed_error() {
-    for f in ["hubject_install_req.exi", "hubject_install_res.exi", "hubject_install_res_failed.exi"] {
+    for f in [
+        "hubject_install_req.exi",
+        "hubject_install_res.exi",
+        "hubject_install_res_failed.exi",
+    ] {
         let data = shared(&format!("vectors/hubject-opcp/{f}"));
         for n in 0..data.len() - 1 {
             match decode_document(Schema::Iso2, &data[..n]) {
@@ -187,9 +264,18 @@ fn every_truncation_is_a_typed_error() {
 
 #[test]
 fn wrong_header_and_absurd_lengths() {
-    assert!(matches!(decode_document(Schema::Iso2, &[]), Err(ExiError::Truncated { .. })));
-    assert!(matches!(decode_document(Schema::Iso2, &[0x24, 0x45, 0x58, 0x49]), Err(ExiError::BadHeader { byte: 0x24 })));
-    assert!(matches!(decode_document(Schema::Iso2, &[0xA0, 0x00]), Err(ExiError::BadHeader { .. })));
+    assert!(matches!(
+        decode_document(Schema::Iso2, &[]),
+        Err(ExiError::Truncated { .. })
+    ));
+    assert!(matches!(
+        decode_document(Schema::Iso2, &[0x24, 0x45, 0x58, 0x49]),
+        Err(ExiError::BadHeader { byte: 0x24 })
+    ));
+    assert!(matches!(
+        decode_document(Schema::Iso2, &[0xA0, 0x00]),
+        Err(ExiError::BadHeader { .. })
+    ));
     // SessionSetupReq EVCCID (hexBinary maxLength 6) claiming 2^62 bytes: rejected before allocation
     let mut enc = pnc_exi::codec::Encoder::new(Schema::Iso2.tables(), false);
     enc.start_element(NS_DEF, "V2G_Message").unwrap();
@@ -201,13 +287,36 @@ fn wrong_header_and_absurd_lengths() {
     let prefix = enc.start_element(NS_DEF, "Body").map(|_| ());
     assert!(prefix.is_ok());
     // over-long values are refused by the encoder
-    let e = Element::new(NS_BODY, "eMAID").attr(NS_DT, "Id", "a").text("X".repeat(16));
-    assert!(encode_fragment(Schema::Iso2, &e).is_ok(), "EMAIDType in the fragment grammar is untyped in the element fragment grammar");
-    let too_long = CertificateChain { id: Some("a".into()), certificate: vec![0; 801], sub_certificates: vec![] };
-    assert!(encode_fragment(Schema::Iso2, &too_long.to_element("ContractSignatureCertChain").unwrap()).is_err());
+    let e = Element::new(NS_BODY, "eMAID")
+        .attr(NS_DT, "Id", "a")
+        .text("X".repeat(16));
+    assert!(
+        encode_fragment(Schema::Iso2, &e).is_ok(),
+        "EMAIDType in the fragment grammar is untyped in the element fragment grammar"
+    );
+    let too_long = CertificateChain {
+        id: Some("a".into()),
+        certificate: vec![0; 801],
+        sub_certificates: vec![],
+    };
+    assert!(
+        encode_fragment(
+            Schema::Iso2,
+            &too_long.to_element("ContractSignatureCertChain").unwrap()
+        )
+        .is_err()
+    );
     // a decoder reading a length beyond the schema limit reports it with the position
-    let ok = CertificateChain { id: Some("a".into()), certificate: vec![0; 10], sub_certificates: vec![] };
-    let mut f = encode_fragment(Schema::Iso2, &ok.to_element("ContractSignatureCertChain").unwrap()).unwrap();
+    let ok = CertificateChain {
+        id: Some("a".into()),
+        certificate: vec![0; 10],
+        sub_certificates: vec![],
+    };
+    let mut f = encode_fragment(
+        Schema::Iso2,
+        &ok.to_element("ContractSignatureCertChain").unwrap(),
+    )
+    .unwrap();
     // find the length byte 10 of the certificate and make it huge (0xFF 0xFF 0xFF 0x7F)
     let i = f.windows(1).position(|w| w[0] == 10).unwrap_or(3);
     f.splice(i..=i, [0xFF, 0xFF, 0xFF, 0x7F]);

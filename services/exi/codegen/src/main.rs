@@ -33,13 +33,18 @@ struct XNode {
 
 impl XNode {
     fn attr(&self, n: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
     }
     fn is(&self, local: &str) -> bool {
         self.ns == XS && self.local == local
     }
     fn xs_children(&self) -> impl Iterator<Item = &XNode> {
-        self.children.iter().filter(|c| c.ns == XS && c.local != "annotation")
+        self.children
+            .iter()
+            .filter(|c| c.ns == XS && c.local != "annotation")
     }
     fn child(&self, local: &str) -> Option<&XNode> {
         self.xs_children().find(|c| c.local == local)
@@ -112,7 +117,13 @@ fn open(e: &BytesStart, parent: Option<&XNode>) -> Res<XNode> {
         }
     }
     let name = String::from_utf8_lossy(e.name().as_ref()).to_string();
-    let mut n = XNode { ns: String::new(), local: String::new(), attrs, scope, children: vec![] };
+    let mut n = XNode {
+        ns: String::new(),
+        local: String::new(),
+        attrs,
+        scope,
+        children: vec![],
+    };
     let q = n.resolve(&name)?;
     n.ns = q.ns;
     n.local = q.local;
@@ -128,7 +139,10 @@ struct QNs {
 }
 impl QNs {
     fn new(ns: &str, local: &str) -> Self {
-        QNs { ns: ns.into(), local: local.into() }
+        QNs {
+            ns: ns.into(),
+            local: local.into(),
+        }
     }
     /// EXI sort key: local name first, then URI (§8.5.4.1.3.2 and elsewhere).
     fn key(&self) -> (String, String) {
@@ -145,14 +159,29 @@ struct Ctx {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Dt {
-    String { max_len: u32 },
+    String {
+        max_len: u32,
+    },
     Boolean,
-    Binary { hex: bool, max_len: u32 },
+    Binary {
+        hex: bool,
+        max_len: u32,
+    },
     /// n-bit unsigned integer with offset (§7.1.9, range < 4096)
-    NBit { min: i64, bits: u8 },
-    Unsigned { max: Option<u128> },
-    Integer { min: Option<i128>, max: Option<i128> },
-    Enum { values: Vec<String> },
+    NBit {
+        min: i64,
+        bits: u8,
+    },
+    Unsigned {
+        max: Option<u128>,
+    },
+    Integer {
+        min: Option<i128>,
+        max: Option<i128>,
+    },
+    Enum {
+        values: Vec<String>,
+    },
     Decimal,
     Float,
     QName,
@@ -297,14 +326,25 @@ impl Loader {
             "unsignedByte" => ("integer", Some(0), Some(255)),
             _ => return None,
         };
-        Some(Facets { prim: prim.into(), enums: None, min, max, max_len: None })
+        Some(Facets {
+            prim: prim.into(),
+            enums: None,
+            min,
+            max,
+            max_len: None,
+        })
     }
 
     fn simple_facets(&mut self, q: &QNs) -> Res<Facets> {
         if q.ns == XS {
-            return Self::builtin_facets(&q.local).ok_or_else(|| format!("unsupported built-in type {}", q.local));
+            return Self::builtin_facets(&q.local)
+                .ok_or_else(|| format!("unsupported built-in type {}", q.local));
         }
-        let (node, _) = self.stypes.get(q).cloned().ok_or_else(|| format!("unknown simple type {q:?}"))?;
+        let (node, _) = self
+            .stypes
+            .get(q)
+            .cloned()
+            .ok_or_else(|| format!("unknown simple type {q:?}"))?;
         self.facets_of(&node)
     }
 
@@ -349,10 +389,18 @@ impl Loader {
             return Dt::Enum { values: e.clone() };
         }
         match f.prim.as_str() {
-            "string" => Dt::String { max_len: f.max_len.unwrap_or(0) },
+            "string" => Dt::String {
+                max_len: f.max_len.unwrap_or(0),
+            },
             "boolean" => Dt::Boolean,
-            "base64Binary" => Dt::Binary { hex: false, max_len: f.max_len.unwrap_or(0) },
-            "hexBinary" => Dt::Binary { hex: true, max_len: f.max_len.unwrap_or(0) },
+            "base64Binary" => Dt::Binary {
+                hex: false,
+                max_len: f.max_len.unwrap_or(0),
+            },
+            "hexBinary" => Dt::Binary {
+                hex: true,
+                max_len: f.max_len.unwrap_or(0),
+            },
             "decimal" => Dt::Decimal,
             "float" => Dt::Float,
             "QName" => Dt::QName,
@@ -363,9 +411,14 @@ impl Loader {
                     while (1u64 << bits) < range {
                         bits += 1;
                     }
-                    Dt::NBit { min: a as i64, bits }
+                    Dt::NBit {
+                        min: a as i64,
+                        bits,
+                    }
                 }
-                (Some(a), b) if a >= 0 => Dt::Unsigned { max: b.map(|x| x as u128) },
+                (Some(a), b) if a >= 0 => Dt::Unsigned {
+                    max: b.map(|x| x as u128),
+                },
                 (a, b) => Dt::Integer { min: a, max: b },
             },
         }
@@ -400,7 +453,11 @@ impl Loader {
                 attrs: vec![],
                 any_attr: true,
                 content: Content::Particle(
-                    Particle { min: 0, max: None, term: Term::Any(None, 0) },
+                    Particle {
+                        min: 0,
+                        max: None,
+                        term: Term::Any(None, 0),
+                    },
                     true,
                 ),
                 simple_facets: None,
@@ -429,7 +486,11 @@ impl Loader {
     }
 
     fn get(&self, id: usize) -> Res<TypeDef> {
-        self.types.get(id).cloned().flatten().ok_or_else(|| format!("type {id} used before definition (recursive extension?)"))
+        self.types
+            .get(id)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| format!("type {id} used before definition (recursive extension?)"))
     }
 
     /// Type id of an element declaration node (named type, inline type or anyType).
@@ -454,13 +515,23 @@ impl Loader {
         }
         if let Some(sg) = node.attr("substitutionGroup") {
             let hq = node.resolve(sg)?;
-            let (hn, hc) = self.elements.get(&hq).cloned().ok_or("unknown substitution head")?;
+            let (hn, hc) = self
+                .elements
+                .get(&hq)
+                .cloned()
+                .ok_or("unknown substitution head")?;
             return self.elem_type(&hn, &hc);
         }
         self.named_type(&QNs::new(XS, "anyType"))
     }
 
-    fn attributes(&mut self, node: &XNode, ctx: &Ctx, out: &mut Vec<AttrUse>, any: &mut bool) -> Res<()> {
+    fn attributes(
+        &mut self,
+        node: &XNode,
+        ctx: &Ctx,
+        out: &mut Vec<AttrUse>,
+        any: &mut bool,
+    ) -> Res<()> {
         for c in node.xs_children() {
             match c.local.as_str() {
                 "attribute" => {
@@ -470,7 +541,11 @@ impl Loader {
                     let required = c.attr("use") == Some("required");
                     let (qn, dt) = if let Some(r) = c.attr("ref") {
                         let q = c.resolve(r)?;
-                        let (an, _) = self.gattrs.get(&q).cloned().ok_or("unknown attribute ref")?;
+                        let (an, _) = self
+                            .gattrs
+                            .get(&q)
+                            .cloned()
+                            .ok_or("unknown attribute ref")?;
                         (q, self.type_ref_dt(&an)?)
                     } else {
                         let name = c.attr("name").ok_or("attribute without name")?;
@@ -487,7 +562,11 @@ impl Loader {
                 }
                 "attributeGroup" => {
                     let q = c.resolve(c.attr("ref").ok_or("attributeGroup without ref")?)?;
-                    let (g, gc) = self.agroups.get(&q).cloned().ok_or("unknown attributeGroup")?;
+                    let (g, gc) = self
+                        .agroups
+                        .get(&q)
+                        .cloned()
+                        .ok_or("unknown attributeGroup")?;
                     self.attributes(&g, &gc, out, any)?;
                 }
                 "anyAttribute" => *any = true,
@@ -520,7 +599,11 @@ impl Loader {
             content = if is_ext {
                 match (base.content, own) {
                     (Content::Particle(bp, bm), Some(op)) => Content::Particle(
-                        Particle { min: 1, max: Some(1), term: Term::Seq(vec![bp, op]) },
+                        Particle {
+                            min: 1,
+                            max: Some(1),
+                            term: Term::Seq(vec![bp, op]),
+                        },
                         bm || mixed,
                     ),
                     (Content::Particle(bp, bm), None) => Content::Particle(bp, bm || mixed),
@@ -535,7 +618,10 @@ impl Loader {
             };
             self.attributes(deriv, ctx, &mut attrs, &mut any_attr)?;
         } else if let Some(sc) = ct.child("simpleContent") {
-            let deriv = sc.child("extension").or_else(|| sc.child("restriction")).ok_or("simpleContent")?;
+            let deriv = sc
+                .child("extension")
+                .or_else(|| sc.child("restriction"))
+                .ok_or("simpleContent")?;
             let bq = deriv.resolve(deriv.attr("base").ok_or("no base")?)?;
             let bid = self.named_type(&bq)?;
             let base = self.get(bid)?;
@@ -579,11 +665,24 @@ impl Loader {
             if let Some(p) = self.particle_of(ct, ctx)? {
                 content = Content::Particle(p, mixed);
             } else if mixed {
-                content = Content::Particle(Particle { min: 1, max: Some(1), term: Term::Seq(vec![]) }, true);
+                content = Content::Particle(
+                    Particle {
+                        min: 1,
+                        max: Some(1),
+                        term: Term::Seq(vec![]),
+                    },
+                    true,
+                );
             }
             self.attributes(ct, ctx, &mut attrs, &mut any_attr)?;
         }
-        Ok(TypeDef { name: None, attrs, any_attr, content, simple_facets: None })
+        Ok(TypeDef {
+            name: None,
+            attrs,
+            any_attr,
+            content,
+            simple_facets: None,
+        })
     }
 
     /// The model-group particle directly inside a type definition, if any.
@@ -597,7 +696,10 @@ impl Loader {
     }
 
     fn occurs(node: &XNode) -> (u32, Option<u32>) {
-        let min = node.attr("minOccurs").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let min = node
+            .attr("minOccurs")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         let max = match node.attr("maxOccurs") {
             Some("unbounded") => None,
             Some(v) => v.parse().ok(),
@@ -614,7 +716,11 @@ impl Loader {
                 for c in node.xs_children() {
                     parts.push(self.particle(c, ctx)?);
                 }
-                if node.local == "choice" { Term::Choice(parts) } else { Term::Seq(parts) }
+                if node.local == "choice" {
+                    Term::Choice(parts)
+                } else {
+                    Term::Seq(parts)
+                }
             }
             "group" => {
                 let q = node.resolve(node.attr("ref").ok_or("group without ref")?)?;
@@ -665,13 +771,25 @@ impl Loader {
     }
 
     fn global_elem(&mut self, q: &QNs) -> Res<(usize, bool, bool)> {
-        let (n, c) = self.elements.get(q).cloned().ok_or_else(|| format!("unknown element {q:?}"))?;
+        let (n, c) = self
+            .elements
+            .get(q)
+            .cloned()
+            .ok_or_else(|| format!("unknown element {q:?}"))?;
         if let Some(&t) = self.global_elem_types.get(q) {
-            return Ok((t, n.attr("abstract") == Some("true"), n.attr("nillable") == Some("true")));
+            return Ok((
+                t,
+                n.attr("abstract") == Some("true"),
+                n.attr("nillable") == Some("true"),
+            ));
         }
         let t = self.elem_type(&n, &c)?;
         self.global_elem_types.insert(q.clone(), t);
-        Ok((t, n.attr("abstract") == Some("true"), n.attr("nillable") == Some("true")))
+        Ok((
+            t,
+            n.attr("abstract") == Some("true"),
+            n.attr("nillable") == Some("true"),
+        ))
     }
 
     /// Members of the substitution group headed by `head` (itself unless abstract), sorted (§8.5.4.1.6).
@@ -706,6 +824,8 @@ impl Loader {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Lab {
     At(QNs, Dt),
+    /// AT(uri:*): no `anyAttribute` with a namespace list in these schemas, kept for completeness
+    #[allow(dead_code)]
     AtUri(String),
     AtAny,
     /// qname, type id of the child element, schema order
@@ -874,7 +994,10 @@ impl Builder {
         for set in [start.clone(), c2.clone()] {
             if !map.contains_key(&set) {
                 map.insert(set.clone(), base + map.len());
-                self.states.push(DState { prods: vec![], flags: 0 });
+                self.states.push(DState {
+                    prods: vec![],
+                    flags: 0,
+                });
                 queue.push(set);
             }
         }
@@ -897,7 +1020,9 @@ impl Builder {
                         Lab::SeAny(_) => (5, QNs::new("", ""), String::new()),
                         Lab::Ch(_) => (7, QNs::new("", ""), String::new()),
                     };
-                    let e = keyed.entry(key).or_insert_with(|| (l.clone(), BTreeSet::new()));
+                    let e = keyed
+                        .entry(key)
+                        .or_insert_with(|| (l.clone(), BTreeSet::new()));
                     // keep the smallest schema order
                     match (&mut e.0, l) {
                         (Lab::Se(_, _, o), Lab::Se(_, _, o2)) if o2 < o => *o = *o2,
@@ -919,7 +1044,10 @@ impl Builder {
                     None => {
                         let t = base + map.len();
                         map.insert(tset.clone(), t);
-                        self.states.push(DState { prods: vec![], flags: 0 });
+                        self.states.push(DState {
+                            prods: vec![],
+                            flags: 0,
+                        });
                         queue.push(tset);
                         t
                     }
@@ -940,10 +1068,14 @@ impl Builder {
                     Lab::Ch(_) => (8, String::new(), String::new(), 0),
                 }
             };
-            prods.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| match (&a.0, &b.0) {
-                (Lab::Se(qa, _, _), Lab::Se(qb, _, _)) => qa.key().cmp(&qb.key()),
-                _ => std::cmp::Ordering::Equal,
-            }));
+            prods.sort_by(|a, b| {
+                rank(&a.0)
+                    .cmp(&rank(&b.0))
+                    .then_with(|| match (&a.0, &b.0) {
+                        (Lab::Se(qa, _, _), Lab::Se(qb, _, _)) => qa.key().cmp(&qb.key()),
+                        _ => std::cmp::Ordering::Equal,
+                    })
+            });
             let mut out = vec![];
             let mut ee_done = false;
             for (l, t) in prods {
@@ -1072,7 +1204,11 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
         l.elem_decls.push((q.clone(), t, nil));
     }
     // global attributes
-    let gattrs: Vec<(QNs, XNode)> = l.gattrs.iter().map(|(q, (n, _))| (q.clone(), n.clone())).collect();
+    let gattrs: Vec<(QNs, XNode)> = l
+        .gattrs
+        .iter()
+        .map(|(q, (n, _))| (q.clone(), n.clone()))
+        .collect();
     let mut gattr_dts = vec![];
     for (q, n) in gattrs {
         let dt = l.type_ref_dt(&n)?;
@@ -1082,19 +1218,38 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
     gattr_dts.sort_by_key(|(q, _)| q.key());
 
     // grammars for every type
-    let mut b = Builder { states: vec![], grammars: vec![] };
+    let mut b = Builder {
+        states: vec![],
+        grammars: vec![],
+    };
     let ntypes = l.types.len();
     let mut type_grammar = vec![0usize; ntypes];
-    for id in 0..ntypes {
+    for (id, slot) in type_grammar.iter_mut().enumerate() {
         let t = l.get(id)?;
         let (s, c2) = b.type_grammar(&t, false);
         let (es, ec2) = b.type_grammar(&t, true);
-        let mut attrs: Vec<(QNs, Dt)> = t.attrs.iter().map(|a| (a.qn.clone(), a.dt.clone())).collect();
+        let mut attrs: Vec<(QNs, Dt)> = t
+            .attrs
+            .iter()
+            .map(|a| (a.qn.clone(), a.dt.clone()))
+            .collect();
         attrs.sort_by_key(|(q, _)| q.key());
         let gid = b.grammars.len();
-        b.grammars.push(GrammarOut { start: s, content2: c2, empty: gid + 1, attrs: attrs.clone(), name: t.name.clone() });
-        b.grammars.push(GrammarOut { start: es, content2: ec2, empty: gid + 1, attrs, name: None });
-        type_grammar[id] = gid;
+        b.grammars.push(GrammarOut {
+            start: s,
+            content2: c2,
+            empty: gid + 1,
+            attrs: attrs.clone(),
+            name: t.name.clone(),
+        });
+        b.grammars.push(GrammarOut {
+            start: es,
+            content2: ec2,
+            empty: gid + 1,
+            attrs,
+            name: None,
+        });
+        *slot = gid;
     }
 
     // fragment grammar (§8.5.2): every element qname once; element fragment grammar (§8.5.3)
@@ -1123,7 +1278,11 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
     let frag_attrs: Vec<(QNs, Dt)> = attr_q
         .iter()
         .map(|((loc, ns), set)| {
-            let dt = if set.len() == 1 { set.iter().next().cloned().unwrap_or(Dt::Untyped) } else { Dt::Untyped };
+            let dt = if set.len() == 1 {
+                set.iter().next().cloned().unwrap_or(Dt::Untyped)
+            } else {
+                Dt::Untyped
+            };
             (QNs::new(ns, loc), dt)
         })
         .collect();
@@ -1149,8 +1308,14 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
             }
             p
         };
-        b.states.push(DState { prods: mk(s1, true), flags: F_FIRST | F_START_TAG | F_HAS_EE });
-        b.states.push(DState { prods: mk(s1, true), flags: F_START_TAG | F_HAS_EE });
+        b.states.push(DState {
+            prods: mk(s1, true),
+            flags: F_FIRST | F_START_TAG | F_HAS_EE,
+        });
+        b.states.push(DState {
+            prods: mk(s1, true),
+            flags: F_START_TAG | F_HAS_EE,
+        });
         let mut p2 = vec![];
         for (q, r) in &frag_elems {
             p2.push(Prod::Se(q.clone(), *r, s2));
@@ -1158,12 +1323,33 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
         p2.push(Prod::SeAny(s2));
         p2.push(Prod::Ee);
         p2.push(Prod::Ch(None, s2));
-        b.states.push(DState { prods: p2, flags: F_HAS_EE });
-        b.states.push(DState { prods: mk(e1, false), flags: F_FIRST | F_START_TAG | F_HAS_EE });
-        b.states.push(DState { prods: vec![Prod::Ee], flags: F_HAS_EE });
+        b.states.push(DState {
+            prods: p2,
+            flags: F_HAS_EE,
+        });
+        b.states.push(DState {
+            prods: mk(e1, false),
+            flags: F_FIRST | F_START_TAG | F_HAS_EE,
+        });
+        b.states.push(DState {
+            prods: vec![Prod::Ee],
+            flags: F_HAS_EE,
+        });
         let attrs = frag_attrs.clone();
-        b.grammars.push(GrammarOut { start: s0, content2: s2, empty: ef_gid + 1, attrs: attrs.clone(), name: None });
-        b.grammars.push(GrammarOut { start: e0, content2: e1, empty: ef_gid + 1, attrs, name: None });
+        b.grammars.push(GrammarOut {
+            start: s0,
+            content2: s2,
+            empty: ef_gid + 1,
+            attrs: attrs.clone(),
+            name: None,
+        });
+        b.grammars.push(GrammarOut {
+            start: e0,
+            content2: e1,
+            empty: ef_gid + 1,
+            attrs,
+            name: None,
+        });
     }
 
     // string tables (Appendix D.1-D.3)
@@ -1171,25 +1357,37 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
     let mut locals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (q, _, _) in &l.elem_decls {
         uri_set.insert(q.ns.clone());
-        locals.entry(q.ns.clone()).or_default().insert(q.local.clone());
+        locals
+            .entry(q.ns.clone())
+            .or_default()
+            .insert(q.local.clone());
     }
     for (q, _) in &l.attr_decls {
         uri_set.insert(q.ns.clone());
-        locals.entry(q.ns.clone()).or_default().insert(q.local.clone());
+        locals
+            .entry(q.ns.clone())
+            .or_default()
+            .insert(q.local.clone());
     }
     for t in l.types.iter().flatten() {
         if let Some(q) = &t.name
             && q.ns != XS
         {
             uri_set.insert(q.ns.clone());
-            locals.entry(q.ns.clone()).or_default().insert(q.local.clone());
+            locals
+                .entry(q.ns.clone())
+                .or_default()
+                .insert(q.local.clone());
         }
     }
     let mut so = SchemaOut {
         uris: vec!["".into(), XML_NS.into(), XSI.into(), XS.into()],
         locals: vec![
             vec![],
-            ["base", "id", "lang", "space"].iter().map(|s| s.to_string()).collect(),
+            ["base", "id", "lang", "space"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             ["nil", "type"].iter().map(|s| s.to_string()).collect(),
             XSD_TYPES.iter().map(|s| s.to_string()).collect(),
         ],
@@ -1220,7 +1418,10 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
     };
     let qn = |q: &QNs| -> Res<String> {
         let u = so.uris.iter().position(|x| *x == q.ns).ok_or("uri")?;
-        let li = so.locals[u].iter().position(|x| *x == q.local).ok_or("local")?;
+        let li = so.locals[u]
+            .iter()
+            .position(|x| *x == q.local)
+            .ok_or("local")?;
         Ok(format!("QN::new({u}, {li})"))
     };
     let uri_idx = |u: &str| so.uris.iter().position(|x| x == u).unwrap_or(0);
@@ -1229,7 +1430,11 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
         GRef::Grammar(g) => *g,
     };
     let mut o = String::new();
-    writeln!(o, "// @generated by pnc-exi-codegen from the {name} XSD set; do not edit.").ok();
+    writeln!(
+        o,
+        "// @generated by pnc-exi-codegen from the {name} XSD set; do not edit."
+    )
+    .ok();
     writeln!(o, "// Regenerate: see services/exi/README.md.").ok();
     writeln!(o, "use crate::grammar::*;\n").ok();
     let mut states_src = String::new();
@@ -1248,12 +1453,21 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
                 Prod::Ch(None, n) => format!("P::Ch(UNTYPED, {n})"),
             });
         }
-        writeln!(states_src, "    /* {i} */ State {{ flags: {}, prods: &[{}] }},", s.flags, ps.join(", ")).ok();
+        writeln!(
+            states_src,
+            "    /* {i} */ State {{ flags: {}, prods: &[{}] }},",
+            s.flags,
+            ps.join(", ")
+        )
+        .ok();
     }
     let mut grammars_src = String::new();
     for (i, g) in b.grammars.iter().enumerate() {
-        let attrs: Res<Vec<String>> =
-            g.attrs.iter().map(|(q, d)| Ok(format!("({}, {})", qn(q)?, dt_id(d, &mut dts)))).collect();
+        let attrs: Res<Vec<String>> = g
+            .attrs
+            .iter()
+            .map(|(q, d)| Ok(format!("({}, {})", qn(q)?, dt_id(d, &mut dts))))
+            .collect();
         writeln!(
             grammars_src,
             "    /* {i} {} */ Grammar {{ start: {}, content2: {}, empty: {}, attrs: &[{}] }},",
@@ -1278,8 +1492,11 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
         gat.push(format!("({}, {})", qn(q)?, dt_id(d, &mut dts)));
     }
     let mut types_src = vec![];
-    let mut named_sorted: Vec<(QNs, usize)> =
-        l.type_ids.iter().map(|(q, id)| (q.clone(), type_grammar[*id])).collect();
+    let mut named_sorted: Vec<(QNs, usize)> = l
+        .type_ids
+        .iter()
+        .map(|(q, id)| (q.clone(), type_grammar[*id]))
+        .collect();
     named_sorted.sort_by_key(|(q, _)| (so.uris.iter().position(|x| *x == q.ns), q.local.clone()));
     for (q, g) in &named_sorted {
         if let Ok(s) = qn(q) {
@@ -1291,7 +1508,9 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
         let s = match d {
             Dt::String { max_len } => format!("Dt::String {{ max_len: {max_len} }}"),
             Dt::Boolean => "Dt::Boolean".into(),
-            Dt::Binary { hex, max_len } => format!("Dt::Binary {{ hex: {hex}, max_len: {max_len} }}"),
+            Dt::Binary { hex, max_len } => {
+                format!("Dt::Binary {{ hex: {hex}, max_len: {max_len} }}")
+            }
             Dt::NBit { min, bits } => format!("Dt::NBit {{ min: {min}, bits: {bits} }}"),
             Dt::Unsigned { max } => format!("Dt::Unsigned {{ max: {max:?} }}"),
             Dt::Integer { min, max } => format!("Dt::Integer {{ min: {min:?}, max: {max:?} }}"),
@@ -1310,14 +1529,46 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
     }
     writeln!(o, "];\n").ok();
     writeln!(o, "pub static DATATYPES: &[Dt] = &[\n{dts_src}];\n").ok();
-    writeln!(o, "pub static GRAMMARS: &[Grammar] = &[\n{grammars_src}];\n").ok();
+    writeln!(
+        o,
+        "pub static GRAMMARS: &[Grammar] = &[\n{grammars_src}];\n"
+    )
+    .ok();
     writeln!(o, "pub static STATES: &[State] = &[\n{states_src}];\n").ok();
-    writeln!(o, "/// Global element declarations, sorted (DocContent, §8.5.1).").ok();
-    writeln!(o, "pub static DOC_ELEMENTS: &[(QN, u32)] = &[{}];\n", doc.join(", ")).ok();
-    writeln!(o, "/// Every element qname of the schema set, sorted (FragmentContent, §8.5.2).").ok();
-    writeln!(o, "pub static FRAG_ELEMENTS: &[(QN, u32)] = &[{}];\n", frag.join(", ")).ok();
-    writeln!(o, "pub static GLOBAL_ATTRS: &[(QN, u16)] = &[{}];\n", gat.join(", ")).ok();
-    writeln!(o, "pub static NAMED_TYPES: &[(QN, u32)] = &[{}];\n", types_src.join(", ")).ok();
+    writeln!(
+        o,
+        "/// Global element declarations, sorted (DocContent, §8.5.1)."
+    )
+    .ok();
+    writeln!(
+        o,
+        "pub static DOC_ELEMENTS: &[(QN, u32)] = &[{}];\n",
+        doc.join(", ")
+    )
+    .ok();
+    writeln!(
+        o,
+        "/// Every element qname of the schema set, sorted (FragmentContent, §8.5.2)."
+    )
+    .ok();
+    writeln!(
+        o,
+        "pub static FRAG_ELEMENTS: &[(QN, u32)] = &[{}];\n",
+        frag.join(", ")
+    )
+    .ok();
+    writeln!(
+        o,
+        "pub static GLOBAL_ATTRS: &[(QN, u16)] = &[{}];\n",
+        gat.join(", ")
+    )
+    .ok();
+    writeln!(
+        o,
+        "pub static NAMED_TYPES: &[(QN, u32)] = &[{}];\n",
+        types_src.join(", ")
+    )
+    .ok();
     writeln!(
         o,
         "pub static TABLES: SchemaTables = SchemaTables {{ name: {name:?}, uris: URIS, local_names: LOCAL_NAMES, datatypes: DATATYPES, grammars: GRAMMARS, states: STATES, doc_elements: DOC_ELEMENTS, frag_elements: FRAG_ELEMENTS, global_attrs: GLOBAL_ATTRS, named_types: NAMED_TYPES }};"
@@ -1338,12 +1589,52 @@ fn build(name: &str, entry: &Path, out_dir: &Path) -> Res<()> {
 
 /// Built-in XML Schema type names pre-populated in the XMLSchema local-name partition (Appendix D.3).
 const XSD_TYPES: [&str; 46] = [
-    "ENTITIES", "ENTITY", "ID", "IDREF", "IDREFS", "NCName", "NMTOKEN", "NMTOKENS", "NOTATION", "Name",
-    "QName", "anySimpleType", "anyType", "anyURI", "base64Binary", "boolean", "byte", "date",
-    "dateTime", "decimal", "double", "duration", "float", "gDay", "gMonth", "gMonthDay", "gYear",
-    "gYearMonth", "hexBinary", "int", "integer", "language", "long", "negativeInteger",
-    "nonNegativeInteger", "nonPositiveInteger", "normalizedString", "positiveInteger", "short",
-    "string", "time", "token", "unsignedByte", "unsignedInt", "unsignedLong", "unsignedShort",
+    "ENTITIES",
+    "ENTITY",
+    "ID",
+    "IDREF",
+    "IDREFS",
+    "NCName",
+    "NMTOKEN",
+    "NMTOKENS",
+    "NOTATION",
+    "Name",
+    "QName",
+    "anySimpleType",
+    "anyType",
+    "anyURI",
+    "base64Binary",
+    "boolean",
+    "byte",
+    "date",
+    "dateTime",
+    "decimal",
+    "double",
+    "duration",
+    "float",
+    "gDay",
+    "gMonth",
+    "gMonthDay",
+    "gYear",
+    "gYearMonth",
+    "hexBinary",
+    "int",
+    "integer",
+    "language",
+    "long",
+    "negativeInteger",
+    "nonNegativeInteger",
+    "nonPositiveInteger",
+    "normalizedString",
+    "positiveInteger",
+    "short",
+    "string",
+    "time",
+    "token",
+    "unsignedByte",
+    "unsignedInt",
+    "unsignedLong",
+    "unsignedShort",
 ];
 
 fn main() {
