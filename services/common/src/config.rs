@@ -36,6 +36,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub pki: PkiConfig,
     pub registry: RegistryConfig,
+    pub truststore: TruststoreConfig,
     pub log: LogConfig,
 }
 
@@ -54,6 +55,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             pki: PkiConfig::default(),
             registry: RegistryConfig::default(),
+            truststore: TruststoreConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -182,6 +184,22 @@ pub struct PkiConfig {
     pub kek_file: Option<PathBuf>,
     /// Issue pnc's MO Sub-CAs under its V2G root (as Hubject does) instead of an MO root.
     pub mo_sub_cas_under_v2g_root: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TruststoreConfig {
+    /// How often the expiry watch marks roots past notAfter as expired (and emits
+    /// `root.cert.expired`); it also runs at start. At least 1.
+    pub expiry_watch_interval_seconds: u64,
+}
+
+impl Default for TruststoreConfig {
+    fn default() -> TruststoreConfig {
+        TruststoreConfig {
+            expiry_watch_interval_seconds: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -94,6 +94,7 @@ pub async fn list_roots(
             &caller.0,
             ListRootsRequest {
                 root_type: root_type as i32,
+                ..Default::default()
             },
         ))
         .await?

@@ -1,0 +1,32 @@
+//! The expiry watch: at start and then periodically, roots past notAfter are marked
+//! expired once and `root.cert.expired` is written (OPCP: expired roots leave the pool).
+//! Several replicas may run it against one PostgreSQL database; the store's conditional
+//! UPDATE lets exactly one of them emit each event.
+
+use std::time::Duration;
+
+use pnc_common::db::unix_now;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::RootStore;
+
+pub async fn watch(store: RootStore, interval: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            // The first tick completes at once: the watch runs at start.
+            _ = ticker.tick() => {}
+        }
+        match store.expire_due(unix_now()).await {
+            Ok(expired) => {
+                for fingerprint in expired {
+                    tracing::info!(%fingerprint, "root expired; root.cert.expired written");
+                }
+            }
+            // The database may be briefly away; the next tick tries again.
+            Err(error) => tracing::warn!(error = %error, "expiry watch failed"),
+        }
+    }
+}
