@@ -407,9 +407,29 @@ pub struct Encoder {
     names: Option<NameTable>,
     fragment: bool,
     roots: usize,
+    /// last namespace string seen (address, length) -> URI id: typed writers pass the same
+    /// `&'static str` constants over and over
+    uri_cache: (usize, usize, u16),
 }
 
 impl Encoder {
+    /// `lookup` with a one-entry cache for the namespace.
+    fn qn(&mut self, ns: &str, local: &str) -> Option<QN> {
+        let t = self.t;
+        let key = (ns.as_ptr() as usize, ns.len());
+        let cached = self.uri_cache.2;
+        let u = if key == (self.uri_cache.0, self.uri_cache.1) && t.uris.get(cached as usize) == Some(&ns) {
+            cached
+        } else {
+            let u = t.uris.iter().position(|x| *x == ns)? as u16;
+            self.uri_cache = (key.0, key.1, u);
+            u
+        };
+        let part = t.local_names.get(u as usize)?;
+        let l = part.binary_search_by(|x| x.as_bytes().cmp(local.as_bytes())).ok()?;
+        Some(QN::new(u, l as u16))
+    }
+
     pub fn new(t: &'static SchemaTables, fragment: bool) -> Self {
         let mut w = BitWriter::with_capacity(4096);
         // EXI header (§5): distinguishing bits 10, no options, version 1 -> 0x80
@@ -421,6 +441,7 @@ impl Encoder {
             names: None,
             fragment,
             roots: 0,
+            uri_cache: (0, 0, 0),
         }
     }
 
@@ -506,7 +527,7 @@ impl Encoder {
         }
         let st = &t.states[top.state as usize];
         let n = st.prods.len();
-        let q = lookup(t, ns, local);
+        let q = self.qn(ns, local);
         for (i, p) in st.prods.iter().enumerate() {
             match *p {
                 P::Se(pq, g, next) if Some(pq) == q => {
@@ -691,7 +712,7 @@ impl Encoder {
         let st = &t.states[top.state as usize];
         let g = &t.grammars[top.grammar as usize];
         let n = st.prods.len();
-        let q = lookup(t, ns, local);
+        let q = self.qn(ns, local);
         for (i, p) in st.prods.iter().enumerate() {
             match *p {
                 P::At(pq, dt, next) if Some(pq) == q => {

@@ -1658,3 +1658,27 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The committed tables must be what the generator produces from the reference XSDs.
+    #[test]
+    fn generated_tables_are_up_to_date() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let schemas = root.join("../../../../shared/schemas");
+        let out = std::env::temp_dir().join(format!("pnc-exi-codegen-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        for (name, path) in [
+            ("iso2", "iso15118-2/V2G_CI_MsgDef.xsd"),
+            ("iso20", "iso15118-20/V2G_CI_CommonMessages.xsd"),
+            ("xmldsig", "xmldsig-core-schema.xsd"),
+            ("app", "V2G_CI_AppProtocol.xsd"),
+        ] {
+            super::build(name, &schemas.join(path), &out).unwrap();
+            let fresh = std::fs::read_to_string(out.join(format!("{name}.rs"))).unwrap();
+            let committed = std::fs::read_to_string(root.join(format!("../src/generated/{name}.rs"))).unwrap();
+            assert!(fresh == committed, "{name}.rs is stale: rerun pnc-exi-codegen (see services/exi/README.md)");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
