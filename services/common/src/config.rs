@@ -37,6 +37,7 @@ pub struct Config {
     pub pki: PkiConfig,
     pub registry: RegistryConfig,
     pub truststore: TruststoreConfig,
+    pub ocsp: OcspConfig,
     pub log: LogConfig,
 }
 
@@ -56,6 +57,7 @@ impl Default for Config {
             pki: PkiConfig::default(),
             registry: RegistryConfig::default(),
             truststore: TruststoreConfig::default(),
+            ocsp: OcspConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -164,6 +166,25 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_ms: u64,
+    /// An HTTPS listener beside the plain one, for chargers and CSMSs that authenticate
+    /// with client certificates (mTLS). Off unless `tls.listen` is set.
+    pub tls: HttpTlsConfig,
+}
+
+/// The HTTPS edge. Clients may present a certificate issued by one of `client_ca_files`
+/// (a charging-station CA, say); it then authenticates them like a token would, as role
+/// `charger` with the operator ID from the subject's O attribute. Bearer tokens work on
+/// this listener too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpTlsConfig {
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain of the edge, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM (PKCS#8) private key of the edge.
+    pub key_file: Option<PathBuf>,
+    /// PEM files of the CAs whose client certificates are accepted.
+    pub client_ca_files: Vec<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -172,6 +193,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 20_000,
+            tls: HttpTlsConfig::default(),
         }
     }
 }
@@ -184,6 +206,53 @@ pub struct PkiConfig {
     pub kek_file: Option<PathBuf>,
     /// Issue pnc's MO Sub-CAs under its V2G root (as Hubject does) instead of an MO root.
     pub mo_sub_cas_under_v2g_root: bool,
+}
+
+/// The OCSP stapling cache and responder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcspConfig {
+    /// How long a fetch waits for a TCP connection to an upstream responder.
+    pub upstream_connect_timeout_ms: u64,
+    /// Deadline of one upstream fetch, connection to last byte.
+    pub upstream_timeout_ms: u64,
+    /// Larger upstream responses are refused (OCPP 2.1 allows 18000 base64 characters).
+    pub upstream_max_response_bytes: usize,
+    /// Responder URLs an operator allows besides the AIA OCSP URLs of known CAs
+    /// (exact URLs; empty by default).
+    pub allowed_responder_urls: Vec<String>,
+    /// How many OCSP responses the in-memory cache holds.
+    pub cache_capacity: u64,
+    /// thisUpdate → nextUpdate of the responses pnc signs for its own CAs.
+    pub own_response_validity_seconds: u64,
+    /// How long a signed answer for pnc's own CAs is reused before the issuance record is
+    /// read again (bounds how late a revocation shows).
+    pub own_answer_reuse_seconds: u64,
+    /// thisUpdate → nextUpdate of the CRLs pnc signs for its own CAs.
+    pub crl_validity_seconds: u64,
+    /// How often the prefetcher refreshes cached responses and fetches those of known CAs
+    /// and issued certificates. 0 disables it.
+    pub prefetch_interval_seconds: u64,
+    /// The gateway keeps final answers this long at most (never past nextUpdate);
+    /// 0 disables the gateway's answer cache.
+    pub gateway_answer_cache_seconds: u64,
+}
+
+impl Default for OcspConfig {
+    fn default() -> OcspConfig {
+        OcspConfig {
+            upstream_connect_timeout_ms: 2_000,
+            upstream_timeout_ms: 5_000,
+            upstream_max_response_bytes: 64 * 1024,
+            allowed_responder_urls: Vec::new(),
+            cache_capacity: 100_000,
+            own_response_validity_seconds: 4 * 3600,
+            own_answer_reuse_seconds: 60,
+            crl_validity_seconds: 24 * 3600,
+            prefetch_interval_seconds: 60,
+            gateway_answer_cache_seconds: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,11 +271,36 @@ impl Default for TruststoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// Refuse eMAIDs whose 15th character is not the eMI3 check digit.
     pub enforce_emaid_check_digit: bool,
+    /// URL prefixes webhook deliveries may go to (e.g. `https://hooks.example.com/`).
+    /// Subscribers choose their URLs, so pnc only calls those an operator allowed; empty
+    /// (the default) refuses every delivery, with a log line naming the URL.
+    pub webhook_allowed_url_prefixes: Vec<String>,
+    /// Attempts per delivery before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry; doubled on each further one, capped at one hour.
+    pub webhook_retry_base_ms: u64,
+    /// Connect and whole-request timeout of one delivery attempt.
+    pub webhook_timeout_ms: u64,
+    /// How often the dispatcher looks for due deliveries and new root events.
+    pub webhook_poll_interval_ms: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> RegistryConfig {
+        RegistryConfig {
+            enforce_emaid_check_digit: false,
+            webhook_allowed_url_prefixes: Vec::new(),
+            webhook_max_attempts: 4,
+            webhook_retry_base_ms: 60_000,
+            webhook_timeout_ms: 5_000,
+            webhook_poll_interval_ms: 1_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! - [`component`]: the components and who may call whom;
 //! - [`db`]: SQLite/PostgreSQL storage with per-service migrations;
 //! - [`tls`]: the internal CA and each component's mTLS identity;
+//! - [`ids`]: eMAID, PCID, WMI, provider and operator IDs as validated newtypes;
 //! - [`grpc`]: the server and client builders (mTLS, allowlist, health, request IDs, metrics);
 //! - [`runtime`]: what a component gets to start with, and shutdown;
 //! - [`telemetry`]: logs and Prometheus metrics.
@@ -13,6 +14,7 @@ pub mod component;
 pub mod config;
 pub mod db;
 pub mod grpc;
+pub mod ids;
 pub mod runtime;
 pub mod telemetry;
 pub mod tls;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,62 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::system::healthz))
         .routes(routes!(routes::system::metrics))
         .routes(routes!(routes::roots::list_roots))
+        .routes(routes!(routes::cps::generate_signed_contract_data))
+        .routes(routes!(routes::cps::sign_contract_data))
+        .routes(routes!(routes::cps::create_signed_contract_data))
+        .routes(routes!(routes::cps::forward_signed_contract_data))
+        .routes(routes!(routes::cps::get_cps_signer))
+        .routes(routes!(routes::ev::get_15118_ev_certificate))
+        .routes(routes!(routes::ev::get_signed_contract_data))
+        .routes(routes!(routes::ev::opnc_get_signed_contract_data))
+        .routes(routes!(routes::pcp::put_provisioning_certificate))
+        .routes(routes!(
+            routes::pcp::get_provisioning_certificate,
+            routes::pcp::delete_provisioning_certificate
+        ))
+        .routes(routes!(routes::pcp::lookup_vehicle))
+        .routes(routes!(routes::ccp::lookup_contract))
+        .routes(routes!(routes::ccp::contracts_of_vehicle))
+        .routes(routes!(routes::ccp::delete_contract))
+        .routes(routes!(routes::ccp::set_default))
+        .routes(routes!(
+            routes::webhooks::create_endpoint,
+            routes::webhooks::list_endpoints
+        ))
+        .routes(routes!(
+            routes::webhooks::get_endpoint,
+            routes::webhooks::update_endpoint,
+            routes::webhooks::delete_endpoint
+        ))
+        .routes(routes!(routes::webhooks::list_deliveries))
+        .routes(routes!(routes::opnc_pcp::put_provisioning_certificate))
+        .routes(routes!(
+            routes::opnc_pcp::get_provisioning_certificate,
+            routes::opnc_pcp::delete_provisioning_certificate
+        ))
+        .routes(routes!(routes::opnc_pcp::lookup_vehicle))
+        .routes(routes!(routes::opnc_ccp::contracts_by_emaid))
+        .routes(routes!(routes::opnc_ccp::contracts_by_pcid))
+        .routes(routes!(routes::opnc_ccp::delete_contract))
+        .routes(routes!(routes::opnc_ccp::set_default))
+        .routes(routes!(
+            routes::opnc_event::create_endpoint,
+            routes::opnc_event::list_endpoints
+        ))
+        .routes(routes!(
+            routes::opnc_event::get_endpoint,
+            routes::opnc_event::update_endpoint,
+            routes::opnc_event::delete_endpoint
+        ))
+        .routes(routes!(
+            routes::opnc_event::create_endpoint_doubled,
+            routes::opnc_event::list_endpoints_doubled
+        ))
+        .routes(routes!(
+            routes::opnc_event::get_endpoint_doubled,
+            routes::opnc_event::update_endpoint_doubled,
+            routes::opnc_event::delete_endpoint_doubled
+        ))
         .split_for_parts();
     let openapi_json = Arc::new(
         openapi
@@ -159,6 +216,17 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let local_addr = listener.local_addr()?;
     let shutdown = context.shutdown.clone();
     let grace = Duration::from_millis(config.http.shutdown_grace_ms);
+    if let Some(tls_listen) = config.http.tls.listen {
+        let tls_config = tls::server_config(&config.http.tls)?;
+        let tls_listener = TcpListener::bind(tls_listen).await?;
+        tracing::info!(address = %tls_listener.local_addr()?, "gateway listening for https (mTLS)");
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = tls::serve(tls_listener, tls_config, app, shutdown, grace).await {
+                tracing::error!(%error, "https listener failed");
+            }
+        });
+    }
     let task = tokio::spawn(async move {
         let graceful = axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());

@@ -67,6 +67,31 @@ impl AppState {
     pub fn provisioning(&self) -> ProvisioningClient<GrpcChannel> {
         ProvisioningClient::new(self.channels.provisioning.clone())
     }
+
+    pub fn contracts(
+        &self,
+    ) -> pnc_proto::registry::v1::contracts_client::ContractsClient<GrpcChannel> {
+        pnc_proto::registry::v1::contracts_client::ContractsClient::new(
+            self.channels.registry.clone(),
+        )
+    }
+
+    pub fn provisioning_certificates(
+        &self,
+    ) -> pnc_proto::registry::v1::provisioning_certificates_client::ProvisioningCertificatesClient<GrpcChannel>
+    {
+        pnc_proto::registry::v1::provisioning_certificates_client::ProvisioningCertificatesClient::new(
+            self.channels.registry.clone(),
+        )
+    }
+
+    pub fn webhooks(
+        &self,
+    ) -> pnc_proto::registry::v1::webhooks_client::WebhooksClient<GrpcChannel> {
+        pnc_proto::registry::v1::webhooks_client::WebhooksClient::new(
+            self.channels.registry.clone(),
+        )
+    }
 }
 
 /// A gRPC request carrying the caller's principal.

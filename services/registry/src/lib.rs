@@ -3,7 +3,17 @@
 //! certificates, webhooks and the audit log. Like boulder's storage authority it decides
 //! nothing beyond integrity.
 
+pub mod access;
+pub mod audit;
 pub mod clients;
+pub mod contracts;
+mod core;
+pub mod events;
+pub mod issued;
+pub mod pcp;
+pub mod webhooks;
+
+pub use crate::core::{ISO2_NAMESPACE, ISO20_NAMESPACE, RegistryCore, normalise_namespace};
 
 use pnc_common::Component;
 use pnc_common::db::{Database, Migrations, StorageLocation};
@@ -29,7 +39,33 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let clients = clients::ClientStore::new(database.clone());
     let routes = tonic::service::Routes::new(ClientRegistryServer::new(
         clients::ClientRegistryService::new(clients),
-    ));
+    ))
+    .add_service(
+        pnc_proto::registry::v1::issued_certificates_server::IssuedCertificatesServer::new(
+            issued::IssuedCertificatesService::new(issued::IssuedStore::new(database.clone())),
+        ),
+    );
+    let core = RegistryCore::new(
+        database.clone(),
+        context.config.registry.clone(),
+        context.connect(Component::Truststore)?,
+    );
+    let routes = routes
+        .add_service(
+            pnc_proto::registry::v1::contracts_server::ContractsServer::new(
+                contracts::ContractsService::new(core.clone()),
+            ),
+        )
+        .add_service(
+            pnc_proto::registry::v1::provisioning_certificates_server::ProvisioningCertificatesServer::new(
+                pcp::ProvisioningCertificatesService::new(core.clone()),
+            ),
+        )
+        .add_service(pnc_proto::registry::v1::webhooks_server::WebhooksServer::new(
+            webhooks::WebhooksService::new(core.clone()),
+        ));
+    let dispatcher = webhooks::Dispatcher::new(core)?;
+    tokio::spawn(dispatcher.run(context.shutdown.clone()));
     let task = tokio::spawn(async move {
         server
             .serve(
@@ -46,4 +82,10 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         local_addr,
         task,
     })
+}
+
+/// `pnc audit verify`: checks the registry's audit chain.
+pub async fn verify_audit_log(storage: &StorageLocation) -> anyhow::Result<audit::Verdict> {
+    let database = open_database(storage).await?;
+    Ok(audit::verify(&database).await?)
 }

@@ -1,5 +1,13 @@
 //! The HTTP routes, one module per API family.
 
+pub mod ccp;
+pub mod cps;
+pub mod ev;
 pub mod oauth;
+pub mod opnc_ccp;
+pub mod opnc_event;
+pub mod opnc_pcp;
+pub mod pcp;
 pub mod roots;
 pub mod system;
+pub mod webhooks;

@@ -1,0 +1,332 @@
+//! CCP contract management, after OPCP `ccp.v1.json` (ecosystem-apis §2.9): cancel a
+//! contract, pick a PCID's default, and look contracts up by eMAID (eMSP) or by PCID (OEM).
+//! The CPO flow (`POST /v1/ccp/signedContractData`) lives in `ev.rs`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pnc_common::ids::{Emaid, Pcid};
+use pnc_proto::principal::Role;
+use pnc_proto::registry::v1::{
+    CancelContractRequest, Contract, ListContractsRequest, SetDefaultContractRequest,
+    list_contracts_request,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::routes::pcp::pcid_param;
+use crate::state::{AppState, request_as};
+
+pub const ISO2_NAMESPACE: &str = "urn:iso:15118:2:2013:MsgDef";
+
+pub fn emaid_param(value: &str) -> Result<Emaid, ApiError> {
+    Emaid::parse(value).map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// OPCP's fingerprint parameters carry a UUID pattern but SHA-256 hex in practice
+/// (ecosystem-apis §2.12): accept 64 hex characters (with or without ':').
+pub fn fingerprint_param(value: Option<&str>) -> Result<String, ApiError> {
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(String::new());
+    };
+    let compact: String = value.chars().filter(|c| *c != ':').collect();
+    if compact.len() != 64 || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "cpsV2GRootCertificateFingerprint must be a SHA-256 fingerprint (64 hex characters)",
+        ));
+    }
+    Ok(compact.to_ascii_uppercase())
+}
+
+/// Query of the look-ups.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupQuery {
+    pub xsd_msg_def_namespace: Option<String>,
+    pub cps_v2g_root_certificate_fingerprint: Option<String>,
+}
+
+/// One entry of `XMLContracts`: a contract under one V2G root.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct XmlContract {
+    pub pcid: String,
+    pub emaid: String,
+    pub xsd_msg_def_namespace: String,
+    /// Base64 DER of the contract leaf.
+    pub contract_certificate: String,
+    pub default_contract: bool,
+    pub cert_valid_from: String,
+    pub cert_valid_to: String,
+    #[serde(rename = "cpsRootCertificateDN")]
+    pub cps_root_certificate_dn: String,
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
+    pub cps_v2g_root_certificate_fingerprint: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LookupContractResponse {
+    #[serde(rename = "XMLContracts")]
+    pub xml_contracts: Vec<XmlContract>,
+}
+
+pub fn rfc3339(unix_seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// One row per (contract, V2G root), as OPCP lists them.
+pub fn flatten(contracts: Vec<Contract>) -> Vec<XmlContract> {
+    let mut rows = Vec::new();
+    for contract in contracts {
+        let leaf = STANDARD.encode(
+            contract
+                .contract_chain
+                .first()
+                .map(|c| c.der.as_slice())
+                .unwrap_or_default(),
+        );
+        for signed in &contract.signed_data {
+            rows.push(XmlContract {
+                pcid: contract.pcid.clone(),
+                emaid: contract.emaid.clone(),
+                xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+                contract_certificate: leaf.clone(),
+                default_contract: contract.is_default,
+                cert_valid_from: rfc3339(contract.certificate_not_before),
+                cert_valid_to: rfc3339(contract.certificate_not_after),
+                cps_root_certificate_dn: signed.v2g_root_distinguished_name.clone(),
+                cps_v2g_root_certificate_fingerprint: signed
+                    .v2g_root_fingerprint
+                    .to_ascii_lowercase(),
+            });
+        }
+    }
+    rows
+}
+
+fn check_namespace(query: &LookupQuery) -> Result<(), ApiError> {
+    match query.xsd_msg_def_namespace.as_deref().map(str::trim) {
+        None | Some("") | Some(ISO2_NAMESPACE) => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "xsdMsgDefNamespace `{}`: pnc stores ISO 15118-2 contract data only",
+            other.chars().take(80).collect::<String>()
+        ))),
+    }
+}
+
+pub async fn list(
+    state: &AppState,
+    caller: &Authenticated,
+    selector: list_contracts_request::Selector,
+    fingerprint: String,
+) -> Result<Vec<Contract>, ApiError> {
+    Ok(state
+        .contracts()
+        .list_contracts(request_as(
+            &caller.0,
+            ListContractsRequest {
+                selector: Some(selector),
+                v2g_root_fingerprint: fingerprint,
+            },
+        ))
+        .await?
+        .into_inner()
+        .contracts)
+}
+
+/// The contracts of an eMAID (its eMSP), any spelling of the eMAID.
+#[utoipa::path(
+    get,
+    path = "/v1/ccp/lookupContract/{emaid}",
+    tag = "ccp",
+    params(("emaid" = String, Path, description = "eMAID, with or without hyphens and check digit"), LookupQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The contracts", body = LookupContractResponse),
+        (status = 400, description = "Malformed eMAID", body = crate::error::ErrorBody),
+        (status = 403, description = "Not the eMSP of this eMAID", body = crate::error::ErrorBody),
+        (status = 404, description = "No contract", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn lookup_contract(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Path(emaid): Path<String>,
+    Query(query): Query<LookupQuery>,
+) -> Result<Json<LookupContractResponse>, ApiError> {
+    caller.require_role(&[Role::Emsp])?;
+    let emaid = emaid_param(&emaid)?;
+    check_namespace(&query)?;
+    let fingerprint = fingerprint_param(query.cps_v2g_root_certificate_fingerprint.as_deref())?;
+    let contracts = list(
+        &state,
+        &caller,
+        list_contracts_request::Selector::Emaid(emaid.as_str().to_string()),
+        fingerprint,
+    )
+    .await?;
+    if contracts.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no contract for eMAID {emaid}"
+        )));
+    }
+    Ok(Json(LookupContractResponse {
+        xml_contracts: flatten(contracts),
+    }))
+}
+
+/// The contracts on a vehicle (its OEM).
+#[utoipa::path(
+    get,
+    path = "/v1/ccp/signedContractData/{pcid}",
+    tag = "ccp",
+    params(("pcid" = String, Path, description = "17 or 18 letters or digits"), LookupQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The contracts", body = LookupContractResponse),
+        (status = 400, description = "Malformed PCID", body = crate::error::ErrorBody),
+        (status = 403, description = "Not the OEM of this WMI", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn contracts_of_vehicle(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Path(pcid): Path<String>,
+    Query(query): Query<LookupQuery>,
+) -> Result<Json<LookupContractResponse>, ApiError> {
+    caller.require_role(&[Role::Oem])?;
+    let pcid = pcid_param(&pcid)?;
+    check_namespace(&query)?;
+    let fingerprint = fingerprint_param(query.cps_v2g_root_certificate_fingerprint.as_deref())?;
+    let contracts = list(
+        &state,
+        &caller,
+        list_contracts_request::Selector::Pcid(pcid.as_str().to_string()),
+        fingerprint,
+    )
+    .await?;
+    Ok(Json(LookupContractResponse {
+        xml_contracts: flatten(contracts),
+    }))
+}
+
+/// Cancels an eMAID's contracts (its eMSP). pnc-issued contract certificates are revoked
+/// first; `X-Skip-Revocation: true` skips that (test environments).
+#[utoipa::path(
+    delete,
+    path = "/v1/ccp/signedContractData/{emaid}",
+    tag = "ccp",
+    params(
+        ("emaid" = String, Path, description = "eMAID"),
+        ("X-Skip-Revocation" = Option<bool>, Header, description = "Do not revoke (tests)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled"),
+        (status = 400, description = "Malformed eMAID", body = crate::error::ErrorBody),
+        (status = 403, description = "Not the eMSP of this eMAID", body = crate::error::ErrorBody),
+        (status = 404, description = "No contract", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn delete_contract(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Path(emaid): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    cancel(&state, &caller, &emaid, None, &headers).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn cancel(
+    state: &AppState,
+    caller: &Authenticated,
+    emaid: &str,
+    pcid: Option<&Pcid>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    caller.require_role(&[Role::Emsp])?;
+    let emaid = emaid_param(emaid)?;
+    let skip_revocation = match headers
+        .get("x-skip-revocation")
+        .map(|value| value.to_str().unwrap_or("").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(value) if value == "true" => true,
+        Some(value) if value == "false" || value.is_empty() => false,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "X-Skip-Revocation must be true or false",
+            ));
+        }
+    };
+    state
+        .contracts()
+        .cancel_contract(request_as(
+            &caller.0,
+            CancelContractRequest {
+                emaid: emaid.as_str().to_string(),
+                pcid: pcid
+                    .map(|pcid| pcid.as_str().to_string())
+                    .unwrap_or_default(),
+                skip_revocation,
+            },
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Makes a contract the vehicle's default (its OEM, or the contract's eMSP).
+#[utoipa::path(
+    post,
+    path = "/v1/ccp/signedContractData/{pcid}/{emaid}/default",
+    tag = "ccp",
+    params(("pcid" = String, Path, description = "PCID"), ("emaid" = String, Path, description = "eMAID")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Default set"),
+        (status = 400, description = "Malformed PCID or eMAID, or cancelled contract", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+        (status = 404, description = "No such contract", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn set_default(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Path((pcid, emaid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    make_default(&state, &caller, &pcid, &emaid).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn make_default(
+    state: &AppState,
+    caller: &Authenticated,
+    pcid: &str,
+    emaid: &str,
+) -> Result<(), ApiError> {
+    caller.require_role(&[Role::Oem, Role::Emsp])?;
+    let pcid = pcid_param(pcid)?;
+    let emaid = emaid_param(emaid)?;
+    state
+        .contracts()
+        .set_default_contract(request_as(
+            &caller.0,
+            SetDefaultContractRequest {
+                pcid: pcid.as_str().to_string(),
+                emaid: emaid.as_str().to_string(),
+            },
+        ))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,824 @@
+//! Contracts by (PCID, eMAID) with their pre-signed contract data per V2G root, the
+//! PCID's default, and cancellation (OPCP CCP storage; `pnc.registry.v1.Contracts`).
+
+use pnc_common::PncError;
+use pnc_common::db::{map_sqlx_error, unix_now};
+use pnc_common::ids::{Emaid, Pcid};
+use pnc_proto::error::ErrorKind;
+use pnc_proto::principal::Role;
+use pnc_proto::registry::v1::contracts_server::Contracts;
+use pnc_proto::registry::v1::{
+    CancelContractRequest, CancelContractResponse, Contract, ContractMode,
+    GetProvisioningCertificateRequest, GetSignedContractDataRequest, GetSignedContractDataResponse,
+    ListContractsRequest, ListContractsResponse, ProvisioningCertificate, PutContractRequest,
+    SetDefaultContractRequest, SignedContractData, list_contracts_request,
+};
+use prost::Message;
+use sqlx::Row;
+use tonic::{Request, Response, Status};
+
+use crate::RegistryCore;
+use crate::access::Caller;
+use crate::audit::AuditedTransaction;
+use crate::events::{Audience, Event};
+use crate::issued::NewIssued;
+use crate::pcp::parse_certificate;
+
+const CONTRACT_COLUMNS: &str = "pcid, emaid, is_default, cancelled, contract_pb";
+
+/// RFC 5280 CRLReason cessationOfOperation: the eMSP ended the contract.
+const REASON_CESSATION: i32 = 5;
+/// Signed-data parts are small (-2: 48, 65 and 64 bytes; -20 a little more).
+const MAX_SIGNED_PART: usize = 4096;
+/// One V2G root per signed data; a handful of roots at most [V2G2-878].
+const MAX_SIGNED_DATA: usize = 16;
+
+/// A V2G root fingerprint: 64 hex characters, stored upper case.
+pub fn parse_fingerprint(value: &str) -> Result<String, PncError> {
+    let value = value.trim();
+    if value.len() != 64 || !value.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(PncError::invalid(format!(
+            "V2G root fingerprint `{}` is not 64 hex characters (SHA-256)",
+            value.chars().take(70).collect::<String>()
+        )));
+    }
+    Ok(value.to_ascii_uppercase())
+}
+
+fn contract_from_row(row: &sqlx::any::AnyRow) -> Result<Contract, PncError> {
+    let bytes: Vec<u8> = row.try_get("contract_pb").map_err(map_sqlx_error)?;
+    let mut contract = Contract::decode(bytes.as_slice())
+        .map_err(|error| PncError::internal(format!("stored contract does not decode: {error}")))?;
+    contract.pcid = row.try_get("pcid").map_err(map_sqlx_error)?;
+    contract.emaid = row.try_get("emaid").map_err(map_sqlx_error)?;
+    contract.is_default = row
+        .try_get::<i64, _>("is_default")
+        .map_err(map_sqlx_error)?
+        != 0;
+    contract.cancelled = row.try_get::<i64, _>("cancelled").map_err(map_sqlx_error)? != 0;
+    if let Some(leaf) = contract
+        .contract_chain
+        .first()
+        .and_then(|leaf| pnc_pki::Certificate::from_der(&leaf.der).ok())
+    {
+        contract.certificate_not_before = leaf.not_before().unix_timestamp();
+        contract.certificate_not_after = leaf.not_after().unix_timestamp();
+    }
+    Ok(contract)
+}
+
+/// The stored form: everything but the columns kept beside it and the signed data.
+fn stored_contract_bytes(contract: &Contract) -> Vec<u8> {
+    Contract {
+        signed_data: Vec::new(),
+        is_default: false,
+        cancelled: false,
+        certificate_not_before: 0,
+        certificate_not_after: 0,
+        ..contract.clone()
+    }
+    .encode_to_vec()
+}
+
+impl RegistryCore {
+    /// Contracts of a PCID, without signed data.
+    pub async fn contracts_of_pcid(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        pcid_key: &str,
+        include_cancelled: bool,
+    ) -> Result<Vec<Contract>, PncError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 ORDER BY created_at, emaid_key"
+        ))
+        .bind(pcid_key)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(map_sqlx_error)?;
+        let contracts = rows
+            .iter()
+            .map(contract_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(contracts
+            .into_iter()
+            .filter(|contract| include_cancelled || !contract.cancelled)
+            .collect())
+    }
+
+    async fn signed_data_of(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        pcid_key: &str,
+        emaid_key: &str,
+        only_root: Option<&str>,
+    ) -> Result<Vec<SignedContractData>, PncError> {
+        let rows = sqlx::query(
+            "SELECT v2g_root_fingerprint, signed_data_pb FROM signed_contract_data \
+             WHERE pcid_key = $1 AND emaid_key = $2 ORDER BY v2g_root_fingerprint",
+        )
+        .bind(pcid_key)
+        .bind(emaid_key)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(map_sqlx_error)?;
+        let mut signed = Vec::new();
+        for row in rows {
+            let fingerprint: String = row
+                .try_get("v2g_root_fingerprint")
+                .map_err(map_sqlx_error)?;
+            if only_root.is_some_and(|wanted| wanted != fingerprint) {
+                continue;
+            }
+            let bytes: Vec<u8> = row.try_get("signed_data_pb").map_err(map_sqlx_error)?;
+            let mut data = SignedContractData::decode(bytes.as_slice()).map_err(|error| {
+                PncError::internal(format!("stored signed data does not decode: {error}"))
+            })?;
+            data.v2g_root_distinguished_name = data
+                .cps_chain
+                .last()
+                .and_then(|sub_ca1| pnc_pki::Certificate::from_der(&sub_ca1.der).ok())
+                .map(|sub_ca1| sub_ca1.issuer().to_string())
+                .unwrap_or_default();
+            signed.push(data);
+        }
+        Ok(signed)
+    }
+
+    /// Revokes the contract certificate if pnc issued it; `false` when it did not.
+    pub async fn revoke_contract_certificate(
+        &self,
+        contract: &Contract,
+        reason: i32,
+    ) -> Result<bool, PncError> {
+        if contract.mode != ContractMode::Generated as i32 {
+            return Ok(false);
+        }
+        let Some(leaf) = contract.contract_chain.first() else {
+            return Ok(false);
+        };
+        let leaf = pnc_pki::Certificate::from_der(&leaf.der)
+            .map_err(|error| PncError::internal(format!("stored contract leaf: {error}")))?;
+        let issuer_key_id = match leaf.authority_key_identifier() {
+            Some(key_id) => key_id.to_vec(),
+            None => match contract.contract_chain.get(1) {
+                Some(issuer) => pnc_pki::Certificate::from_der(&issuer.der)
+                    .ok()
+                    .and_then(|issuer| issuer.subject_key_identifier().map(<[u8]>::to_vec))
+                    .unwrap_or_default(),
+                None => return Ok(false),
+            },
+        };
+        match self
+            .issued
+            .revoke(&issuer_key_id, leaf.serial(), reason)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(PncError::new(
+                error.kind,
+                format!(
+                    "revoking the contract certificate failed: {}",
+                    error.message
+                ),
+            )),
+        }
+    }
+
+    /// Validates and stores a contract with its signed data, issued-certificate record,
+    /// audit entry and events, in one transaction.
+    pub async fn put_contract(
+        &self,
+        caller: &Caller,
+        request: PutContractRequest,
+    ) -> Result<Contract, PncError> {
+        caller.require_role(&[Role::Emsp])?;
+        let mut contract = request
+            .contract
+            .ok_or_else(|| PncError::invalid("contract is missing"))?;
+        let emaid = Emaid::parse_checked(&contract.emaid, self.config.enforce_emaid_check_digit)?;
+        let pcid = Pcid::parse(&contract.pcid)?;
+        caller.require_provider_of(&emaid)?;
+        let mode = ContractMode::try_from(contract.mode).unwrap_or(ContractMode::Unspecified);
+        if mode == ContractMode::Unspecified {
+            return Err(PncError::invalid("contract mode is missing"));
+        }
+        if contract.contract_chain.is_empty() || contract.contract_chain.len() > 3 {
+            return Err(PncError::invalid(
+                "the contract chain must hold the leaf and its Sub-CAs (1 to 3 certificates)",
+            ));
+        }
+        let leaf = parse_certificate("the contract certificate", &contract.contract_chain[0].der)?;
+        for (index, certificate) in contract.contract_chain.iter().enumerate().skip(1) {
+            parse_certificate(&format!("contract Sub-CA #{index}"), &certificate.der)?;
+        }
+        // [V2G2-108]: the contract certificate's CN is the eMAID (separators allowed).
+        let leaf_emaid = leaf.common_name().and_then(|cn| Emaid::parse(cn).ok());
+        if !leaf_emaid.is_some_and(|leaf_emaid| leaf_emaid.same_account(&emaid)) {
+            return Err(PncError::invalid(format!(
+                "the contract certificate's CN `{}` is not the eMAID {emaid}",
+                leaf.common_name().unwrap_or_default()
+            )));
+        }
+        if contract.contract_ends != 0 && contract.contract_ends <= contract.contract_begins {
+            return Err(PncError::invalid("the contract ends before it begins"));
+        }
+        if contract.signed_data.is_empty() || contract.signed_data.len() > MAX_SIGNED_DATA {
+            return Err(PncError::invalid(format!(
+                "a contract needs signed contract data under 1 to {MAX_SIGNED_DATA} V2G roots"
+            )));
+        }
+        let mut roots_seen = Vec::new();
+        for signed in &mut contract.signed_data {
+            signed.v2g_root_fingerprint = parse_fingerprint(&signed.v2g_root_fingerprint)?;
+            if roots_seen.contains(&signed.v2g_root_fingerprint) {
+                return Err(PncError::invalid(format!(
+                    "two signed contract data under the V2G root {}",
+                    signed.v2g_root_fingerprint
+                )));
+            }
+            roots_seen.push(signed.v2g_root_fingerprint.clone());
+            let signed_emaid = Emaid::parse(&signed.emaid)?;
+            if !signed_emaid.same_account(&emaid) {
+                return Err(PncError::invalid(format!(
+                    "signed contract data names eMAID {signed_emaid}, the contract {emaid}"
+                )));
+            }
+            let parts = [
+                (&signed.encrypted_private_key, "encrypted private key"),
+                (&signed.dh_public_key, "DH public key"),
+                (&signed.signature_value, "signature value"),
+            ];
+            for (part, name) in parts {
+                if part.is_empty() || part.len() > MAX_SIGNED_PART {
+                    return Err(PncError::invalid(format!(
+                        "signed contract data: the {name} is missing or too large"
+                    )));
+                }
+            }
+            if signed.cps_chain.is_empty() || signed.references.is_empty() {
+                return Err(PncError::invalid(
+                    "signed contract data needs the CPS chain and the signed references",
+                ));
+            }
+        }
+        let issued = match &request.issued {
+            Some(record) => Some(NewIssued::from_certificates(
+                leaf.der(),
+                &record
+                    .issuer
+                    .as_ref()
+                    .map(|issuer| issuer.der.clone())
+                    .unwrap_or_default(),
+                &record.profile,
+            )?),
+            None => None,
+        };
+        contract.emaid = emaid.as_str().to_string();
+        contract.pcid = pcid.as_str().to_string();
+        contract.cancelled = false;
+        let pcid_key = pcid.lookup_key();
+        let emaid_key = emaid.lookup_key();
+        let now = unix_now();
+
+        let mut transaction = AuditedTransaction::begin(&self.database, caller).await?;
+        let vehicle = sqlx::query("SELECT pcid FROM provisioning_certificates WHERE pcid_key = $1")
+            .bind(&pcid_key)
+            .fetch_optional(transaction.connection())
+            .await
+            .map_err(map_sqlx_error)?;
+        if vehicle.is_none() {
+            return Err(PncError::not_found(format!(
+                "PCID {pcid} has no provisioning certificate in the pool"
+            )));
+        }
+        let existing = sqlx::query(&format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 AND emaid_key = $2"
+        ))
+        .bind(&pcid_key)
+        .bind(emaid_key)
+        .fetch_optional(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| contract_from_row(&row))
+        .transpose()?;
+        // The first contract of a PCID becomes its default, and so does a new contract
+        // when the default was cancelled (a cancelled default is never promoted away).
+        let live_default = sqlx::query(
+            "SELECT emaid_key FROM contracts WHERE pcid_key = $1 AND is_default = 1 AND cancelled = 0",
+        )
+        .bind(&pcid_key)
+        .fetch_optional(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| row.try_get::<String, _>("emaid_key"))
+        .transpose()
+        .map_err(map_sqlx_error)?;
+        let is_default = match &live_default {
+            Some(default_key) => default_key == emaid_key,
+            None => true,
+        };
+        if is_default && live_default.is_none() {
+            sqlx::query("UPDATE contracts SET is_default = 0 WHERE pcid_key = $1")
+                .bind(&pcid_key)
+                .execute(transaction.connection())
+                .await
+                .map_err(map_sqlx_error)?;
+        }
+        contract.is_default = is_default;
+        let stored_bytes = stored_contract_bytes(&contract);
+        sqlx::query(
+            "INSERT INTO contracts (pcid_key, emaid_key, pcid, emaid, provider_id, is_default, \
+             cancelled, contract_pb, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10) \
+             ON CONFLICT (pcid_key, emaid_key) DO UPDATE SET pcid = excluded.pcid, \
+             emaid = excluded.emaid, is_default = excluded.is_default, cancelled = 0, \
+             contract_pb = excluded.contract_pb, updated_at = excluded.updated_at",
+        )
+        .bind(&pcid_key)
+        .bind(emaid_key)
+        .bind(pcid.as_str())
+        .bind(emaid.as_str())
+        .bind(emaid.provider_id().as_str())
+        .bind(i64::from(is_default))
+        .bind(&stored_bytes)
+        .bind(caller.actor().0)
+        .bind(now)
+        .bind(now)
+        .execute(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?;
+        sqlx::query("DELETE FROM signed_contract_data WHERE pcid_key = $1 AND emaid_key = $2")
+            .bind(&pcid_key)
+            .bind(emaid_key)
+            .execute(transaction.connection())
+            .await
+            .map_err(map_sqlx_error)?;
+        for signed in &contract.signed_data {
+            sqlx::query(
+                "INSERT INTO signed_contract_data (pcid_key, emaid_key, v2g_root_fingerprint, \
+                 signed_data_pb, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&pcid_key)
+            .bind(emaid_key)
+            .bind(&signed.v2g_root_fingerprint)
+            .bind(signed.encode_to_vec())
+            .bind(now)
+            .execute(transaction.connection())
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+        if let Some(issued) = &issued {
+            crate::issued::record_in(transaction.connection(), issued).await?;
+        }
+        let before = existing.as_ref().map(Message::encode_to_vec);
+        let after = contract.encode_to_vec();
+        let subject = format!("{pcid}/{emaid}");
+        let (action, oem_event, emsp_event) = if existing.is_some() {
+            (
+                "contract.update",
+                "oem.contract.updated",
+                "mo.contract.updated.sent.to.oem",
+            )
+        } else {
+            (
+                "contract.create",
+                "oem.contract.created",
+                "mo.contract.created.sent.to.oem",
+            )
+        };
+        transaction
+            .record(action, &subject, before.as_deref(), Some(&after))
+            .await?;
+        let events = [
+            Event::contract(
+                oem_event,
+                Audience::Oem(pcid.wmi()),
+                &emaid,
+                &pcid,
+                Some(leaf.der()),
+            ),
+            Event::contract(
+                emsp_event,
+                Audience::Emsp(emaid.provider_id()),
+                &emaid,
+                &pcid,
+                Some(leaf.der()),
+            ),
+        ];
+        crate::events::emit(transaction.connection(), &events).await?;
+        transaction.commit().await?;
+        tracing::info!(pcid = %pcid, emaid = %emaid, is_default, "contract stored");
+        Ok(contract)
+    }
+
+    pub async fn get_signed_contract_data(
+        &self,
+        caller: &Caller,
+        request: GetSignedContractDataRequest,
+    ) -> Result<GetSignedContractDataResponse, PncError> {
+        let pcid = Pcid::parse(&request.pcid)?;
+        let wanted_roots = request
+            .v2g_root_fingerprints
+            .iter()
+            .map(|fingerprint| parse_fingerprint(fingerprint))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pcid_key = pcid.lookup_key();
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
+        let row = if request.emaid.trim().is_empty() {
+            sqlx::query(&format!(
+                "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 AND is_default = 1"
+            ))
+            .bind(&pcid_key)
+            .fetch_optional(&mut *connection)
+            .await
+        } else {
+            let emaid = Emaid::parse(&request.emaid)?;
+            sqlx::query(&format!(
+                "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 AND emaid_key = $2"
+            ))
+            .bind(&pcid_key)
+            .bind(emaid.lookup_key())
+            .fetch_optional(&mut *connection)
+            .await
+        }
+        .map_err(map_sqlx_error)?;
+        let Some(row) = row else {
+            return Err(PncError::not_found(format!("no contract for PCID {pcid}")));
+        };
+        let mut contract = contract_from_row(&row)?;
+        let emaid = Emaid::parse(&contract.emaid)?;
+        if !caller.may_see_contract(&pcid, &emaid) || caller.role() == Some(Role::Charger) {
+            return Err(PncError::permission_denied(
+                "not allowed to read this contract",
+            ));
+        }
+        if contract.cancelled {
+            return Err(PncError::new(
+                ErrorKind::ContractCanceled,
+                format!("the contract {emaid} on PCID {pcid} was cancelled by its eMSP"),
+            ));
+        }
+        let signed = self
+            .signed_data_of(&mut connection, &pcid_key, emaid.lookup_key(), None)
+            .await?;
+        let chosen = if wanted_roots.is_empty() {
+            signed.first().cloned()
+        } else {
+            wanted_roots.iter().find_map(|wanted| {
+                signed
+                    .iter()
+                    .find(|data| &data.v2g_root_fingerprint == wanted)
+                    .cloned()
+            })
+        };
+        let Some(chosen) = chosen else {
+            return Err(PncError::not_found(format!(
+                "no signed contract data for PCID {pcid} under a V2G root the EV trusts"
+            )));
+        };
+        let others = self
+            .contracts_of_pcid(&mut connection, &pcid_key, false)
+            .await?
+            .into_iter()
+            .filter(|other| {
+                Emaid::parse(&other.emaid).is_ok_and(|other| !other.same_account(&emaid))
+            })
+            .count();
+        contract.signed_data = signed;
+        Ok(GetSignedContractDataResponse {
+            contract: Some(contract),
+            signed_data: Some(chosen),
+            remaining_contracts: u32::try_from(others).unwrap_or(u32::MAX),
+        })
+    }
+
+    pub async fn list_contracts(
+        &self,
+        caller: &Caller,
+        request: ListContractsRequest,
+    ) -> Result<Vec<Contract>, PncError> {
+        let only_root = match request.v2g_root_fingerprint.trim() {
+            "" => None,
+            fingerprint => Some(parse_fingerprint(fingerprint)?),
+        };
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
+        let mut contracts = match request.selector {
+            Some(list_contracts_request::Selector::Emaid(emaid)) => {
+                let emaid = Emaid::parse(&emaid)?;
+                caller.require_role(&[Role::Emsp])?;
+                caller.require_provider_of(&emaid)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE emaid_key = $1 AND cancelled = 0 \
+                     ORDER BY pcid_key"
+                ))
+                .bind(emaid.lookup_key())
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(map_sqlx_error)?;
+                rows.iter()
+                    .map(contract_from_row)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            Some(list_contracts_request::Selector::Pcid(pcid)) => {
+                let pcid = Pcid::parse(&pcid)?;
+                caller.require_role(&[Role::Oem])?;
+                caller.require_wmi_of(&pcid)?;
+                self.contracts_of_pcid(&mut connection, &pcid.lookup_key(), false)
+                    .await?
+            }
+            None => return Err(PncError::invalid("give an eMAID or a PCID")),
+        };
+        for contract in &mut contracts {
+            let pcid_key = contract.pcid.to_ascii_uppercase();
+            let emaid_key = Emaid::parse(&contract.emaid)?.lookup_key().to_string();
+            contract.signed_data = self
+                .signed_data_of(&mut connection, &pcid_key, &emaid_key, only_root.as_deref())
+                .await?;
+        }
+        Ok(contracts)
+    }
+
+    pub async fn set_default_contract(
+        &self,
+        caller: &Caller,
+        request: SetDefaultContractRequest,
+    ) -> Result<Contract, PncError> {
+        let pcid = Pcid::parse(&request.pcid)?;
+        let emaid = Emaid::parse(&request.emaid)?;
+        caller.require_role(&[Role::Oem, Role::Emsp])?;
+        // The OEM of the vehicle or the eMSP of the contract (OPCP CCP default).
+        if !(caller.has_wmi(&pcid.wmi()) || caller.has_provider(&emaid.provider_id())) {
+            return Err(PncError::permission_denied(format!(
+                "not allowed for PCID {pcid} and eMAID {emaid}"
+            )));
+        }
+        let pcid_key = pcid.lookup_key();
+        let mut transaction = AuditedTransaction::begin(&self.database, caller).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 AND emaid_key = $2"
+        ))
+        .bind(&pcid_key)
+        .bind(emaid.lookup_key())
+        .fetch_optional(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?
+        .ok_or_else(|| PncError::not_found(format!("no contract {emaid} on PCID {pcid}")))?;
+        let mut contract = contract_from_row(&row)?;
+        if contract.cancelled {
+            return Err(PncError::new(
+                ErrorKind::ContractCanceled,
+                format!("the contract {emaid} on PCID {pcid} was cancelled"),
+            ));
+        }
+        if !contract.is_default {
+            sqlx::query("UPDATE contracts SET is_default = 0 WHERE pcid_key = $1")
+                .bind(&pcid_key)
+                .execute(transaction.connection())
+                .await
+                .map_err(map_sqlx_error)?;
+            sqlx::query(
+                "UPDATE contracts SET is_default = 1, updated_at = $1 \
+                 WHERE pcid_key = $2 AND emaid_key = $3",
+            )
+            .bind(unix_now())
+            .bind(&pcid_key)
+            .bind(emaid.lookup_key())
+            .execute(transaction.connection())
+            .await
+            .map_err(map_sqlx_error)?;
+            transaction
+                .record(
+                    "contract.set_default",
+                    &format!("{pcid}/{}", contract.emaid),
+                    None,
+                    Some(contract.emaid.as_bytes()),
+                )
+                .await?;
+            let events = [
+                Event::contract(
+                    "oem.contract.updated",
+                    Audience::Oem(pcid.wmi()),
+                    &emaid,
+                    &pcid,
+                    None,
+                ),
+                Event::contract(
+                    "mo.contract.updated.sent.to.oem",
+                    Audience::Emsp(emaid.provider_id()),
+                    &emaid,
+                    &pcid,
+                    None,
+                ),
+            ];
+            crate::events::emit(transaction.connection(), &events).await?;
+            contract.is_default = true;
+        }
+        transaction.commit().await?;
+        Ok(contract)
+    }
+
+    pub async fn cancel_contract(
+        &self,
+        caller: &Caller,
+        request: CancelContractRequest,
+    ) -> Result<CancelContractResponse, PncError> {
+        let emaid = Emaid::parse(&request.emaid)?;
+        caller.require_role(&[Role::Emsp])?;
+        caller.require_provider_of(&emaid)?;
+        let only_pcid = match request.pcid.trim() {
+            "" => None,
+            pcid => Some(Pcid::parse(pcid)?),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE emaid_key = $1 AND cancelled = 0"
+        ))
+        .bind(emaid.lookup_key())
+        .fetch_all(self.database.pool())
+        .await
+        .map_err(map_sqlx_error)?;
+        let contracts: Vec<Contract> = rows
+            .iter()
+            .map(contract_from_row)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|contract| {
+                only_pcid
+                    .as_ref()
+                    .is_none_or(|pcid| Pcid::parse(&contract.pcid).is_ok_and(|c| &c == pcid))
+            })
+            .collect();
+        if contracts.is_empty() {
+            return Err(PncError::not_found(format!(
+                "no live contract for eMAID {emaid}"
+            )));
+        }
+        // OPCP: operator-issued certificates are revoked first, and the contract stays if
+        // revocation fails.
+        let mut revoked = 0;
+        if request.skip_revocation {
+            tracing::warn!(emaid = %emaid, "contract cancelled without revocation (X-Skip-Revocation)");
+        } else {
+            for contract in &contracts {
+                if self
+                    .revoke_contract_certificate(contract, REASON_CESSATION)
+                    .await?
+                {
+                    revoked += 1;
+                }
+            }
+        }
+        let mut transaction = AuditedTransaction::begin(&self.database, caller).await?;
+        let mut events = Vec::new();
+        let mut cancelled = Vec::new();
+        for mut contract in contracts {
+            let pcid = Pcid::parse(&contract.pcid)?;
+            let pcid_key = pcid.lookup_key();
+            sqlx::query(
+                "UPDATE contracts SET cancelled = 1, updated_at = $1 \
+                 WHERE pcid_key = $2 AND emaid_key = $3",
+            )
+            .bind(unix_now())
+            .bind(&pcid_key)
+            .bind(emaid.lookup_key())
+            .execute(transaction.connection())
+            .await
+            .map_err(map_sqlx_error)?;
+            // The pre-signed data can no longer be handed out; keep none of it.
+            sqlx::query("DELETE FROM signed_contract_data WHERE pcid_key = $1 AND emaid_key = $2")
+                .bind(&pcid_key)
+                .bind(emaid.lookup_key())
+                .execute(transaction.connection())
+                .await
+                .map_err(map_sqlx_error)?;
+            let before = contract.encode_to_vec();
+            contract.cancelled = true;
+            transaction
+                .record(
+                    "contract.cancel",
+                    &format!("{pcid}/{}", contract.emaid),
+                    Some(&before),
+                    Some(&contract.encode_to_vec()),
+                )
+                .await?;
+            events.push(Event::contract(
+                "oem.contract.deleted",
+                Audience::Oem(pcid.wmi()),
+                &emaid,
+                &pcid,
+                None,
+            ));
+            events.push(Event::contract(
+                "mo.contract.deleted.sent.to.oem",
+                Audience::Emsp(emaid.provider_id()),
+                &emaid,
+                &pcid,
+                None,
+            ));
+            cancelled.push(contract);
+        }
+        crate::events::emit(transaction.connection(), &events).await?;
+        transaction.commit().await?;
+        Ok(CancelContractResponse {
+            cancelled,
+            revoked_certificates: revoked,
+        })
+    }
+}
+
+/// The gRPC face.
+#[derive(Debug, Clone)]
+pub struct ContractsService {
+    core: RegistryCore,
+}
+
+impl ContractsService {
+    pub fn new(core: RegistryCore) -> ContractsService {
+        ContractsService { core }
+    }
+}
+
+#[tonic::async_trait]
+impl Contracts for ContractsService {
+    async fn get_provisioning_certificate(
+        &self,
+        request: Request<GetProvisioningCertificateRequest>,
+    ) -> Result<Response<ProvisioningCertificate>, Status> {
+        let caller = Caller::of(&request);
+        let record = self
+            .core
+            .get_provisioning_certificate(&caller, &request.get_ref().pcid)
+            .await?;
+        Ok(Response::new(record))
+    }
+
+    async fn put_contract(
+        &self,
+        request: Request<PutContractRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let caller = Caller::of(&request);
+        let contract = self
+            .core
+            .put_contract(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(contract))
+    }
+
+    async fn get_signed_contract_data(
+        &self,
+        request: Request<GetSignedContractDataRequest>,
+    ) -> Result<Response<GetSignedContractDataResponse>, Status> {
+        let caller = Caller::of(&request);
+        let response = self
+            .core
+            .get_signed_contract_data(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_contracts(
+        &self,
+        request: Request<ListContractsRequest>,
+    ) -> Result<Response<ListContractsResponse>, Status> {
+        let caller = Caller::of(&request);
+        let contracts = self
+            .core
+            .list_contracts(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(ListContractsResponse { contracts }))
+    }
+
+    async fn set_default_contract(
+        &self,
+        request: Request<SetDefaultContractRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let caller = Caller::of(&request);
+        let contract = self
+            .core
+            .set_default_contract(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(contract))
+    }
+
+    async fn cancel_contract(
+        &self,
+        request: Request<CancelContractRequest>,
+    ) -> Result<Response<CancelContractResponse>, Status> {
+        let caller = Caller::of(&request);
+        let response = self
+            .core
+            .cancel_contract(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(response))
+    }
+}

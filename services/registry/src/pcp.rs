@@ -1,0 +1,582 @@
+//! The provisioning certificate pool (OPCP PCP): one OEM provisioning chain per PCID, and
+//! every OEM Sub-CA ever registered, indexed by key identifier and subject.
+
+use std::collections::HashSet;
+
+use pnc_common::PncError;
+use pnc_common::db::{map_sqlx_error, unix_now};
+use pnc_common::ids::Pcid;
+use pnc_pki::{Certificate, PathError, ValidatedPath};
+use pnc_proto::common::v1::Certificate as CertificateMessage;
+use pnc_proto::error::ErrorKind;
+use pnc_proto::principal::Role;
+use pnc_proto::registry::v1::provisioning_certificates_server::ProvisioningCertificates;
+use pnc_proto::registry::v1::{
+    DeleteProvisioningCertificateRequest, DeleteProvisioningCertificateResponse,
+    FindOemSubCasRequest, FindOemSubCasResponse, ProvisioningCertificate,
+    PutProvisioningCertificateRequest, find_oem_sub_cas_request,
+};
+use pnc_proto::truststore::v1::{ListRootsRequest, RootType};
+use sqlx::Row;
+use tonic::{Request, Response, Status};
+
+use crate::access::Caller;
+use crate::audit::AuditedTransaction;
+use crate::events::{Audience, Event};
+use crate::{ISO2_NAMESPACE, RegistryCore};
+
+/// [V2G2-010]: at most 800 bytes of DER per certificate (OPCP's maxLength 800 applied to
+/// the decoded DER, ecosystem-apis §2.12).
+pub const MAX_CERTIFICATE_DER: usize = 800;
+
+/// [V2G2-822]: the contract key is sealed to the provisioning key by ECDH, so a KeyUsage,
+/// when present, must allow keyAgreement; digitalSignature signs the EV's requests.
+const KEY_USAGE_DIGITAL_SIGNATURE: u16 = 1 << 0;
+const KEY_USAGE_KEY_AGREEMENT: u16 = 1 << 4;
+
+const PCP_COLUMNS: &str = "pcid, leaf_der, sub_ca2_der, sub_ca1_der, oem_root_fingerprint, \
+                           oem_root_der, xsd_msg_def_namespace, v2g_root_akis, previous_pcid";
+
+pub fn parse_certificate(which: &str, der: &[u8]) -> Result<Certificate, PncError> {
+    if der.is_empty() {
+        return Err(PncError::invalid(format!("{which} is missing")));
+    }
+    if der.len() > MAX_CERTIFICATE_DER {
+        return Err(PncError::invalid(format!(
+            "{which} is {} bytes of DER, at most {MAX_CERTIFICATE_DER} are allowed [V2G2-010]",
+            der.len()
+        )));
+    }
+    Certificate::from_der(der)
+        .map_err(|error| PncError::invalid(format!("{which} is not a DER certificate: {error}")))
+}
+
+/// A chain that does not validate, as the caller should read it.
+pub fn path_error(error: PathError, anchors: &str) -> PncError {
+    let kind = match &error {
+        PathError::Expired { .. } | PathError::NotYetValid { .. } => ErrorKind::CertificateExpired,
+        PathError::Parse { .. } => ErrorKind::InvalidArgument,
+        _ => ErrorKind::CertificateChain,
+    };
+    let message = match &error {
+        PathError::UnknownIssuer { .. } => {
+            format!("the chain does not reach a registered {anchors} root: {error}")
+        }
+        _ => format!("certificate chain refused: {error}"),
+    };
+    PncError::new(kind, message)
+}
+
+/// Colon-separated hex, as OPCP writes key identifiers.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn sha256_hex_upper(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode_upper(sha2::Sha256::digest(der))
+}
+
+fn certificate_message(der: Vec<u8>) -> CertificateMessage {
+    CertificateMessage { der }
+}
+
+/// AKIs of V2G roots as the OEM sent them: hex bytes separated by ':' (or not).
+fn validated_akis(values: &[String]) -> Result<Vec<String>, PncError> {
+    if values.len() > 20 {
+        return Err(PncError::invalid(
+            "at most 20 v2gRootAuthorityKeyIdentifiers are allowed",
+        ));
+    }
+    let mut unique = Vec::new();
+    for value in values {
+        let compact: String = value.trim().chars().filter(|c| *c != ':').collect();
+        if compact.is_empty()
+            || compact.len() > 128
+            || !compact.len().is_multiple_of(2)
+            || !compact.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(PncError::invalid(format!(
+                "v2gRootAuthorityKeyIdentifier `{}` is not hex bytes (e.g. 4e:7c:ae:c1)",
+                value.chars().take(40).collect::<String>()
+            )));
+        }
+        let normalised = colon_hex(&hex::decode(&compact).unwrap_or_default());
+        if !unique.contains(&normalised) {
+            unique.push(normalised);
+        }
+    }
+    Ok(unique)
+}
+
+/// Builds the answer from stored columns.
+fn record_from_row(row: &sqlx::any::AnyRow) -> Result<ProvisioningCertificate, PncError> {
+    let get_bytes = |column: &str| row.try_get::<Vec<u8>, _>(column).map_err(map_sqlx_error);
+    let get_text = |column: &str| row.try_get::<String, _>(column).map_err(map_sqlx_error);
+    let leaf = get_bytes("leaf_der")?;
+    let sub_ca2 = get_bytes("sub_ca2_der")?;
+    let sub_ca1 = get_bytes("sub_ca1_der")?;
+    let root_der = get_bytes("oem_root_der")?;
+    let root = Certificate::from_der(&root_der)
+        .map_err(|error| PncError::internal(format!("stored OEM root does not parse: {error}")))?;
+    let root_key_identifier = root
+        .authority_key_identifier()
+        .or(root.subject_key_identifier())
+        .map(colon_hex)
+        .unwrap_or_default();
+    let mut sub_cas = Vec::new();
+    if !sub_ca2.is_empty() {
+        sub_cas.push(certificate_message(sub_ca2));
+    }
+    sub_cas.push(certificate_message(sub_ca1));
+    Ok(ProvisioningCertificate {
+        pcid: get_text("pcid")?,
+        fingerprint: sha256_hex_upper(&leaf).to_ascii_lowercase(),
+        certificate: Some(certificate_message(leaf)),
+        sub_cas,
+        oem_root_fingerprint: get_text("oem_root_fingerprint")?,
+        root_issuer_distinguished_name: root.subject().to_string(),
+        root_issuer_serial_number: root.serial_hex().to_ascii_lowercase(),
+        root_authority_key_identifier: root_key_identifier,
+        oem_root: Some(certificate_message(root_der)),
+        xsd_msg_def_namespace: get_text("xsd_msg_def_namespace")?,
+        v2g_root_authority_key_identifiers: serde_json::from_str(&get_text("v2g_root_akis")?)
+            .unwrap_or_default(),
+        previous_pcid: get_text("previous_pcid")?,
+    })
+}
+
+impl RegistryCore {
+    /// The OEM roots of the pool, from the truststore.
+    pub async fn oem_roots(&self) -> Result<Vec<Vec<u8>>, PncError> {
+        let response = self
+            .truststore()
+            .list_roots(ListRootsRequest {
+                root_type: RootType::Oem as i32,
+                ..ListRootsRequest::default()
+            })
+            .await
+            .map_err(|status| {
+                let error = PncError::from(status);
+                PncError::unavailable(format!(
+                    "cannot read the OEM roots from the truststore: {}",
+                    error.message
+                ))
+            })?
+            .into_inner();
+        Ok(response
+            .roots
+            .into_iter()
+            .filter(|root| !root.revoked)
+            .filter_map(|root| root.certificate.map(|certificate| certificate.der))
+            .collect())
+    }
+
+    /// Checks a provisioning chain (OPCP PCP upload checks) and returns the validated path.
+    pub async fn validate_provisioning_chain(
+        &self,
+        leaf: &Certificate,
+        sub_cas: &[Certificate],
+    ) -> Result<ValidatedPath, PncError> {
+        if leaf.is_ca() {
+            return Err(PncError::invalid(
+                "the provisioning certificate is a CA certificate (BasicConstraints CA:TRUE)",
+            ));
+        }
+        if let Some(key_usage) = leaf.key_usage() {
+            let needed = KEY_USAGE_DIGITAL_SIGNATURE | KEY_USAGE_KEY_AGREEMENT;
+            if key_usage.flags & needed != needed {
+                return Err(PncError::invalid(
+                    "the provisioning certificate's KeyUsage must allow digitalSignature and \
+                     keyAgreement [V2G2-822]",
+                ));
+            }
+        }
+        if leaf.public_key_uncompressed().is_none() {
+            return Err(PncError::invalid(
+                "the provisioning certificate's key is not an EC key",
+            ));
+        }
+        let anchors = self.oem_roots().await?;
+        let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+        let intermediate_refs: Vec<&[u8]> = sub_cas.iter().map(Certificate::der).collect();
+        pnc_pki::validate_path(
+            leaf.der(),
+            &intermediate_refs,
+            &anchor_refs,
+            time::OffsetDateTime::now_utc(),
+        )
+        .map_err(|error| path_error(error, "OEM"))
+    }
+
+    pub async fn put_provisioning_certificate(
+        &self,
+        caller: &Caller,
+        request: PutProvisioningCertificateRequest,
+    ) -> Result<ProvisioningCertificate, PncError> {
+        caller.require_role(&[Role::Oem])?;
+        let leaf = parse_certificate(
+            "the provisioning certificate",
+            &request.certificate.map(|c| c.der).unwrap_or_default(),
+        )?;
+        if request.sub_cas.is_empty() || request.sub_cas.len() > 2 {
+            return Err(PncError::invalid(
+                "give Sub-CA 1 and, if the chain has one, Sub-CA 2",
+            ));
+        }
+        let sub_cas = request
+            .sub_cas
+            .iter()
+            .enumerate()
+            .map(|(index, certificate)| {
+                parse_certificate(
+                    &format!("sub-CA certificate #{}", index + 1),
+                    &certificate.der,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let common_name = leaf.common_name().unwrap_or_default();
+        let pcid = Pcid::parse(common_name).map_err(|_| {
+            PncError::invalid(format!(
+                "the provisioning certificate's CN `{}` is not a PCID (17 or 18 letters or digits)",
+                common_name.chars().take(40).collect::<String>()
+            ))
+        })?;
+        // The WMI check comes first (OPCP: first failure returned, WMI before validity).
+        caller.require_wmi_of(&pcid)?;
+        let previous_pcid = match request.previous_pcid.trim() {
+            "" => String::new(),
+            previous => Pcid::parse(previous)?.as_str().to_string(),
+        };
+        let namespace = match request.xsd_msg_def_namespace.trim() {
+            "" => ISO2_NAMESPACE.to_string(),
+            other => crate::normalise_namespace(other)?,
+        };
+        let akis = validated_akis(&request.v2g_root_authority_key_identifiers)?;
+        let path = self.validate_provisioning_chain(&leaf, &sub_cas).await?;
+        let intermediates = path.intermediates();
+        let (sub_ca2, sub_ca1) = match intermediates {
+            [sub_ca1] => (Vec::new(), sub_ca1.der().to_vec()),
+            [sub_ca2, sub_ca1] => (sub_ca2.der().to_vec(), sub_ca1.der().to_vec()),
+            _ => {
+                return Err(PncError::new(
+                    ErrorKind::CertificateChain,
+                    "the provisioning certificate must be issued by an OEM Sub-CA, not by the root",
+                ));
+            }
+        };
+        let root = path.anchor();
+        let pcid_key = pcid.lookup_key();
+        let now = unix_now();
+
+        let mut transaction = AuditedTransaction::begin(&self.database, caller).await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1"
+        ))
+        .bind(&pcid_key)
+        .fetch_optional(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?;
+        let before = existing
+            .as_ref()
+            .map(|row| row.try_get::<Vec<u8>, _>("leaf_der"))
+            .transpose()
+            .map_err(map_sqlx_error)?;
+        sqlx::query(
+            "INSERT INTO provisioning_certificates (pcid_key, pcid, wmi, leaf_der, sub_ca2_der, \
+             sub_ca1_der, oem_root_fingerprint, oem_root_der, xsd_msg_def_namespace, \
+             v2g_root_akis, previous_pcid, not_after, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (pcid_key) DO UPDATE SET pcid = excluded.pcid, \
+             leaf_der = excluded.leaf_der, sub_ca2_der = excluded.sub_ca2_der, \
+             sub_ca1_der = excluded.sub_ca1_der, \
+             oem_root_fingerprint = excluded.oem_root_fingerprint, \
+             oem_root_der = excluded.oem_root_der, \
+             xsd_msg_def_namespace = excluded.xsd_msg_def_namespace, \
+             v2g_root_akis = excluded.v2g_root_akis, previous_pcid = excluded.previous_pcid, \
+             not_after = excluded.not_after, updated_at = excluded.updated_at",
+        )
+        .bind(&pcid_key)
+        .bind(pcid.as_str())
+        .bind(pcid.wmi().as_str())
+        .bind(leaf.der())
+        .bind(&sub_ca2)
+        .bind(&sub_ca1)
+        .bind(sha256_hex_upper(root.der()))
+        .bind(root.der())
+        .bind(&namespace)
+        .bind(serde_json::to_string(&akis).unwrap_or_else(|_| "[]".into()))
+        .bind(&previous_pcid)
+        .bind(leaf.not_after().unix_timestamp())
+        .bind(caller.actor().0)
+        .bind(now)
+        .bind(now)
+        .execute(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?;
+        for sub_ca in intermediates {
+            sqlx::query(
+                "INSERT INTO oem_sub_cas (fingerprint, subject_key_id, subject_name_der, der, \
+                 wmi, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (fingerprint) DO NOTHING",
+            )
+            .bind(sha256_hex_upper(sub_ca.der()))
+            .bind(sub_ca.subject_key_identifier().unwrap_or_default())
+            .bind(sub_ca.subject().der())
+            .bind(sub_ca.der())
+            .bind(pcid.wmi().as_str())
+            .bind(now)
+            .execute(transaction.connection())
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+        let action = if before.is_some() {
+            "pcp.update"
+        } else {
+            "pcp.create"
+        };
+        transaction
+            .record(action, pcid.as_str(), before.as_deref(), Some(leaf.der()))
+            .await?;
+        // An update notifies the eMSPs with contracts on the vehicle (OPCP PCP).
+        if before.is_some() {
+            let contracts = self
+                .contracts_of_pcid(transaction.connection(), &pcid_key, false)
+                .await?;
+            let events: Vec<Event> = contracts
+                .iter()
+                .filter_map(|contract| {
+                    let emaid = pnc_common::ids::Emaid::parse(&contract.emaid).ok()?;
+                    Some(Event::contract(
+                        "mo.prov.cert.updated",
+                        Audience::Emsp(emaid.provider_id()),
+                        &emaid,
+                        &pcid,
+                        None,
+                    ))
+                })
+                .collect();
+            crate::events::emit(transaction.connection(), &events).await?;
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1"
+        ))
+        .bind(&pcid_key)
+        .fetch_one(transaction.connection())
+        .await
+        .map_err(map_sqlx_error)?;
+        let record = record_from_row(&row)?;
+        transaction.commit().await?;
+        tracing::info!(pcid = %pcid, updated = before.is_some(), "provisioning certificate stored");
+        Ok(record)
+    }
+
+    pub async fn get_provisioning_certificate(
+        &self,
+        caller: &Caller,
+        pcid: &str,
+    ) -> Result<ProvisioningCertificate, PncError> {
+        let pcid = Pcid::parse(pcid)?;
+        caller.require_pcp_read(&pcid)?;
+        let row = sqlx::query(&format!(
+            "SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1"
+        ))
+        .bind(pcid.lookup_key())
+        .fetch_optional(self.database.pool())
+        .await
+        .map_err(map_sqlx_error)?
+        .ok_or_else(|| {
+            PncError::not_found(format!("no provisioning certificate for PCID {pcid}"))
+        })?;
+        record_from_row(&row)
+    }
+
+    pub async fn delete_provisioning_certificate(
+        &self,
+        caller: &Caller,
+        pcid: &str,
+    ) -> Result<DeleteProvisioningCertificateResponse, PncError> {
+        let pcid = Pcid::parse(pcid)?;
+        caller.require_role(&[Role::Oem])?;
+        caller.require_wmi_of(&pcid)?;
+        let pcid_key = pcid.lookup_key();
+        let existing = self
+            .get_provisioning_certificate(&Caller::Service, pcid.as_str())
+            .await?;
+        let contracts = {
+            let mut connection = self
+                .database
+                .pool()
+                .acquire()
+                .await
+                .map_err(map_sqlx_error)?;
+            self.contracts_of_pcid(&mut connection, &pcid_key, true)
+                .await?
+        };
+        // OPCP: operator-issued contract certificates are revoked first; if revocation
+        // fails, nothing is deleted.
+        let mut revoked = 0;
+        for contract in contracts.iter().filter(|contract| !contract.cancelled) {
+            if self
+                .revoke_contract_certificate(contract, REASON_CESSATION)
+                .await?
+            {
+                revoked += 1;
+            }
+        }
+        let mut transaction = AuditedTransaction::begin(&self.database, caller).await?;
+        for table in [
+            "signed_contract_data",
+            "contracts",
+            "provisioning_certificates",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE pcid_key = $1"))
+                .bind(&pcid_key)
+                .execute(transaction.connection())
+                .await
+                .map_err(map_sqlx_error)?;
+        }
+        let leaf_der = existing
+            .certificate
+            .as_ref()
+            .map(|certificate| certificate.der.clone())
+            .unwrap_or_default();
+        transaction
+            .record("pcp.delete", pcid.as_str(), Some(&leaf_der), None)
+            .await?;
+        let mut events = Vec::new();
+        for contract in &contracts {
+            let Ok(emaid) = pnc_common::ids::Emaid::parse(&contract.emaid) else {
+                continue;
+            };
+            let contract_bytes = prost::Message::encode_to_vec(contract);
+            transaction
+                .record(
+                    "contract.delete",
+                    &format!("{pcid}/{emaid}"),
+                    Some(&contract_bytes),
+                    None,
+                )
+                .await?;
+            if contract.cancelled {
+                continue;
+            }
+            events.push(Event::contract(
+                "mo.prov.cert.deleted",
+                Audience::Emsp(emaid.provider_id()),
+                &emaid,
+                &pcid,
+                None,
+            ));
+            events.push(Event::contract(
+                "oem.contract.deleted",
+                Audience::Oem(pcid.wmi()),
+                &emaid,
+                &pcid,
+                None,
+            ));
+        }
+        crate::events::emit(transaction.connection(), &events).await?;
+        transaction.commit().await?;
+        tracing::info!(pcid = %pcid, contracts = contracts.len(), revoked, "provisioning certificate deleted");
+        Ok(DeleteProvisioningCertificateResponse {
+            deleted: Some(existing),
+            contracts,
+            revoked_certificates: revoked,
+        })
+    }
+
+    pub async fn find_oem_sub_cas(
+        &self,
+        caller: &Caller,
+        key: Option<find_oem_sub_cas_request::Key>,
+    ) -> Result<Vec<CertificateMessage>, PncError> {
+        caller.require_role(&[])?;
+        let (column, value) = match key {
+            Some(find_oem_sub_cas_request::Key::SubjectKeyIdentifier(value))
+                if !value.is_empty() =>
+            {
+                ("subject_key_id", value)
+            }
+            Some(find_oem_sub_cas_request::Key::SubjectNameDer(value)) if !value.is_empty() => {
+                ("subject_name_der", value)
+            }
+            _ => {
+                return Err(PncError::invalid(
+                    "give a subject key identifier or a subject name",
+                ));
+            }
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT der FROM oem_sub_cas WHERE {column} = $1 ORDER BY created_at LIMIT 50"
+        ))
+        .bind(value)
+        .fetch_all(self.database.pool())
+        .await
+        .map_err(map_sqlx_error)?;
+        let mut seen = HashSet::new();
+        rows.iter()
+            .map(|row| row.try_get::<Vec<u8>, _>("der").map_err(map_sqlx_error))
+            .filter(|der| der.as_ref().map_or(true, |der| seen.insert(der.clone())))
+            .map(|der| der.map(certificate_message))
+            .collect()
+    }
+}
+
+/// RFC 5280 CRLReason cessationOfOperation: the vehicle left the pool.
+pub const REASON_CESSATION: i32 = 5;
+
+/// The gRPC face of the pool.
+#[derive(Debug, Clone)]
+pub struct ProvisioningCertificatesService {
+    core: RegistryCore,
+}
+
+impl ProvisioningCertificatesService {
+    pub fn new(core: RegistryCore) -> ProvisioningCertificatesService {
+        ProvisioningCertificatesService { core }
+    }
+}
+
+#[tonic::async_trait]
+impl ProvisioningCertificates for ProvisioningCertificatesService {
+    async fn put_provisioning_certificate(
+        &self,
+        request: Request<PutProvisioningCertificateRequest>,
+    ) -> Result<Response<ProvisioningCertificate>, Status> {
+        let caller = Caller::of(&request);
+        let record = self
+            .core
+            .put_provisioning_certificate(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(record))
+    }
+
+    async fn delete_provisioning_certificate(
+        &self,
+        request: Request<DeleteProvisioningCertificateRequest>,
+    ) -> Result<Response<DeleteProvisioningCertificateResponse>, Status> {
+        let caller = Caller::of(&request);
+        let response = self
+            .core
+            .delete_provisioning_certificate(&caller, &request.get_ref().pcid)
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn find_oem_sub_cas(
+        &self,
+        request: Request<FindOemSubCasRequest>,
+    ) -> Result<Response<FindOemSubCasResponse>, Status> {
+        let caller = Caller::of(&request);
+        let sub_cas = self
+            .core
+            .find_oem_sub_cas(&caller, request.into_inner().key)
+            .await?;
+        Ok(Response::new(FindOemSubCasResponse { sub_cas }))
+    }
+}
