@@ -946,7 +946,10 @@ impl Encoder {
             .find(|a| a.name.ns == XSI_NS && a.name.local == "nil")
         {
             let v = a.value.trim();
-            self.xsi_nil(v == "true" || v == "1")?;
+            // xsi:nil="false" carries no information; EXIficient does not write it
+            if v == "true" || v == "1" {
+                self.xsi_nil(true)?;
+            }
         }
         let mut attrs: Vec<&Attribute> = e
             .attrs
