@@ -1,0 +1,406 @@
+//! The car plugs in: the charger's CertificateInstallationReq reaches pnc through its CSMS
+//! and pnc answers with the EXI the charger hands to the EV (iso15118-notes §1, §9).
+//!
+//! - `POST /v1/ocpp/get-15118-ev-certificate`: OCPP `Get15118EVCertificate` shape;
+//! - `POST /v1/ccp/signedContractData`: OPCP CCP `getSignedContractData`;
+//! - `POST /opnc/v1/ccp/signedcontractdata`: the OPNC equivalent.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pnc_common::{ErrorKind, PncError};
+use pnc_proto::principal::Role;
+use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::routes::cps::{
+    ISO2_NAMESPACE, base64_field, check_namespace, cps_chains, distinguished_name,
+};
+use crate::state::{AppState, request_as};
+
+/// OCPP 2.1 allows 11000 base64 characters of `exiRequest` (ecosystem-apis §5).
+const MAX_EXI_REQUEST_BYTES: usize = 8250;
+/// OCPP 2.0.1's `exiResponse` limit in base64 characters (notes §10.2).
+const OCPP_201_MAX_EXI_RESPONSE_CHARS: usize = 5600;
+
+async fn install(
+    state: &AppState,
+    caller: &Authenticated,
+    exi_request: Vec<u8>,
+    schema_namespace: &str,
+) -> Result<InstallResponse, ApiError> {
+    Ok(state
+        .provisioning()
+        .install(request_as(
+            &caller.0,
+            InstallRequest {
+                exi_request,
+                schema_namespace: schema_namespace.to_string(),
+            },
+        ))
+        .await?
+        .into_inner())
+}
+
+/// OCPP `Get15118EVCertificateRequest` (2.0.1, plus the 2.1 fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Get15118EvCertificateRequest {
+    pub iso15118_schema_version: String,
+    /// `Install` or `Update`.
+    pub action: String,
+    /// Base64 of the EV's EXI request.
+    pub exi_request: String,
+    #[serde(default)]
+    pub maximum_contract_certificate_chains: Option<u32>,
+    #[serde(default, rename = "prioritizedEMAIDs")]
+    pub prioritized_emaids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusInfo {
+    /// At most 20 characters.
+    pub reason_code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_info: Option<String>,
+}
+
+/// OCPP `Get15118EVCertificateResponse` (2.0.1, plus 2.1's `remainingContracts`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Get15118EvCertificateResponse {
+    /// `Accepted` whenever `exiResponse` carries an ISO answer, positive or negative.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfo>,
+    /// Base64 of the EXI answer; empty only when no ISO answer could be built.
+    pub exi_response: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_contracts: Option<u32>,
+}
+
+fn reason_code(text: &str) -> String {
+    text.chars().take(20).collect()
+}
+
+fn additional_info(text: &str) -> Option<String> {
+    Some(text.chars().take(512).collect::<String>()).filter(|text| !text.is_empty())
+}
+
+/// A contract installation in OCPP terms, for CSMSs that forward `Get15118EVCertificate`.
+#[utoipa::path(
+    post,
+    path = "/v1/ocpp/get-15118-ev-certificate",
+    tag = "ev",
+    request_body = Get15118EvCertificateRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "An ISO answer (Accepted, positive or negative) or Failed when none could be built", body = Get15118EvCertificateResponse),
+        (status = 400, description = "Malformed JSON or base64", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a CPO or charging station", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn get_15118_ev_certificate(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<Get15118EvCertificateRequest>,
+) -> Result<Json<Get15118EvCertificateResponse>, ApiError> {
+    caller.require_role(&[Role::Cpo, Role::Charger])?;
+    if body.iso15118_schema_version.len() > 50 {
+        return Err(ApiError::bad_request(
+            "iso15118SchemaVersion is longer than 50 characters",
+        ));
+    }
+    let exi_request = base64_field("exiRequest", &body.exi_request, MAX_EXI_REQUEST_BYTES)?;
+    let failed = |reason: &str, info: &str| {
+        Json(Get15118EvCertificateResponse {
+            status: "Failed".to_string(),
+            status_info: Some(StatusInfo {
+                reason_code: reason_code(reason),
+                additional_info: additional_info(info),
+            }),
+            exi_response: String::new(),
+            remaining_contracts: None,
+        })
+    };
+    match body.action.as_str() {
+        "Install" => {}
+        "Update" => {
+            return Ok(failed(
+                "UnsupportedRequest",
+                "CertificateUpdate is not supported yet",
+            ));
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "action `{}` is neither Install nor Update",
+                other.chars().take(20).collect::<String>()
+            )));
+        }
+    }
+    let answer = match install(&state, &caller, exi_request, &body.iso15118_schema_version).await {
+        Ok(answer) => answer,
+        // No ISO answer can be built without a decodable request (no SessionID).
+        Err(error)
+            if error.status == StatusCode::BAD_REQUEST
+                || error.status == StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            let info = error.messages.join("; ");
+            return Ok(failed("InvalidEXI", &info));
+        }
+        Err(error) => return Err(error),
+    };
+    let exi_response = STANDARD.encode(&answer.exi_response);
+    let status_info = if answer.response_code != "OK" {
+        Some(StatusInfo {
+            reason_code: reason_code(&answer.response_code),
+            additional_info: additional_info(&answer.failure_reason),
+        })
+    } else if exi_response.len() > OCPP_201_MAX_EXI_RESPONSE_CHARS {
+        // The answer fits OCPP 2.1 (17000) but not 2.0.1's schema; say so (notes §10.2).
+        Some(StatusInfo {
+            reason_code: "ExiResponseTooLarge".chars().take(20).collect(),
+            additional_info: Some(format!(
+                "exiResponse has {} base64 characters; OCPP 2.0.1 allows {OCPP_201_MAX_EXI_RESPONSE_CHARS}",
+                exi_response.len()
+            )),
+        })
+    } else {
+        None
+    };
+    Ok(Json(Get15118EvCertificateResponse {
+        status: "Accepted".to_string(),
+        status_info,
+        exi_response,
+        remaining_contracts: Some(answer.remaining_contracts),
+    }))
+}
+
+/// OPCP `GetSignedContractDataRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetSignedContractDataRequest {
+    /// Base64 of the EV's EXI CertificateInstallationReq message.
+    pub certificate_installation_req: String,
+    pub xsd_msg_def_namespace: String,
+    #[serde(default)]
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDef {
+    /// Base64 of the EXI CertificateInstallationRes message.
+    pub certificate_installation_res: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emaid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cps_v2g_root_certificate_fingerprint: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmaidContent {
+    pub message_def: MessageDef,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CcpResponse {
+    pub emaid_content: Vec<EmaidContent>,
+}
+
+/// OPCP `GetSignedContractDataResponse`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GetSignedContractDataResponse {
+    #[serde(rename = "CCPResponse")]
+    pub ccp_response: CcpResponse,
+}
+
+/// OPCP's `alwaysReturnEXI` header, default true.
+fn always_return_exi(headers: &HeaderMap) -> bool {
+    headers
+        .get("alwaysReturnEXI")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| !value.trim().eq_ignore_ascii_case("false"))
+        .unwrap_or(true)
+}
+
+fn failure_status(response_code: &str) -> StatusCode {
+    match response_code {
+        "FAILED_NoCertificateAvailable" | "FAILED_ContractCanceled" => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The CPO flow of OPCP (ecosystem-apis §2.9): the EV's request in, the default contract's
+/// EXI answer out. Without a contract: 404 carrying the failure EXI (`alwaysReturnEXI`).
+#[utoipa::path(
+    post,
+    path = "/v1/ccp/signedContractData",
+    tag = "ccp",
+    request_body = GetSignedContractDataRequest,
+    params(("alwaysReturnEXI" = Option<bool>, Header, description = "Answer failures with an EXI failure response too (default true)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The contract's EXI answer", body = GetSignedContractDataResponse),
+        (status = 400, description = "Malformed input", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a CPO", body = crate::error::ErrorBody),
+        (status = 404, description = "No contract (or another ISO failure); with alwaysReturnEXI the body still carries the failure EXI", body = GetSignedContractDataResponse),
+    )
+)]
+pub async fn get_signed_contract_data(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<GetSignedContractDataRequest>,
+) -> Result<Response, ApiError> {
+    caller.require_role(&[Role::Cpo, Role::Charger])?;
+    check_namespace(&body.xsd_msg_def_namespace)?;
+    let exi_request = base64_field(
+        "certificateInstallationReq",
+        &body.certificate_installation_req,
+        MAX_EXI_REQUEST_BYTES,
+    )?;
+    let answer = install(&state, &caller, exi_request, &body.xsd_msg_def_namespace).await?;
+    let content = CcpResponse {
+        emaid_content: vec![EmaidContent {
+            message_def: MessageDef {
+                certificate_installation_res: STANDARD.encode(&answer.exi_response),
+                emaid: Some(answer.emaid.clone()).filter(|emaid| !emaid.is_empty()),
+                meta_data: body.metadata.clone(),
+                cps_v2g_root_certificate_fingerprint: Some(
+                    answer.v2g_root_fingerprint.to_ascii_lowercase(),
+                )
+                .filter(|fingerprint| !fingerprint.is_empty()),
+            },
+        }],
+    };
+    let body = GetSignedContractDataResponse {
+        ccp_response: content,
+    };
+    if answer.response_code == "OK" {
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
+    if always_return_exi(&headers) {
+        // OPCP documents the failure EXI only on 404; every ISO failure travels that way.
+        return Ok((StatusCode::NOT_FOUND, Json(body)).into_response());
+    }
+    let message = if answer.failure_reason.is_empty() {
+        answer.response_code.clone()
+    } else {
+        format!("{}: {}", answer.response_code, answer.failure_reason)
+    };
+    Err(ApiError::new(
+        failure_status(&answer.response_code),
+        message,
+    ))
+}
+
+/// One entry of OPNC's `signedContractDataCollection`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpncSignedContractData {
+    pub certificate_installation_res: String,
+    pub emaid: String,
+    pub pcid: String,
+    pub xsd_msg_def_namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cps_v2g_root_certificate_fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cps_root_distinguished_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpncSignedContractDataCollection {
+    pub signed_contract_data_collection: Vec<OpncSignedContractData>,
+}
+
+/// OPNC CCP `getSignedContractDataByCertificateInstallationReqV1`: same headers and body as
+/// OPCP's, answered as a `signedContractDataCollection`.
+#[utoipa::path(
+    post,
+    path = "/opnc/v1/ccp/signedcontractdata",
+    tag = "opnc-ccp",
+    request_body = GetSignedContractDataRequest,
+    params(("alwaysReturnEXI" = Option<bool>, Header, description = "Answer failures with an EXI failure response too (default true)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The contract's EXI answer", body = OpncSignedContractDataCollection),
+        (status = 400, description = "Malformed input", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a CPO", body = crate::error::ErrorBody),
+        (status = 404, description = "No contract; with alwaysReturnEXI the body carries the failure EXI", body = OpncSignedContractDataCollection),
+    )
+)]
+pub async fn opnc_get_signed_contract_data(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<GetSignedContractDataRequest>,
+) -> Result<Response, ApiError> {
+    caller.require_role(&[Role::Cpo, Role::Charger])?;
+    check_namespace(&body.xsd_msg_def_namespace)?;
+    let exi_request = base64_field(
+        "certificateInstallationReq",
+        &body.certificate_installation_req,
+        MAX_EXI_REQUEST_BYTES,
+    )?;
+    let answer = install(&state, &caller, exi_request, &body.xsd_msg_def_namespace).await?;
+    let root_distinguished_name = if answer.v2g_root_fingerprint.is_empty() {
+        None
+    } else {
+        cps_chains(&state, &caller)
+            .await?
+            .into_iter()
+            .find(|chain| {
+                chain
+                    .root_fingerprint
+                    .eq_ignore_ascii_case(&answer.v2g_root_fingerprint)
+            })
+            .map(|chain| distinguished_name(&chain.root))
+    };
+    let collection = OpncSignedContractDataCollection {
+        signed_contract_data_collection: vec![OpncSignedContractData {
+            certificate_installation_res: STANDARD.encode(&answer.exi_response),
+            emaid: answer.emaid.clone(),
+            pcid: answer.pcid.clone(),
+            xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+            meta_data: body.metadata.clone(),
+            cps_v2g_root_certificate_fingerprint: Some(
+                answer.v2g_root_fingerprint.to_ascii_lowercase(),
+            )
+            .filter(|fingerprint| !fingerprint.is_empty()),
+            cps_root_distinguished_name: root_distinguished_name,
+        }],
+    };
+    if answer.response_code == "OK" {
+        return Ok((StatusCode::OK, Json(collection)).into_response());
+    }
+    if always_return_exi(&headers) {
+        return Ok((StatusCode::NOT_FOUND, Json(collection)).into_response());
+    }
+    Err(ApiError::from(PncError::new(
+        if failure_status(&answer.response_code) == StatusCode::NOT_FOUND {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::InvalidArgument
+        },
+        format!("{}: {}", answer.response_code, answer.failure_reason),
+    )))
+}

@@ -1,0 +1,481 @@
+//! ISO 15118-2 CertificateInstallation: the car plugs in, the charger forwards its request,
+//! pnc answers from pre-signed contract data (iso15118-notes §1, §14).
+//!
+//! Checks run in the order clients rely on: request signature → certificate validity →
+//! chain → revocation → contract. Every failure the EV must hear about becomes a complete
+//! negative EXI answer with the request's SessionID (notes §8); only a request that cannot be
+//! decoded at all is a gRPC error, because no ISO answer can be built without its SessionID.
+
+use pnc_common::ids::Pcid;
+use pnc_common::{ErrorKind, PncError};
+use pnc_exi::iso2::{Body, CertificateInstallationReq, NS_DEF, ResponseCode, V2gMessage};
+use pnc_exi::{Schema, signature};
+use pnc_pki::{Certificate, PathError};
+use pnc_proto::principal::{Principal, Role};
+use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
+use pnc_proto::registry::v1::{
+    GetIssuedRequest, GetProvisioningCertificateRequest, GetSignedContractDataRequest,
+    IssuedStatus, get_issued_request,
+};
+use pnc_proto::truststore::v1::{
+    FindIssuerRequest, KnownCaSource, ListRootsRequest, RootType, find_issuer_request,
+};
+use time::OffsetDateTime;
+
+use crate::root_ids;
+use crate::service::{ProvisioningService, forward};
+use crate::signed_data;
+
+/// An EXI request is about 1 KB (notes §10.2); OCPP 2.1 allows 11000 base64 characters.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// The OCPP 2.0.1 `exiResponse` limit in EXI bytes (5600 base64 characters, notes §10.2).
+pub const OCPP_201_MAX_RESPONSE_BYTES: usize = 4200;
+
+/// The namespaces callers use for ISO 15118-20 (notes §2).
+const ISO20_NAMESPACES: [&str; 3] = [
+    "urn:iso:std:iso:15118:-20:CommonMessages",
+    "urn:iso:15118:20:2022:MsgDef",
+    "urn:iso:15118:20:2020:MsgDef",
+];
+
+/// A V2GTP header (`01 FE 80 01` + length) is stripped if present (notes §9).
+fn strip_v2gtp(exi: &[u8]) -> &[u8] {
+    if exi.len() > 8 && exi[..4] == [0x01, 0xFE, 0x80, 0x01] {
+        &exi[8..]
+    } else {
+        exi
+    }
+}
+
+/// A decoded request whose signature has been checked.
+struct CheckedRequest {
+    session_id: Vec<u8>,
+    request: CertificateInstallationReq,
+    /// The OEM provisioning certificate, when it parses.
+    oem_certificate: Option<Certificate>,
+    /// `Err(reason)` when the request signature does not verify.
+    signature: Result<(), String>,
+}
+
+/// Decodes the message and verifies the EV's signature (notes §6.5). CPU work.
+fn decode_and_verify(exi: &[u8]) -> Result<CheckedRequest, PncError> {
+    let root = pnc_exi::decode_document(Schema::Iso2, exi)
+        .map_err(|error| PncError::invalid(format!("EXI format is invalid: {error}")))?;
+    let message = V2gMessage::from_element(&root)
+        .map_err(|error| PncError::invalid(format!("EXI format is invalid: {error}")))?;
+    let Body::CertificateInstallationReq(request) = message.body else {
+        return Err(PncError::invalid(
+            "the EXI message is not a CertificateInstallationReq",
+        ));
+    };
+    let oem_certificate = Certificate::from_der(&request.oem_provisioning_cert).ok();
+    let signature = verify_request_signature(
+        &root,
+        message.header.signature.as_ref(),
+        &request,
+        oem_certificate.as_ref(),
+    );
+    Ok(CheckedRequest {
+        session_id: message.header.session_id,
+        request,
+        oem_certificate,
+        signature,
+    })
+}
+
+fn verify_request_signature(
+    root: &pnc_exi::Element,
+    header_signature: Option<&pnc_exi::xmldsig::Signature>,
+    request: &CertificateInstallationReq,
+    oem_certificate: Option<&Certificate>,
+) -> Result<(), String> {
+    let header_signature = header_signature.ok_or("the request carries no signature")?;
+    // Exactly one reference, to the body element itself (notes §6.3, §6.5 step 2).
+    let references = &header_signature.signed_info.references;
+    let expected_uri = format!("#{}", request.id);
+    if request.id.is_empty()
+        || references.len() != 1
+        || references[0].uri.as_deref() != Some(expected_uri.as_str())
+    {
+        return Err("the signature must reference exactly the CertificateInstallationReq".into());
+    }
+    let certificate = oem_certificate.ok_or("the OEM provisioning certificate does not parse")?;
+    let key = signature::public_key_from_cert_der(certificate.der())
+        .map_err(|error| format!("the OEM provisioning key is unusable: {error}"))?;
+    signature::verify_iso2_message(root, &key).map_err(|error| error.to_string())
+}
+
+struct Negative {
+    code: ResponseCode,
+    reason: String,
+}
+
+fn negative(code: ResponseCode, reason: impl Into<String>) -> Negative {
+    Negative {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// A dependency failure during the checks: the EV gets FAILED (the charger would answer the
+/// same after a timeout, [V2G2-917]).
+fn backend_failure(what: &str, error: PncError) -> Negative {
+    tracing::warn!(%error, "{what} failed while answering an ev");
+    negative(ResponseCode::Failed, format!("{what} is unavailable"))
+}
+
+pub async fn install(
+    service: &ProvisioningService,
+    principal: Option<&Principal>,
+    request: InstallRequest,
+) -> Result<InstallResponse, PncError> {
+    let role = principal
+        .map(|principal| Role::try_from(principal.role).unwrap_or(Role::Unspecified))
+        .unwrap_or(Role::Unspecified);
+    if !matches!(role, Role::Cpo | Role::Charger | Role::Admin) {
+        return Err(PncError::permission_denied(
+            "only CPOs and charging stations ask for contract installations",
+        ));
+    }
+    let namespace = request.schema_namespace.trim();
+    if ISO20_NAMESPACES.contains(&namespace) {
+        return Err(PncError::invalid(
+            "ISO 15118-20 contract installation is not supported yet",
+        ));
+    }
+    if !namespace.is_empty() && namespace != NS_DEF {
+        return Err(PncError::invalid(format!(
+            "unknown schema namespace `{}`; expected {NS_DEF}",
+            namespace.chars().take(80).collect::<String>()
+        )));
+    }
+    if request.exi_request.len() > MAX_REQUEST_BYTES {
+        return Err(PncError::new(
+            ErrorKind::TooLarge,
+            format!("the EXI request is larger than {MAX_REQUEST_BYTES} bytes"),
+        ));
+    }
+    let exi = strip_v2gtp(&request.exi_request).to_vec();
+    let checked = tokio::task::spawn_blocking(move || decode_and_verify(&exi))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "decoding task failed");
+            PncError::internal("decoding task failed")
+        })??;
+
+    let session_id = checked.session_id.clone();
+    let pcid = checked
+        .oem_certificate
+        .as_ref()
+        .and_then(Certificate::common_name)
+        .and_then(|name| Pcid::parse(name).ok());
+    let outcome = answer(service, principal, &checked, pcid.as_ref()).await;
+    let pcid_text = pcid
+        .map(|pcid| pcid.as_str().to_string())
+        .unwrap_or_default();
+    match outcome {
+        Ok(positive) => {
+            if positive.exi_response.len() > OCPP_201_MAX_RESPONSE_BYTES {
+                tracing::warn!(
+                    bytes = positive.exi_response.len(),
+                    "the answer exceeds OCPP 2.0.1's exiResponse limit (fits OCPP 2.1)"
+                );
+            }
+            tracing::info!(pcid = %pcid_text, emaid = %positive.emaid, "answered an ev with its contract");
+            Ok(InstallResponse {
+                pcid: pcid_text,
+                ..positive
+            })
+        }
+        Err(Negative { code, reason }) => {
+            tracing::info!(pcid = %pcid_text, code = code.as_str(), %reason, "refused an ev's installation request");
+            Ok(InstallResponse {
+                exi_response: signed_data::render_negative(&session_id, code)?,
+                response_code: code.as_str().to_string(),
+                pcid: pcid_text,
+                failure_reason: reason,
+                ..InstallResponse::default()
+            })
+        }
+    }
+}
+
+async fn answer(
+    service: &ProvisioningService,
+    principal: Option<&Principal>,
+    checked: &CheckedRequest,
+    pcid: Option<&Pcid>,
+) -> Result<InstallResponse, Negative> {
+    // 1. The request signature.
+    if let Err(reason) = &checked.signature {
+        return Err(negative(ResponseCode::FailedSignatureError, reason.clone()));
+    }
+    let oem_certificate = checked.oem_certificate.as_ref().ok_or_else(|| {
+        negative(
+            ResponseCode::FailedSignatureError,
+            "the OEM provisioning certificate does not parse",
+        )
+    })?;
+
+    // 2. The provisioning certificate's validity.
+    let now = OffsetDateTime::now_utc();
+    if now > oem_certificate.not_after() {
+        return Err(negative(
+            ResponseCode::FailedCertificateExpired,
+            "the OEM provisioning certificate has expired",
+        ));
+    }
+    if now < oem_certificate.not_before() {
+        return Err(negative(
+            ResponseCode::Failed,
+            "the OEM provisioning certificate is not valid yet",
+        ));
+    }
+
+    // 3. Its chain, through the OEM Sub-CAs pnc knows, to a registered OEM root.
+    let path = validate_oem_chain(service, principal, oem_certificate, pcid, now).await?;
+
+    // 4. Revocation of the leaf and the Sub-CAs pnc issued.
+    check_revocation(service, principal, &path).await?;
+
+    // 5. The contract, under a V2G root the EV trusts.
+    let pcid = pcid.ok_or_else(|| {
+        negative(
+            ResponseCode::FailedNoCertificateAvailable,
+            "the OEM provisioning certificate's CN is not a PCID",
+        )
+    })?;
+    let mut trusted_roots: Vec<String> = Vec::new();
+    for root_id in &checked.request.list_of_root_certificate_ids {
+        for cps in &service.holdings.cps_signers {
+            if root_ids::names_root(&root_id.issuer_name, &root_id.serial_number, &cps.root)
+                && !trusted_roots.contains(&cps.root_fingerprint)
+            {
+                trusted_roots.push(cps.root_fingerprint.clone());
+            }
+        }
+    }
+    if trusted_roots.is_empty() {
+        return Err(negative(
+            ResponseCode::FailedNoCertificateAvailable,
+            "the EV trusts none of the V2G roots pnc signs contract data under",
+        ));
+    }
+    let found = service
+        .downstream
+        .contracts
+        .clone()
+        .get_signed_contract_data(forward(
+            principal,
+            GetSignedContractDataRequest {
+                pcid: pcid.as_str().to_string(),
+                emaid: String::new(),
+                v2g_root_fingerprints: trusted_roots,
+            },
+        ))
+        .await
+        .map_err(PncError::from)
+        .map_err(|error| match error.kind {
+            ErrorKind::NotFound => negative(
+                ResponseCode::FailedNoCertificateAvailable,
+                format!("no contract for PCID {pcid}"),
+            ),
+            ErrorKind::ContractCanceled => {
+                negative(ResponseCode::FailedContractCanceled, error.message)
+            }
+            _ => backend_failure("the contract pool", error),
+        })?
+        .into_inner();
+    let contract = found.contract.unwrap_or_default();
+    if contract.cancelled {
+        return Err(negative(
+            ResponseCode::FailedContractCanceled,
+            format!("the contract {} was cancelled by its eMSP", contract.emaid),
+        ));
+    }
+    let signed = found.signed_data.ok_or_else(|| {
+        negative(
+            ResponseCode::FailedNoCertificateAvailable,
+            format!("no signed contract data for PCID {pcid} under a root the EV trusts"),
+        )
+    })?;
+    let exi_response = signed_data::render_exi(&signed, &checked.session_id)
+        .map_err(|error| backend_failure("rendering the answer", error))?;
+    Ok(InstallResponse {
+        exi_response,
+        response_code: ResponseCode::Ok.as_str().to_string(),
+        emaid: signed.emaid.clone(),
+        pcid: String::new(),
+        v2g_root_fingerprint: signed.v2g_root_fingerprint.clone(),
+        remaining_contracts: found.remaining_contracts,
+        failure_reason: String::new(),
+    })
+}
+
+/// The OEM Sub-CAs come from the PCID's registered chain and from the CAs the truststore
+/// knows (every chain an OEM registered), found by issuer name, so a valid vehicle whose PCID
+/// nobody registered still validates and then gets FAILED_NoCertificateAvailable.
+async fn validate_oem_chain(
+    service: &ProvisioningService,
+    principal: Option<&Principal>,
+    oem_certificate: &Certificate,
+    pcid: Option<&Pcid>,
+    now: OffsetDateTime,
+) -> Result<Vec<Certificate>, Negative> {
+    let mut intermediates: Vec<Vec<u8>> = Vec::new();
+    if let Some(pcid) = pcid {
+        match service
+            .downstream
+            .contracts
+            .clone()
+            .get_provisioning_certificate(forward(
+                principal,
+                GetProvisioningCertificateRequest {
+                    pcid: pcid.as_str().to_string(),
+                },
+            ))
+            .await
+            .map_err(PncError::from)
+        {
+            Ok(registered) => intermediates.extend(
+                registered
+                    .into_inner()
+                    .sub_cas
+                    .into_iter()
+                    .map(|certificate| certificate.der),
+            ),
+            Err(error) if error.kind == ErrorKind::NotFound => {}
+            Err(error) => return Err(backend_failure("the provisioning certificate pool", error)),
+        }
+    }
+    // Walk up by issuer name: Sub-CA 2, then Sub-CA 1 [V2G2-009].
+    let mut wanted_issuer = oem_certificate.issuer().der().to_vec();
+    for _ in 0..2 {
+        let found = service
+            .downstream
+            .truststore
+            .clone()
+            .find_issuer(forward(
+                principal,
+                FindIssuerRequest {
+                    key: Some(find_issuer_request::Key::SubjectNameDer(
+                        wanted_issuer.clone(),
+                    )),
+                },
+            ))
+            .await
+            .map_err(PncError::from)
+            .map_err(|error| backend_failure("the truststore", error))?
+            .into_inner();
+        let mut next = None;
+        for known in found.issuers {
+            if known.source == KnownCaSource::RootPool as i32 {
+                continue;
+            }
+            let Some(certificate) = known.certificate else {
+                continue;
+            };
+            if let Ok(parsed) = Certificate::from_der(&certificate.der) {
+                next = Some(parsed.issuer().der().to_vec());
+            }
+            if !intermediates.contains(&certificate.der) {
+                intermediates.push(certificate.der);
+            }
+        }
+        match next {
+            Some(issuer) => wanted_issuer = issuer,
+            None => break,
+        }
+    }
+    let roots = service
+        .downstream
+        .truststore
+        .clone()
+        .list_roots(forward(
+            principal,
+            ListRootsRequest {
+                root_type: RootType::Oem as i32,
+                ..ListRootsRequest::default()
+            },
+        ))
+        .await
+        .map_err(PncError::from)
+        .map_err(|error| backend_failure("the truststore", error))?
+        .into_inner()
+        .roots;
+    let anchors: Vec<Vec<u8>> = roots
+        .into_iter()
+        .filter(|root| !root.revoked)
+        .filter_map(|root| root.certificate.map(|certificate| certificate.der))
+        .collect();
+    let intermediate_refs: Vec<&[u8]> = intermediates.iter().map(Vec::as_slice).collect();
+    let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+    match pnc_pki::validate_path(oem_certificate.der(), &intermediate_refs, &anchor_refs, now) {
+        Ok(path) => Ok(path.certificates),
+        Err(error @ PathError::Expired { .. }) => Err(negative(
+            ResponseCode::FailedCertificateExpired,
+            format!("OEM provisioning chain: {error}"),
+        )),
+        // CertificateInstallationRes has no FAILED_CertChainError (notes §8.2).
+        Err(error) => Err(negative(
+            ResponseCode::Failed,
+            format!("OEM provisioning chain: {error}"),
+        )),
+    }
+}
+
+/// Certificates pnc issued carry their status in the registry's issuance records. For
+/// foreign certificates pnc has no revocation source at request time (the OCSP service sits
+/// beside provisioning, not below it); they pass this step.
+async fn check_revocation(
+    service: &ProvisioningService,
+    principal: Option<&Principal>,
+    path: &[Certificate],
+) -> Result<(), Negative> {
+    let Some((_, below_anchor)) = path.split_last() else {
+        return Ok(());
+    };
+    for certificate in below_anchor {
+        let Some(issuer_key_id) = certificate.authority_key_identifier() else {
+            continue;
+        };
+        let status = service
+            .downstream
+            .issued
+            .clone()
+            .get_issued(forward(
+                principal,
+                GetIssuedRequest {
+                    issuer: Some(get_issued_request::Issuer::IssuerKeyId(
+                        issuer_key_id.to_vec(),
+                    )),
+                    serial: certificate.serial().to_vec(),
+                },
+            ))
+            .await;
+        match status {
+            Ok(issued) => {
+                if issued.into_inner().status == IssuedStatus::Revoked as i32 {
+                    return Err(negative(
+                        ResponseCode::FailedCertificateRevoked,
+                        format!("{} is revoked", certificate.subject()),
+                    ));
+                }
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {}
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                tracing::warn!(
+                    "the registry keeps no issuance records yet; revocation not checked"
+                );
+                return Ok(());
+            }
+            Err(status) => {
+                return Err(backend_failure(
+                    "the issuance records",
+                    PncError::from(status),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
