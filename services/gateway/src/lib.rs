@@ -75,14 +75,6 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::ev::get_15118_ev_certificate))
         .routes(routes!(routes::ev::get_signed_contract_data))
         .routes(routes!(routes::ev::opnc_get_signed_contract_data))
-        .routes(routes!(routes::cps::generate_signed_contract_data))
-        .routes(routes!(routes::cps::sign_contract_data))
-        .routes(routes!(routes::cps::create_signed_contract_data))
-        .routes(routes!(routes::cps::forward_signed_contract_data))
-        .routes(routes!(routes::cps::get_cps_signer))
-        .routes(routes!(routes::ev::get_15118_ev_certificate))
-        .routes(routes!(routes::ev::get_signed_contract_data))
-        .routes(routes!(routes::ev::opnc_get_signed_contract_data))
         .routes(routes!(routes::pcp::put_provisioning_certificate))
         .routes(routes!(
             routes::pcp::get_provisioning_certificate,

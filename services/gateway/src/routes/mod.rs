@@ -3,8 +3,6 @@
 pub mod ccp;
 pub mod cps;
 pub mod ev;
-pub mod cps;
-pub mod ev;
 pub mod oauth;
 pub mod opnc_ccp;
 pub mod opnc_event;
