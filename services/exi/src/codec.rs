@@ -841,25 +841,21 @@ impl Encoder {
             return Ok(());
         }
         // An empty value of a typed simple content: EXIficient writes CH("") when the empty
-        // string is a valid lexical value of the type, then EE.
+        // string is a valid lexical value of the type and EE follows on the first level.
+        // (Only typed CH: an untyped CH loop would never end.)
         for (i, p) in st.prods.iter().enumerate() {
-            if let P::Ch(dt, next) = *p {
-                let ok = dt == UNTYPED
-                    || t.datatypes
-                        .get(dt as usize)
-                        .is_some_and(|d| matches!(prepare(d, ValRef::Str("")), Ok(Some(_))));
-                if ok {
-                    self.w.bits(i as u64, width(n + 1));
-                    if dt == UNTYPED {
-                        write_str(&mut self.w, "");
-                    } else if let Some(d) = t.datatypes.get(dt as usize)
-                        && let Ok(Some(p)) = prepare(d, ValRef::Str(""))
-                    {
-                        self.write_prepared(p);
-                    }
-                    self.set_state(next);
-                    return self.end_element();
-                }
+            if let P::Ch(dt, next) = *p
+                && dt != UNTYPED
+                && let Some(d) = t.datatypes.get(dt as usize)
+                && let Ok(Some(v)) = prepare(d, ValRef::Str(""))
+                && let Some(ns) = t.states.get(next as usize)
+                && let Some(ee) = ns.prods.iter().position(|p| matches!(p, P::Ee))
+            {
+                self.w.bits(i as u64, width(n + 1));
+                self.write_prepared(v);
+                self.w.bits(ee as u64, width(ns.prods.len() + 1));
+                self.stack.pop();
+                return Ok(());
             }
         }
         let g = &t.grammars[top.grammar as usize];

@@ -361,6 +361,8 @@ fn xmldsig_cases() -> Vec<Case> {
         "<ds:SignedInfo {ds}>\n  <ds:CanonicalizationMethod Algorithm=\"a\"/>\n  <ds:SignatureMethod Algorithm=\"b\"/>\n  <ds:Reference URI=\"#i\">\n    <ds:DigestMethod Algorithm=\"e\"/>\n    <ds:DigestValue>\n      AAAA\n    </ds:DigestValue>\n  </ds:Reference>\n</ds:SignedInfo>\n")));
     c.push(case("signedinfo-mixed-text", Schema::XmlDsig, true, format!(
         r#"<ds:SignedInfo {ds}><ds:CanonicalizationMethod Algorithm="a">text<ds:X/>more</ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="b">x</ds:SignatureMethod><ds:Reference><ds:DigestMethod Algorithm="e"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>"#)));
+    // mixed content whose first state has no EE on the first level, left empty (second-level EE)
+    c.push(case("empty-mixed-signature-property", Schema::XmlDsig, true, format!(r##"<ds:SignatureProperty {ds} Target="#t"/>"##)));
     c.push(case("signature-doc", Schema::XmlDsig, false, format!(
         r#"<ds:Signature {ds} Id="s"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="a"/><ds:SignatureMethod Algorithm="b"/><ds:Reference><ds:DigestMethod Algorithm="e"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue Id="v">AAECAw==</ds:SignatureValue><ds:KeyInfo><ds:KeyName>k</ds:KeyName><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>CN=x</ds:X509IssuerName><ds:X509SerialNumber>-99999999999999999999999</ds:X509SerialNumber></ds:X509IssuerSerial><ds:X509Certificate>AAEC</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"#)));
     c

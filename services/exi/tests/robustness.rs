@@ -334,3 +334,11 @@ fn out_of_range_integers_are_rejected() {
     let back = decode_document(Schema::Iso2, &exi).unwrap();
     assert_eq!(back.normalized(), tree.normalized());
 }
+
+#[test]
+fn empty_mixed_content_without_first_level_ee_terminates() {
+    // regression (found by fuzzing): CH("") + EE must not loop on untyped mixed content
+    let e = Element::new(pnc_exi::xmldsig::NS, "SignatureProperty").attr("", "Target", "#t");
+    let f = encode_fragment(Schema::XmlDsig, &e).unwrap();
+    assert_eq!(decode_fragment(Schema::XmlDsig, &f).unwrap().normalized(), e.normalized());
+}
