@@ -342,3 +342,47 @@ fn empty_mixed_content_without_first_level_ee_terminates() {
     let f = encode_fragment(Schema::XmlDsig, &e).unwrap();
     assert_eq!(decode_fragment(Schema::XmlDsig, &f).unwrap().normalized(), e.normalized());
 }
+
+fn frag_index(schema: Schema, ns: &str, local: &str) -> u64 {
+    let t = schema.tables();
+    t.frag_elements
+        .iter()
+        .position(|(q, _)| t.uris[q.uri as usize] == ns && t.local_names[q.uri as usize][q.local as usize] == local)
+        .unwrap() as u64
+}
+
+#[test]
+fn integer_beyond_type_range_is_a_typed_error_with_position() {
+    use pnc_exi::bits::BitWriter;
+    // fragment: header, SE(EVSETimeStamp) (xs:long), CH, sign +, magnitude 2^63
+    let idx = frag_index(Schema::Iso2, NS_BODY, "EVSETimeStamp");
+    let n = Schema::Iso2.tables().frag_elements.len();
+    assert!(n + 2 <= 256);
+    let mut w = BitWriter::with_capacity(16);
+    w.bits(0x80, 8);
+    w.bits(idx, 8);
+    w.bits(0, 1);
+    w.bits(0, 1);
+    for _ in 0..9 {
+        w.byte(0x80);
+    }
+    w.byte(0x01);
+    w.bits(0, 1); // EE
+    let data = w.finish();
+    match decode_fragment(Schema::Iso2, &data) {
+        Err(ExiError::OutOfRange { value, bit }) => {
+            assert_eq!(value, "9223372036854775808");
+            assert_eq!(bit, 17);
+        }
+        other => panic!("expected OutOfRange, got {other:?}"),
+    }
+    // a string claiming 2^40 characters: rejected before allocating, with its position
+    let idx = frag_index(Schema::Iso2, NS_BODY, "EVSEID");
+    let mut w = BitWriter::with_capacity(16);
+    w.bits(0x80, 8);
+    w.bits(idx, 8);
+    w.bits(0, 1);
+    w.uint((1u64 << 40) + 2);
+    let data = w.finish();
+    assert!(matches!(decode_fragment(Schema::Iso2, &data), Err(ExiError::TooLong { bit: 17, .. })));
+}
