@@ -1,0 +1,257 @@
+//! pnc's own CAs: which CertIDs they answer for, their delegated OCSP signers, and their
+//! CRLs. The keys come from the dev PKI the provisioning service creates in
+//! `data_dir/pki`; the ocsp service only loads it (it starts first, so it waits for the
+//! manifest rather than racing to create a second PKI).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use pnc_common::config::Config;
+use pnc_pki::dev::{DevCert, DevPki, KEYS_DIR, MANIFEST_FILE};
+use pnc_pki::keystore::{Kek, KeyStore};
+use pnc_pki::{Certificate, Signer};
+
+use crate::cert_id::{CertId, HashAlgorithm, issuer_hashes};
+use crate::codec;
+use crate::der::{self, explicit, implicit, oid};
+
+/// The directory of the dev PKI inside the data directory (as provisioning lays it out).
+const PKI_DIR: &str = "pki";
+const DEFAULT_KEK_FILE: &str = "kek";
+/// How often a missing PKI is looked for again.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One CA pnc runs.
+pub struct OwnCa {
+    pub name: &'static str,
+    pub certificate: Certificate,
+    pub key_id: Vec<u8>,
+    pub ocsp_signer: Arc<dyn Signer>,
+    pub ocsp_signer_certificate: Certificate,
+    /// The CA's own key, for its CRL (RFC 5280 §5: the CRL issuer is the CA).
+    pub ca_signer: Arc<dyn Signer>,
+}
+
+impl std::fmt::Debug for OwnCa {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("OwnCa")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnCa {
+    /// The file name of its CRL, as the dev PKI writes it into CRL distribution points.
+    pub fn crl_file_name(&self) -> String {
+        format!("{}.crl", self.name)
+    }
+}
+
+/// The loaded CAs, indexed by CertID issuer hashes of every supported algorithm.
+#[derive(Debug)]
+pub struct OwnPki {
+    pub cas: Vec<Arc<OwnCa>>,
+    by_issuer: HashMap<(HashAlgorithm, Vec<u8>, Vec<u8>), Arc<OwnCa>>,
+    /// The AIA OCSP URL in the certificates these CAs issue.
+    pub ocsp_url: String,
+}
+
+impl OwnPki {
+    pub fn from_dev_pki(pki: &DevPki) -> OwnPki {
+        let mut cas = Vec::new();
+        let mut by_issuer = HashMap::new();
+        for which in DevCert::ALL.into_iter().filter(|which| which.is_ca()) {
+            let (Some(ocsp_signer), Some(ocsp_signer_certificate)) =
+                (pki.ocsp_signer(which), pki.ocsp_signer_certificate(which))
+            else {
+                continue;
+            };
+            let certificate = pki.certificate(which).clone();
+            let Some(key_id) = certificate.subject_key_identifier().map(<[u8]>::to_vec) else {
+                continue;
+            };
+            let ca = Arc::new(OwnCa {
+                name: which.file_stem(),
+                key_id,
+                ocsp_signer,
+                ocsp_signer_certificate: ocsp_signer_certificate.clone(),
+                ca_signer: pki.signer(which),
+                certificate,
+            });
+            for algorithm in HashAlgorithm::ALL {
+                if let Ok((name_hash, key_hash)) = issuer_hashes(algorithm, &ca.certificate) {
+                    by_issuer.insert((algorithm, name_hash, key_hash), ca.clone());
+                }
+            }
+            cas.push(ca);
+        }
+        OwnPki {
+            cas,
+            by_issuer,
+            ocsp_url: pki.ocsp_base_url().to_string(),
+        }
+    }
+
+    pub fn find(&self, cert_id: &CertId) -> Option<Arc<OwnCa>> {
+        self.by_issuer
+            .get(&(
+                cert_id.hash_algorithm(),
+                cert_id.issuer_name_hash().to_vec(),
+                cert_id.issuer_key_hash().to_vec(),
+            ))
+            .cloned()
+    }
+
+    pub fn by_crl_file_name(&self, file_name: &str) -> Option<Arc<OwnCa>> {
+        self.cas
+            .iter()
+            .find(|ca| ca.crl_file_name() == file_name)
+            .cloned()
+    }
+}
+
+/// Loads the PKI once it exists; cheap to ask again.
+#[derive(Debug)]
+pub struct OwnPkiLoader {
+    directory: PathBuf,
+    kek_path: PathBuf,
+    loaded: RwLock<Option<Arc<OwnPki>>>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+impl OwnPkiLoader {
+    pub fn new(config: &Config) -> OwnPkiLoader {
+        let directory = config.data_dir.join(PKI_DIR);
+        let kek_path = config
+            .pki
+            .kek_file
+            .clone()
+            .unwrap_or_else(|| directory.join(DEFAULT_KEK_FILE));
+        OwnPkiLoader {
+            directory,
+            kek_path,
+            loaded: RwLock::new(None),
+            last_attempt: Mutex::new(None),
+        }
+    }
+
+    /// The PKI if it is (or has just become) available.
+    pub async fn get(&self) -> Option<Arc<OwnPki>> {
+        if let Some(loaded) = self.loaded.read().ok()?.as_ref() {
+            return Some(loaded.clone());
+        }
+        {
+            let mut last_attempt = self.last_attempt.lock().ok()?;
+            if last_attempt.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+                return None;
+            }
+            *last_attempt = Some(Instant::now());
+        }
+        let directory = self.directory.clone();
+        let kek_path = self.kek_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&directory, &kek_path))
+            .await
+            .ok()?;
+        match loaded {
+            Ok(Some(pki)) => {
+                let pki = Arc::new(pki);
+                tracing::info!(cas = pki.cas.len(), "ocsp responder loaded pnc's CAs");
+                if let Ok(mut slot) = self.loaded.write() {
+                    *slot = Some(pki.clone());
+                }
+                Some(pki)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot load pnc's pki yet");
+                None
+            }
+        }
+    }
+}
+
+fn load(directory: &Path, kek_path: &Path) -> Result<Option<OwnPki>, String> {
+    if !directory.join(MANIFEST_FILE).exists() || !kek_path.exists() {
+        return Ok(None);
+    }
+    let kek = Kek::load(kek_path).map_err(|error| error.to_string())?;
+    let key_store =
+        KeyStore::open(directory.join(KEYS_DIR), kek).map_err(|error| error.to_string())?;
+    let pki = DevPki::load(directory, &key_store).map_err(|error| error.to_string())?;
+    Ok(Some(OwnPki::from_dev_pki(&pki)))
+}
+
+/// One revoked certificate on a CRL.
+#[derive(Debug, Clone)]
+pub struct RevokedEntry {
+    pub serial_magnitude: Vec<u8>,
+    pub revoked_at: i64,
+    pub reason: i32,
+}
+
+/// The DER CRL (RFC 5280 §5, v2) of `ca`, signed with the CA's key. The CRL number is
+/// thisUpdate in unix seconds: it increases with every CRL without shared state between
+/// replicas.
+pub fn build_crl(
+    ca: &OwnCa,
+    revoked: &[RevokedEntry],
+    this_update: i64,
+    next_update: i64,
+) -> Result<Vec<u8>, pnc_pki::SignerError> {
+    let algorithm = match ca.ca_signer.algorithm() {
+        pnc_pki::SignatureAlgorithm::EcdsaP256Sha256 => oid::ECDSA_WITH_SHA256,
+        pnc_pki::SignatureAlgorithm::EcdsaP521Sha512 => oid::ECDSA_WITH_SHA512,
+    };
+    let algorithm = der::sequence(&[&der::tlv(der::TAG_OID, algorithm)]);
+    let entries: Vec<Vec<u8>> = revoked
+        .iter()
+        .map(|entry| {
+            let serial = der::unsigned_integer(&entry.serial_magnitude);
+            let date = der::x509_time(entry.revoked_at);
+            // RFC 5280 §5.3.1: reasonCode unspecified (0) SHOULD be absent.
+            if entry.reason > 0 && entry.reason <= 10 {
+                let reason = der::sequence(&[
+                    &der::tlv(der::TAG_OID, oid::CRL_REASON),
+                    &der::octet_string(&der::enumerated(entry.reason as u8)),
+                ]);
+                der::sequence(&[&serial, &date, &der::sequence(&[&reason])])
+            } else {
+                der::sequence(&[&serial, &date])
+            }
+        })
+        .collect();
+    let authority_key_identifier = der::sequence(&[
+        &der::tlv(der::TAG_OID, oid::AUTHORITY_KEY_IDENTIFIER),
+        &der::octet_string(&der::sequence(&[&der::tlv(implicit(0), &ca.key_id)])),
+    ]);
+    let crl_number = der::sequence(&[
+        &der::tlv(der::TAG_OID, oid::CRL_NUMBER),
+        &der::octet_string(&der::unsigned_integer(&this_update.max(0).to_be_bytes())),
+    ]);
+    let extensions = der::tlv(
+        explicit(0),
+        &der::sequence(&[&authority_key_identifier, &crl_number]),
+    );
+    let version = der::tlv(der::TAG_INTEGER, &[1]);
+    let this_update = der::x509_time(this_update);
+    let next_update = der::x509_time(next_update);
+    let entry_refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+    let revoked_list = der::sequence(&entry_refs);
+    let mut parts: Vec<&[u8]> = vec![
+        &version,
+        &algorithm,
+        ca.certificate.subject().der(),
+        &this_update,
+        &next_update,
+    ];
+    // RFC 5280 §5.1.2.6: absent, not empty, when nothing is revoked.
+    if !entries.is_empty() {
+        parts.push(&revoked_list);
+    }
+    parts.push(&extensions);
+    let tbs = der::sequence(&parts);
+    codec::sign_structure(&tbs, ca.ca_signer.as_ref(), &[])
+}
