@@ -761,6 +761,10 @@ impl Encoder {
     }
 
     pub fn characters(&mut self, v: ValRef) -> Result<(), ExiError> {
+        // XML has no empty character events: "" is the absence of content (EE follows)
+        if matches!(v, ValRef::Str("") | ValRef::Bytes([])) {
+            return Ok(());
+        }
         let t = self.t;
         let top = self
             .stack
@@ -840,24 +844,8 @@ impl Encoder {
             self.stack.pop();
             return Ok(());
         }
-        // An empty value of a typed simple content: EXIficient writes CH("") when the empty
-        // string is a valid lexical value of the type and EE follows on the first level.
-        // (Only typed CH: an untyped CH loop would never end.)
-        for (i, p) in st.prods.iter().enumerate() {
-            if let P::Ch(dt, next) = *p
-                && dt != UNTYPED
-                && let Some(d) = t.datatypes.get(dt as usize)
-                && let Ok(Some(v)) = prepare(d, ValRef::Str(""))
-                && let Some(ns) = t.states.get(next as usize)
-                && let Some(ee) = ns.prods.iter().position(|p| matches!(p, P::Ee))
-            {
-                self.w.bits(i as u64, width(n + 1));
-                self.write_prepared(v);
-                self.w.bits(ee as u64, width(ns.prods.len() + 1));
-                self.stack.pop();
-                return Ok(());
-            }
-        }
+        // no first-level EE (e.g. an empty string or binary value): second-level EE, as
+        // EXIficient does; an empty value is never written as CH("")
         let g = &t.grammars[top.grammar as usize];
         self.level2(st, g, L2::Ee)?;
         self.stack.pop();

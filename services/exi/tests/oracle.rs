@@ -363,6 +363,11 @@ fn xmldsig_cases() -> Vec<Case> {
         r#"<ds:SignedInfo {ds}><ds:CanonicalizationMethod Algorithm="a">text<ds:X/>more</ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="b">x</ds:SignatureMethod><ds:Reference><ds:DigestMethod Algorithm="e"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>"#)));
     // mixed content whose first state has no EE on the first level, left empty (second-level EE)
     c.push(case("empty-mixed-signature-property", Schema::XmlDsig, true, format!(r##"<ds:SignatureProperty {ds} Target="#t"/>"##)));
+    // whitespace: only-whitespace text in mixed content, in string content, empty string
+    c.push(case("ws-mixed", Schema::XmlDsig, true, format!("<ds:SignedInfo {ds}><ds:CanonicalizationMethod Algorithm=\"a\">\n   </ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"b\"> </ds:SignatureMethod><ds:Reference><ds:DigestMethod Algorithm=\"e\"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>")));
+    c.push(case("ws-string", Schema::XmlDsig, true, format!("<ds:X509IssuerSerial {ds}><ds:X509IssuerName>  </ds:X509IssuerName><ds:X509SerialNumber> 1 </ds:X509SerialNumber></ds:X509IssuerSerial>")));
+    c.push(case("empty-string", Schema::XmlDsig, true, format!("<ds:X509IssuerSerial {ds}><ds:X509IssuerName></ds:X509IssuerName><ds:X509SerialNumber>1</ds:X509SerialNumber></ds:X509IssuerSerial>")));
+    c.push(case("empty-binary-and-attr", Schema::Iso2, true, r#"<b:ContractSignatureCertChain xmlns:b="urn:iso:15118:2:2013:MsgBody" xmlns:t="urn:iso:15118:2:2013:MsgDataTypes" t:Id=""><t:Certificate/><t:SubCertificates><t:Certificate></t:Certificate></t:SubCertificates></b:ContractSignatureCertChain>"#));
     c.push(case("signature-doc", Schema::XmlDsig, false, format!(
         r#"<ds:Signature {ds} Id="s"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="a"/><ds:SignatureMethod Algorithm="b"/><ds:Reference><ds:DigestMethod Algorithm="e"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue Id="v">AAECAw==</ds:SignatureValue><ds:KeyInfo><ds:KeyName>k</ds:KeyName><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>CN=x</ds:X509IssuerName><ds:X509SerialNumber>-99999999999999999999999</ds:X509SerialNumber></ds:X509IssuerSerial><ds:X509Certificate>AAEC</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"#)));
     c
