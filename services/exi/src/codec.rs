@@ -418,7 +418,9 @@ impl Encoder {
         let t = self.t;
         let key = (ns.as_ptr() as usize, ns.len());
         let cached = self.uri_cache.2;
-        let u = if key == (self.uri_cache.0, self.uri_cache.1) && t.uris.get(cached as usize) == Some(&ns) {
+        let u = if key == (self.uri_cache.0, self.uri_cache.1)
+            && t.uris.get(cached as usize) == Some(&ns)
+        {
             cached
         } else {
             let u = t.uris.iter().position(|x| *x == ns)? as u16;
@@ -426,7 +428,9 @@ impl Encoder {
             u
         };
         let part = t.local_names.get(u as usize)?;
-        let l = part.binary_search_by(|x| x.as_bytes().cmp(local.as_bytes())).ok()?;
+        let l = part
+            .binary_search_by(|x| x.as_bytes().cmp(local.as_bytes()))
+            .ok()?;
         Some(QN::new(u, l as u16))
     }
 

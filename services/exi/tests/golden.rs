@@ -591,3 +591,78 @@ fn forbidden_signature_parts_are_rejected() {
         Err(SignatureError::TooManyReferences(5))
     ));
 }
+
+#[test]
+fn hubject_cps_signed_xml_verifies_and_survives_session_id_insertion() {
+    // test-vectors.md §4.4: CPS-signed contract data as XML, no SessionID (storage form)
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("specs/opcp-1.0.0/cps.v1.json")).unwrap(),
+    )
+    .unwrap();
+    let b64x = spec["components"]["schemas"]["SignedContractDataResponse"]["x-examples"]["example-1"]["signedData"]
+        .as_str()
+        .unwrap();
+    let x = String::from_utf8(b64(b64x)).unwrap();
+    let tree = xml::parse(&x).unwrap();
+    let res = tree
+        .find("Body")
+        .unwrap()
+        .find("CertificateInstallationRes")
+        .unwrap();
+    let res = iso2::CertificateInstallationRes::from_element(res).unwrap();
+    assert_eq!(res.emaid.value, "EMP99CQATEST001");
+    // fragment sizes of test-vectors.md §4.4
+    let sizes = [
+        encode_fragment(
+            Schema::Iso2,
+            &res.contract_signature_cert_chain
+                .to_element("ContractSignatureCertChain")
+                .unwrap(),
+        )
+        .unwrap()
+        .len(),
+        encode_fragment(
+            Schema::Iso2,
+            &res.contract_signature_encrypted_private_key
+                .to_element("ContractSignatureEncryptedPrivateKey")
+                .unwrap(),
+        )
+        .unwrap()
+        .len(),
+        encode_fragment(
+            Schema::Iso2,
+            &res.dh_public_key.to_element("DHpublickey").unwrap(),
+        )
+        .unwrap()
+        .len(),
+        encode_fragment(Schema::Iso2, &res.emaid.to_element("eMAID").unwrap())
+            .unwrap()
+            .len(),
+    ];
+    assert_eq!(sizes, [1799, 57, 74, 27]);
+    let leaf =
+        signature::public_key_from_cert_der(&res.sa_provisioning_certificate_chain.certificate)
+            .unwrap();
+    signature::verify_iso2_message(&tree, &leaf).unwrap();
+    // insert the request's SessionID, encode the document, decode, verify again
+    let sig = pnc_exi::xmldsig::Signature::from_element(
+        tree.find("Header").unwrap().find("Signature").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        signature::signed_info_exi(&sig.signed_info).unwrap().len(),
+        559
+    );
+    let msg = V2gMessage {
+        header: iso2::MessageHeader {
+            session_id: hex::decode("69FC09895168C8B2").unwrap(),
+            notification: None,
+            signature: Some(sig),
+        },
+        body: Body::CertificateInstallationRes(res),
+    };
+    let exi = msg.encode().unwrap();
+    let back = decode_document(Schema::Iso2, &exi).unwrap();
+    signature::verify_iso2_message(&back, &leaf).unwrap();
+    assert_eq!(V2gMessage::decode(&exi).unwrap(), msg);
+}

@@ -329,7 +329,15 @@ fn iso2_cases() -> Vec<Case> {
     // xsi:type / xsi:nil (non-strict second-level productions)
     let xsi = r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance""#;
     c.push(case("xsi-type-body-element", Schema::Iso2, false, m.replace("BODY", &format!(r#"<b:BodyElement {xsi} xsi:type="b:SessionSetupReqType"><b:EVCCID>0A0B</b:EVCCID></b:BodyElement>"#))));
-    c.push(case("xsi-nil-body", Schema::Iso2, false, m.replace("BODY", &format!(r#"<b:SessionStopReq {xsi} xsi:nil="true"/>"#))));
+    c.push(case(
+        "xsi-nil-body",
+        Schema::Iso2,
+        false,
+        m.replace(
+            "BODY",
+            &format!(r#"<b:SessionStopReq {xsi} xsi:nil="true"/>"#),
+        ),
+    ));
     c.push(case("xsi-nil-false", Schema::Iso2, false, m.replace("BODY", &format!(r#"<b:SessionSetupReq {xsi} xsi:nil="false"><b:EVCCID>0A</b:EVCCID></b:SessionSetupReq>"#))));
     // XML read tolerance: default namespace, re-bound prefix, CDATA, char refs, wrapped base64, lower-case hex
     c.push(case("xml-tolerance", Schema::Iso2, false, r#"<?xml version="1.0"?>
@@ -362,7 +370,12 @@ fn xmldsig_cases() -> Vec<Case> {
     c.push(case("signedinfo-mixed-text", Schema::XmlDsig, true, format!(
         r#"<ds:SignedInfo {ds}><ds:CanonicalizationMethod Algorithm="a">text<ds:X/>more</ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="b">x</ds:SignatureMethod><ds:Reference><ds:DigestMethod Algorithm="e"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>"#)));
     // mixed content whose first state has no EE on the first level, left empty (second-level EE)
-    c.push(case("empty-mixed-signature-property", Schema::XmlDsig, true, format!(r##"<ds:SignatureProperty {ds} Target="#t"/>"##)));
+    c.push(case(
+        "empty-mixed-signature-property",
+        Schema::XmlDsig,
+        true,
+        format!(r##"<ds:SignatureProperty {ds} Target="#t"/>"##),
+    ));
     // whitespace: only-whitespace text in mixed content, in string content, empty string
     c.push(case("ws-mixed", Schema::XmlDsig, true, format!("<ds:SignedInfo {ds}><ds:CanonicalizationMethod Algorithm=\"a\">\n   </ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"b\"> </ds:SignatureMethod><ds:Reference><ds:DigestMethod Algorithm=\"e\"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>")));
     c.push(case("ws-string", Schema::XmlDsig, true, format!("<ds:X509IssuerSerial {ds}><ds:X509IssuerName>  </ds:X509IssuerName><ds:X509SerialNumber> 1 </ds:X509SerialNumber></ds:X509IssuerSerial>")));
@@ -653,7 +666,9 @@ fn strip_xsi_anytype(e: &mut Element) {
         !(a.name.ns == tree::XSI_NS && a.name.local == "type" && a.value.ends_with("}anyType"))
     });
     // xsi:nil="false" carries no information (EXIficient drops it)
-    e.attrs.retain(|a| !(a.name.ns == tree::XSI_NS && a.name.local == "nil" && a.value.trim() == "false"));
+    e.attrs.retain(|a| {
+        !(a.name.ns == tree::XSI_NS && a.name.local == "nil" && a.value.trim() == "false")
+    });
     for c in e.children.iter_mut() {
         if let Node::Element(x) = c {
             strip_xsi_anytype(x);

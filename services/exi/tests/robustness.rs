@@ -340,14 +340,19 @@ fn empty_mixed_content_without_first_level_ee_terminates() {
     // regression (found by fuzzing): CH("") + EE must not loop on untyped mixed content
     let e = Element::new(pnc_exi::xmldsig::NS, "SignatureProperty").attr("", "Target", "#t");
     let f = encode_fragment(Schema::XmlDsig, &e).unwrap();
-    assert_eq!(decode_fragment(Schema::XmlDsig, &f).unwrap().normalized(), e.normalized());
+    assert_eq!(
+        decode_fragment(Schema::XmlDsig, &f).unwrap().normalized(),
+        e.normalized()
+    );
 }
 
 fn frag_index(schema: Schema, ns: &str, local: &str) -> u64 {
     let t = schema.tables();
     t.frag_elements
         .iter()
-        .position(|(q, _)| t.uris[q.uri as usize] == ns && t.local_names[q.uri as usize][q.local as usize] == local)
+        .position(|(q, _)| {
+            t.uris[q.uri as usize] == ns && t.local_names[q.uri as usize][q.local as usize] == local
+        })
         .unwrap() as u64
 }
 
@@ -384,5 +389,8 @@ fn integer_beyond_type_range_is_a_typed_error_with_position() {
     w.bits(0, 1);
     w.uint((1u64 << 40) + 2);
     let data = w.finish();
-    assert!(matches!(decode_fragment(Schema::Iso2, &data), Err(ExiError::TooLong { bit: 17, .. })));
+    assert!(matches!(
+        decode_fragment(Schema::Iso2, &data),
+        Err(ExiError::TooLong { bit: 17, .. })
+    ));
 }
