@@ -5,4 +5,4 @@
 pub mod postgres;
 pub mod sandbox;
 
-pub use sandbox::{Backend, Sandbox};
+pub use sandbox::{Backend, Sandbox, TestClient};

@@ -47,6 +47,22 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Drops the database now, terminating its connections.
+    pub async fn drop_now(&self) {
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&server_url())
+            .await
+            .expect("admin connection");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .expect("drop database");
+        admin.close().await;
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();

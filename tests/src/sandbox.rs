@@ -151,6 +151,16 @@ impl Sandbox {
             .to_string()
     }
 
+    /// Makes the database vanish under the running components (PostgreSQL only): its
+    /// connections are killed and reconnecting fails, as in an outage.
+    pub async fn break_database(&self) {
+        let database = self
+            ._database
+            .as_ref()
+            .expect("break_database needs the PostgreSQL backend");
+        database.drop_now().await;
+    }
+
     /// Stops every component and waits for them.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -280,6 +280,19 @@ pub fn map_sqlx_error(error: sqlx::Error) -> PncError {
             pnc_proto::error::ErrorKind::FailedPrecondition,
             "a referenced record does not exist",
         ),
+        // Connection-level SQLSTATEs: connection exceptions (08), the server shutting down
+        // or refusing (57P0x), resources exhausted (53), the database gone (3D000).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || code.starts_with("53")
+                    || code == "3D000"
+            }) =>
+        {
+            tracing::warn!(error = %error, "database unavailable");
+            PncError::unavailable("the database is unavailable")
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed

@@ -200,8 +200,9 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// An authenticated caller. As an extractor it answers 401 when the request carries no
-/// valid credentials; it runs before any body extractor, so 401 comes before 400.
+/// An authenticated caller: a bearer token (or MaEVe's `x-api-key`), else a client
+/// certificate verified on the HTTPS edge. As an extractor it answers 401 when the request
+/// carries no valid credentials; it runs before any body extractor, so 401 comes before 400.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -251,6 +252,10 @@ impl FromRequestParts<AppState> for Authenticated {
             .and_then(|value| value.to_str().ok())
             .map(str::trim);
         let Some(token) = bearer.or(api_key) else {
+            // On the HTTPS edge a verified client certificate authenticates too.
+            if let Some(certificate) = parts.extensions.get::<crate::tls::ClientCertificate>() {
+                return Ok(Authenticated(certificate.principal()));
+            }
             return Err(ApiError::unauthorized("missing access token"));
         };
         let principal = state.tokens.verify(token)?;

@@ -30,12 +30,26 @@ enum Command {
     /// Manage API clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Check the registry's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Make and check ISO 15118 certificates.
+    Pki(pnc_pki::cli::PkiArgs),
+    /// Decode and encode EXI (ISO 15118-2, -20, xmldsig, AppProtocol).
+    #[command(subcommand)]
+    Exi(pnc_exi::cli::ExiArgs),
 }
 
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the effective configuration (file, environment, flags) with secrets redacted.
     Print(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain; exit 1 naming the first broken entry.
+    Verify(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +94,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Client(ClientCommand::Add(args)) => client_add(args),
+        Command::Audit(AuditCommand::Verify(args)) => audit_verify(args),
+        Command::Pki(args) => pnc_pki::cli::run(args),
+        Command::Exi(args) => pnc_exi::cli::run(args),
     }
 }
 
@@ -200,4 +217,36 @@ fn client_add(args: ClientAddArgs) -> ExitCode {
             }
         }
     })
+}
+
+fn audit_verify(args: ServeArgs) -> ExitCode {
+    let storage = match args
+        .load_config()
+        .map_err(|error| error.to_string())
+        .and_then(|config| storage_of(&config).map_err(|error| error.to_string()))
+    {
+        Ok(storage) => storage,
+        Err(error) => {
+            eprintln!("pnc: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(pnc_registry::verify_audit_log(&storage)) {
+        Ok(pnc_registry::audit::Verdict::Intact { entries }) => {
+            println!("audit log intact: {entries} entries");
+            ExitCode::SUCCESS
+        }
+        Ok(pnc_registry::audit::Verdict::Broken { sequence, reason }) => {
+            eprintln!("audit log broken at entry {sequence}: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("pnc: {error:#}");
+            ExitCode::from(EXIT_START)
+        }
+    }
 }

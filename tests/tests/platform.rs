@@ -1,0 +1,424 @@
+//! The platform through the HTTP edge: health, tokens, authentication errors, body
+//! limits, the error shape, metrics and the OpenAPI document, on SQLite and PostgreSQL.
+
+use pnc_common::Component;
+use pnc_proto::principal::Role;
+use pnc_tests::{Backend, Sandbox};
+use serde_json::Value;
+
+async fn json(response: reqwest::Response) -> (u16, Value, Option<String>) {
+    let status = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, request_id)
+}
+
+/// Asserts OPCP's error body and that its traceId is the request's ID.
+fn assert_error_body(body: &Value, request_id: Option<&str>, expected_message_part: &str) {
+    let messages = body["errorMessages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errorMessages missing in {body}"));
+    assert!(!messages.is_empty(), "{body}");
+    assert!(
+        messages
+            .iter()
+            .any(|message| message.as_str().unwrap_or("").contains(expected_message_part)),
+        "expected a message containing `{expected_message_part}` in {body}"
+    );
+    let trace_id = body["traceId"].as_str().expect("traceId");
+    assert!(uuid::Uuid::parse_str(trace_id).is_ok(), "traceId is a UUID: {trace_id}");
+    assert_eq!(Some(trace_id), request_id, "traceId equals x-request-id");
+}
+
+#[tokio::test]
+async fn ok_health_tokens_and_a_call_across_services_on_both_backends() {
+    for backend in Backend::ALL {
+        let sandbox = Sandbox::start(backend).await;
+
+        let (status, body, _) = json(sandbox.http.get(sandbox.url("/healthz")).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        for component in Component::SERVICES {
+            assert_eq!(body["services"][component.name()], "serving", "{body}");
+        }
+
+        // Gateway → registry (credentials) and gateway → truststore (roots).
+        let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+        let (status, body, _) = json(
+            sandbox
+                .http
+                .get(sandbox.url("/v1/root/rootCerts"))
+                .bearer_auth(&cpo.token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        assert!(body["RootCertificateCollection"]["rootCertificates"].is_array(), "{body}");
+
+        // MaEVe sends the token in x-api-key.
+        let response = sandbox
+            .http
+            .get(sandbox.url("/v1/root/rootCerts"))
+            .header("x-api-key", &cpo.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        sandbox.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn ok_token_endpoint_takes_json_and_form_bodies() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let emsp = sandbox.client(Role::Emsp, &[], &["DE-PNC"], &[]).await;
+
+    // CitrineOS posts the same fields form-encoded.
+    let response = sandbox
+        .http
+        .post(sandbox.url("/oauth/token"))
+        .form(&[
+            ("client_id", emsp.client_id.as_str()),
+            ("client_secret", emsp.client_secret.as_str()),
+            ("audience", "https://eu.plugncharge-qa.hubject.com"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 86400);
+    assert!(body["scope"].as_str().unwrap().contains("cpservice"), "{body}");
+    let access_token = body["access_token"].as_str().unwrap();
+    assert_eq!(access_token.split('.').count(), 3, "a JWT");
+}
+
+#[tokio::test]
+async fn fail_token_endpoint_errors_use_oauth_shape() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let admin = sandbox.admin().await;
+    let cases = [
+        (
+            "fail/wrong-secret",
+            serde_json::json!({"client_id": admin.client_id, "client_secret": "nope", "audience": "a", "grant_type": "client_credentials"}),
+            401,
+            "invalid_client",
+        ),
+        (
+            "fail/unknown-client",
+            serde_json::json!({"client_id": "nobody", "client_secret": admin.client_secret, "audience": "a", "grant_type": "client_credentials"}),
+            401,
+            "invalid_client",
+        ),
+        (
+            "fail/missing-secret",
+            serde_json::json!({"client_id": admin.client_id, "audience": "a", "grant_type": "client_credentials"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "fail/other-grant",
+            serde_json::json!({"client_id": admin.client_id, "client_secret": admin.client_secret, "grant_type": "password"}),
+            400,
+            "unsupported_grant_type",
+        ),
+    ];
+    for (name, request, expected_status, expected_error) in cases {
+        let response = sandbox
+            .http
+            .post(sandbox.url("/oauth/token"))
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected_status, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], expected_error, "{name}: {body}");
+        assert!(body["error_description"].is_string(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn fail_authentication_errors_are_401_in_opcp_shape() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let cases: [(&str, Option<String>, &str); 4] = [
+        ("fail/no-token", None, "missing access token"),
+        ("fail/garbage-token", Some("Bearer abc.def.ghi".into()), "invalid access token"),
+        ("fail/wrong-scheme", Some("Basic dXNlcjpwYXNz".into()), "missing access token"),
+        // A structurally valid token signed by another installation's key.
+        ("fail/foreign-token", Some(format!("Bearer {}", foreign_token().await)), "invalid access token"),
+    ];
+    for (name, authorization, expected) in cases {
+        let mut request = sandbox.http.get(sandbox.url("/v1/root/rootCerts"));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let (status, body, request_id) = json(request.send().await.unwrap()).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_error_body(&body, request_id.as_deref(), expected);
+    }
+}
+
+async fn foreign_token() -> String {
+    let other = Sandbox::start(Backend::Sqlite).await;
+    let admin = other.admin().await;
+    other.stop().await;
+    admin.token
+}
+
+#[tokio::test]
+async fn fail_authentication_is_checked_before_the_body() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    // A malformed body without a token gets 401, not 400.
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/root/rootCerts"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn fail_oversized_bodies_are_413() {
+    let sandbox = Sandbox::start_with(Backend::Sqlite, |config| {
+        config.http.max_body_bytes = 4096;
+    })
+    .await;
+    let admin = sandbox.admin().await;
+    let big = "x".repeat(10_000);
+    let (status, body, request_id) = json(
+        sandbox
+            .http
+            .put(sandbox.url("/v1/root/rootCerts"))
+            .bearer_auth(&admin.token)
+            .header("content-type", "application/json")
+            .body(format!("{{\"caCertificate\":\"{big}\",\"rootType\":\"V2G\"}}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert_error_body(&body, request_id.as_deref(), "too large");
+
+    // The token endpoint refuses too, in its own shape.
+    let response = sandbox
+        .http
+        .post(sandbox.url("/oauth/token"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn fail_unknown_paths_and_methods_answer_in_opcp_shape() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let (status, body, request_id) =
+        json(sandbox.http.get(sandbox.url("/v1/nothing/here")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert_error_body(&body, request_id.as_deref(), "no such endpoint");
+    let (status, body, request_id) =
+        json(sandbox.http.delete(sandbox.url("/oauth/token")).send().await.unwrap()).await;
+    assert_eq!(status, 405);
+    assert_error_body(&body, request_id.as_deref(), "method not allowed");
+}
+
+#[tokio::test]
+async fn ok_trace_id_from_caller_is_kept() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let trace_id = uuid::Uuid::new_v4().to_string();
+    let (status, body, request_id) = json(
+        sandbox
+            .http
+            .get(sandbox.url("/v1/root/rootCerts"))
+            .header("x-request-id", &trace_id)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["traceId"], trace_id.as_str());
+    assert_eq!(request_id.as_deref(), Some(trace_id.as_str()));
+}
+
+#[tokio::test]
+async fn ok_metrics_and_openapi() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let admin = sandbox.admin().await;
+    let _ = sandbox
+        .http
+        .get(sandbox.url("/v1/root/rootCerts"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+
+    let metrics = sandbox
+        .http
+        .get(sandbox.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("pnc_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("route=\"/v1/root/rootCerts\""),
+        "route label is the template: {metrics}"
+    );
+    assert!(
+        metrics.contains("pnc_grpc_request_duration_seconds"),
+        "per-RPC latency histogram: {metrics}"
+    );
+    assert!(metrics.contains("method=\"/pnc.truststore.v1.TrustStore/ListRoots\""), "{metrics}");
+
+    let openapi: Value = sandbox
+        .http
+        .get(sandbox.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/oauth/token", "/healthz", "/v1/root/rootCerts"] {
+        assert!(openapi["paths"][path].is_object(), "{path} in the OpenAPI document");
+    }
+}
+
+#[tokio::test]
+async fn fail_healthz_names_services_that_do_not_answer() {
+    // A gateway alone, pointed at ports where nothing listens.
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = pnc_common::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    for component in Component::SERVICES {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = unused.local_addr().unwrap().port();
+        drop(unused);
+        config
+            .services
+            .set_url_of(component, format!("https://127.0.0.1:{port}"));
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = pnc::serve::start_one(Component::Gateway, config, shutdown.clone())
+        .await
+        .unwrap();
+    let address = running.address_of(Component::Gateway).unwrap();
+    let response = reqwest::get(format!("http://{address}/healthz")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|value| value.to_str().unwrap().to_string());
+    let body: Value = response.json().await.unwrap();
+    for component in Component::SERVICES {
+        assert_error_body(&body, request_id.as_deref(), component.name());
+    }
+    shutdown.cancel();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_services_refuse_callers_outside_their_allowlist() {
+    // The OCSP service may only be called by the gateway; a registry identity is refused
+    // even though it holds a certificate from the same internal CA.
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let ca = pnc_common::tls::InternalCa::from_config(&sandbox.config).unwrap();
+    let registry_identity = ca.issue(Component::Registry).unwrap();
+    let channel = pnc_common::grpc::connect(
+        &sandbox.config.services.url_of(Component::Ocsp),
+        &registry_identity,
+        &sandbox.config.grpc,
+    )
+    .unwrap();
+    let error = pnc_common::grpc::check_health(channel).await.unwrap_err();
+    assert!(error.contains("does not accept calls from registry"), "{error}");
+
+    // The gateway's identity is accepted.
+    let gateway_identity = ca.issue(Component::Gateway).unwrap();
+    let channel = pnc_common::grpc::connect(
+        &sandbox.config.services.url_of(Component::Ocsp),
+        &gateway_identity,
+        &sandbox.config.grpc,
+    )
+    .unwrap();
+    pnc_common::grpc::check_health(channel).await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_client_of_another_internal_ca_is_refused_by_tls() {
+    let sandbox = Sandbox::start(Backend::Sqlite).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_ca = pnc_common::tls::InternalCa::load_or_create(other_dir.path()).unwrap();
+    let identity = other_ca.issue(Component::Gateway).unwrap();
+    let channel = pnc_common::grpc::connect(
+        &sandbox.config.services.url_of(Component::Registry),
+        &identity,
+        &sandbox.config.grpc,
+    )
+    .unwrap();
+    assert!(pnc_common::grpc::check_health(channel).await.is_err());
+}
+
+#[tokio::test]
+async fn fail_database_outage_at_run_time_is_503_not_a_panic() {
+    let sandbox = Sandbox::start(Backend::Postgres).await;
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    sandbox.break_database().await;
+
+    // Token checks need no database; the root pool does.
+    let (status, body, request_id) = json(
+        sandbox
+            .http
+            .get(sandbox.url("/v1/root/rootCerts"))
+            .bearer_auth(&cpo.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_error_body(&body, request_id.as_deref(), "unavailable");
+
+    // Each service's health watch notices within a few of its 2 s rounds; every service
+    // with a database ends up named.
+    let started = std::time::Instant::now();
+    loop {
+        let response = sandbox.http.get(sandbox.url("/healthz")).send().await.unwrap();
+        if response.status() == 503 {
+            let body: Value = response.json().await.unwrap();
+            let text = body.to_string();
+            if Component::SERVICES
+                .iter()
+                .all(|component| text.contains(component.name()))
+            {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "healthz never reported the outage"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
