@@ -66,7 +66,25 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::oauth::issue_token))
         .routes(routes!(routes::system::healthz))
         .routes(routes!(routes::system::metrics))
-        .routes(routes!(routes::roots::list_roots))
+        .routes(routes!(routes::ocsp::ocsp_post))
+        .routes(routes!(routes::ocsp::ocsp_get))
+        .routes(routes!(routes::ocsp::get_crl))
+        .routes(routes!(routes::ocpp_ocsp::get_certificate_status))
+        .routes(routes!(routes::ocpp_ocsp::get_certificate_chain_status))
+        .routes(routes!(routes::ocpp_ocsp::authorize))
+        .routes(routes!(routes::roots::list_roots, routes::roots::put_root))
+        .routes(routes!(routes::roots::get_root, routes::roots::delete_root))
+        .routes(routes!(routes::roots::get_ctl))
+        .routes(routes!(
+            routes::opnc_rcp::list_root_certificates,
+            routes::opnc_rcp::put_root_certificate
+        ))
+        .routes(routes!(
+            routes::opnc_rcp::get_root_certificate,
+            routes::opnc_rcp::delete_root_certificate
+        ))
+        .routes(routes!(routes::trust::add_intermediate))
+        .routes(routes!(routes::trust::list_known_cas))
         .routes(routes!(routes::cps::generate_signed_contract_data))
         .routes(routes!(routes::cps::sign_contract_data))
         .routes(routes!(routes::cps::create_signed_contract_data))
@@ -82,8 +100,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(routes::pcp::lookup_vehicle))
         .routes(routes!(routes::ccp::lookup_contract))
-        .routes(routes!(routes::ccp::contracts_of_vehicle))
-        .routes(routes!(routes::ccp::delete_contract))
+        .routes(routes!(
+            routes::ccp::contracts_of_vehicle,
+            routes::ccp::delete_contract
+        ))
         .routes(routes!(routes::ccp::set_default))
         .routes(routes!(
             routes::webhooks::create_endpoint,
@@ -208,6 +228,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         config: config.clone(),
         tokens,
         channels: Channels::connect(&context)?,
+        ocsp_answers: routes::ocsp::AnswerCache::new(&config.ocsp),
     };
     // Install the recorder before the first request records anything.
     let _ = pnc_common::telemetry::metrics_handle();

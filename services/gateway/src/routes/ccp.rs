@@ -188,9 +188,9 @@ pub async fn lookup_contract(
 /// The contracts on a vehicle (its OEM).
 #[utoipa::path(
     get,
-    path = "/v1/ccp/signedContractData/{pcid}",
+    path = "/v1/ccp/signedContractData/{key}",
     tag = "ccp",
-    params(("pcid" = String, Path, description = "17 or 18 letters or digits"), LookupQuery),
+    params(("key" = String, Path, description = "The PCID (17 or 18 letters or digits)"), LookupQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The contracts", body = LookupContractResponse),
@@ -224,10 +224,10 @@ pub async fn contracts_of_vehicle(
 /// first; `X-Skip-Revocation: true` skips that (test environments).
 #[utoipa::path(
     delete,
-    path = "/v1/ccp/signedContractData/{emaid}",
+    path = "/v1/ccp/signedContractData/{key}",
     tag = "ccp",
     params(
-        ("emaid" = String, Path, description = "eMAID"),
+        ("key" = String, Path, description = "The eMAID (OPCP names the same path segment PCID for GET and eMAID for DELETE)"),
         ("X-Skip-Revocation" = Option<bool>, Header, description = "Do not revoke (tests)"),
     ),
     security(("bearer" = [])),
