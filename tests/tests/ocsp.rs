@@ -1,0 +1,680 @@
+//! The OCSP stapling cache and responder, end to end, on both backends.
+//!
+//! Upstream: a real `openssl ocsp` responder on loopback behind a counting HTTP proxy (so the
+//! tests see every upstream request), for a test PKI made with the openssl CLI: a root in the
+//! pool, a Sub-CA registered as intermediate whose AIA names the responder, leaves under it.
+//! pnc's own responder: answers for the dev PKI's CAs are verified with `openssl ocsp`
+//! (an independent verifier), CRLs with `openssl crl`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use pnc_ocsp::cert_id::{CertId, HashAlgorithm};
+use pnc_pki::Certificate;
+use pnc_proto::principal::Role;
+use pnc_tests::{Backend, Sandbox};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const MALFORMED_REQUEST: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x01];
+const UNAUTHORIZED: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x06];
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("run openssl");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A test PKI made by the openssl CLI: root → Sub-CA (AIA = `responder_url`) → leaves, and a
+/// delegated OCSP signer of the Sub-CA.
+struct OpensslPki {
+    dir: PathBuf,
+}
+
+impl OpensslPki {
+    fn create(dir: &Path, responder_url: &str, leaves: &[&str]) -> OpensslPki {
+        let ext = dir.join("ext.cnf");
+        std::fs::write(
+            &ext,
+            format!(
+                "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
+                 subjectKeyIdentifier=hash\n\
+                 [sub]\nbasicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
+                 subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\nauthorityInfoAccess=OCSP;URI:{responder_url}\n\
+                 [leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                 subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\nauthorityInfoAccess=OCSP;URI:{responder_url}\n\
+                 [signer]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                 extendedKeyUsage=OCSPSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+            ),
+        )
+        .expect("ext");
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").current_dir(dir).args(args));
+        };
+        let key = |name: &str| {
+            openssl(&[
+                "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{name}.key"),
+            ])
+        };
+        key("root");
+        openssl(&[
+            "req", "-new", "-x509", "-key", "root.key", "-out", "root.pem", "-days", "30",
+            "-subj", "/CN=OCSP Test Root/O=pnc tests", "-extensions", "ca", "-config", "ext.cnf",
+            "-sha256",
+        ]);
+        let issue = |name: &str, subject: &str, issuer: &str, extension: &str, serial: &str| {
+            key(name);
+            openssl(&[
+                "req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"),
+                "-subj", subject,
+            ]);
+            openssl(&[
+                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{issuer}.pem"),
+                "-CAkey", &format!("{issuer}.key"), "-set_serial", serial, "-days", "20",
+                "-extfile", "ext.cnf", "-extensions", extension, "-out", &format!("{name}.pem"),
+                "-sha256",
+            ]);
+        };
+        issue("sub", "/CN=OCSP Test Sub-CA/O=pnc tests", "root", "sub", "0x1001");
+        issue("signer", "/CN=OCSP Test Responder/O=pnc tests", "sub", "signer", "0x2001");
+        let mut index = String::new();
+        for (position, leaf) in leaves.iter().enumerate() {
+            let serial = format!("{:X}", 0x3001 + position);
+            issue(leaf, &format!("/CN={leaf}/O=pnc tests"), "sub", "leaf", &format!("0x{serial}"));
+            // index.txt: status, expiry, revocation, serial, file, subject.
+            let revoked = leaf.starts_with("revoked");
+            index.push_str(&format!(
+                "{}\t301231235959Z\t{}\t{serial}\tunknown\t/CN={leaf}/O=pnc tests\n",
+                if revoked { "R" } else { "V" },
+                if revoked { "240101000000Z,keyCompromise" } else { "" },
+            ));
+        }
+        std::fs::write(dir.join("index.txt"), index).expect("index");
+        OpensslPki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn certificate(&self, name: &str) -> Certificate {
+        Certificate::from_pem(&std::fs::read(self.path(&format!("{name}.pem"))).expect("pem"))
+            .expect("certificate")
+    }
+
+    fn der_base64(&self, name: &str) -> String {
+        STANDARD.encode(self.certificate(name).der())
+    }
+
+    /// Starts `openssl ocsp` as the Sub-CA's responder on `port`, nextUpdate one minute on.
+    fn start_responder(&self, port: u16) -> Child {
+        let child = Command::new("openssl")
+            .current_dir(&self.dir)
+            .args([
+                "ocsp", "-index", "index.txt", "-port", &port.to_string(), "-CA", "sub.pem",
+                "-rsigner", "signer.pem", "-rkey", "signer.key", "-nmin", "1", "-ignore_err",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl ocsp");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("openssl ocsp did not start");
+    }
+}
+
+/// What the proxy does with the upstream's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Forward,
+    /// Changes one digit of producedAt: valid DER, broken signature.
+    Tamper,
+    /// Answers with the response to another certificate.
+    Mismatch,
+}
+
+/// An HTTP proxy in front of the responder that counts every request it receives.
+struct CountingProxy {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    mode: Arc<std::sync::Mutex<(Mode, Vec<u8>)>>,
+}
+
+impl CountingProxy {
+    async fn start(upstream_port: Option<u16>) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let address: SocketAddr = listener.local_addr().expect("addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let mode = Arc::new(std::sync::Mutex::new((Mode::Forward, Vec::new())));
+        let (counter, shared_mode) = (requests.clone(), mode.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let (http, mode) = (http.clone(), shared_mode.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let body = loop {
+                        let Ok(read) = stream.read(&mut chunk).await else { return };
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .and_then(|value| value.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buffer.len() >= end + 4 + length {
+                            break buffer[end + 4..end + 4 + length].to_vec();
+                        }
+                    };
+                    let answer = match upstream_port {
+                        None => None,
+                        Some(port) => http
+                            .post(format!("http://127.0.0.1:{port}/"))
+                            .header("content-type", "application/ocsp-request")
+                            .body(body)
+                            .send()
+                            .await
+                            .ok()
+                            .and_then(|response| {
+                                response.status().is_success().then_some(response)
+                            }),
+                    };
+                    let answer = match answer {
+                        Some(response) => response.bytes().await.ok().map(|b| b.to_vec()),
+                        None => None,
+                    };
+                    let reply = match answer {
+                        Some(mut der) => {
+                            let (mode, other) = mode.lock().unwrap().clone();
+                            match mode {
+                                Mode::Forward => {}
+                                Mode::Tamper => {
+                                    // The first GeneralizedTime (producedAt): bump a digit.
+                                    if let Some(at) = der.windows(2).position(|w| w == [0x18, 0x0f]) {
+                                        let digit = at + 2 + 13;
+                                        der[digit] = if der[digit] == b'0' { b'1' } else { b'0' };
+                                    }
+                                }
+                                Mode::Mismatch => der = other,
+                            }
+                            let mut reply = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/ocsp-response\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                                der.len()
+                            )
+                            .into_bytes();
+                            reply.extend_from_slice(&der);
+                            reply
+                        }
+                        None => b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                    };
+                    let _ = stream.write_all(&reply).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        CountingProxy {
+            url: format!("http://127.0.0.1:{}/", address.port()),
+            requests,
+            mode,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn set_mode(&self, mode: Mode, other: Vec<u8>) {
+        *self.mode.lock().unwrap() = (mode, other);
+    }
+}
+
+fn hash_data(id: &CertId, responder_url: &str) -> Value {
+    let algorithm = match id.hash_algorithm() {
+        HashAlgorithm::Sha256 => "SHA256",
+        HashAlgorithm::Sha384 => "SHA384",
+        HashAlgorithm::Sha512 => "SHA512",
+        HashAlgorithm::Sha1 => "SHA1",
+    };
+    json!({"ocspRequestData": {
+        "hashAlgorithm": algorithm,
+        "issuerNameHash": hex::encode(id.issuer_name_hash()),
+        "issuerKeyHash": hex::encode_upper(id.issuer_key_hash()),
+        "serialNumber": hex::encode_upper(id.serial_magnitude()),
+        "responderURL": responder_url,
+    }})
+}
+
+async fn get_status(sandbox: &Sandbox, token: &str, body: &Value) -> Value {
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-certificate-status"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+/// Registers the test PKI's root and Sub-CA with pnc.
+async fn register(sandbox: &Sandbox, admin: &str, pki: &OpensslPki) {
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/root/rootCerts"))
+        .bearer_auth(admin)
+        .json(&json!({"caCertificate": pki.der_base64("root"), "rootType": "V2G"}))
+        .send()
+        .await
+        .expect("put root");
+    assert!(response.status().is_success(), "put root: {}", response.text().await.unwrap_or_default());
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/trust/intermediates"))
+        .bearer_auth(admin)
+        .json(&json!({"certificate": pki.der_base64("sub")}))
+        .send()
+        .await
+        .expect("add intermediate");
+    assert!(response.status().is_success(), "intermediate: {}", response.text().await.unwrap_or_default());
+}
+
+fn no_prefetch(config: &mut pnc_common::Config) {
+    config.ocsp.prefetch_interval_seconds = 0;
+}
+
+fn verify_with_openssl(dir: &Path, response: &[u8], ca_file: &Path, issuer: &Path, cert: &Path) -> String {
+    std::fs::write(dir.join("resp.der"), response).expect("write response");
+    run(Command::new("openssl").args([
+        "ocsp", "-respin",
+    ]).arg(dir.join("resp.der")).arg("-CAfile").arg(ca_file).arg("-issuer").arg(issuer).arg("-cert").arg(cert))
+}
+
+async fn upstream_scenario(backend: Backend) {
+    let work = tempfile::tempdir().expect("dir");
+    let openssl_port = free_port();
+    let proxy = CountingProxy::start(Some(openssl_port)).await;
+    let pki = OpensslPki::create(
+        work.path(),
+        &proxy.url,
+        &["leaf1", "leaf2", "leaf3", "revoked1", "leaf5", "leaf6", "leaf7"],
+    );
+    let mut responder = pki.start_responder(openssl_port);
+    let sandbox = Sandbox::start_with(backend, no_prefetch).await;
+    let admin = sandbox.admin().await;
+    register(&sandbox, &admin.token, &pki).await;
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
+    let sub = pki.certificate("sub");
+    let id = |leaf: &str| CertId::for_certificate(HashAlgorithm::Sha256, &pki.certificate(leaf), &sub).unwrap();
+
+    // ok/accepted: the upstream's response, verified by pnc and by openssl.
+    let answer = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf1"), &proxy.url)).await;
+    assert_eq!(answer["status"], "Accepted", "{answer}");
+    let der = STANDARD.decode(answer["ocspResult"].as_str().expect("ocspResult")).unwrap();
+    std::fs::write(work.path().join("chain.pem"), [std::fs::read(pki.path("root.pem")).unwrap(), std::fs::read(pki.path("sub.pem")).unwrap()].concat()).unwrap();
+    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &pki.path("leaf1.pem"));
+    assert!(verdict.contains("Response verify OK") && verdict.contains(": good"), "{verdict}");
+    assert_eq!(proxy.count(), 1);
+
+    // ok/cached: asked again, no upstream request.
+    let again = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf1"), "")).await;
+    assert_eq!(again["ocspResult"], answer["ocspResult"]);
+    assert_eq!(proxy.count(), 1);
+
+    // ok/persisted: a second pnc on the same storage (a replica, or this one restarted)
+    // serves what the first fetched without asking upstream.
+    let before = proxy.count();
+    let replica_config = pnc_common::Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        services: Default::default(),
+        ..sandbox.config.clone()
+    };
+    let replica_shutdown = tokio_util::sync::CancellationToken::new();
+    let replica = pnc::serve::start_all(replica_config, replica_shutdown.clone()).await.expect("replica starts");
+    let replica_url = format!("http://{}", replica.address_of(pnc_common::Component::Gateway).unwrap());
+    let replica_answer: Value = sandbox.http.post(format!("{replica_url}/v1/ocpp/get-certificate-status")).bearer_auth(&cpo.token).json(&hash_data(&id("leaf1"), "")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(replica_answer["ocspResult"], answer["ocspResult"]);
+    assert_eq!(proxy.count(), before, "the replica did not refetch");
+    replica_shutdown.cancel();
+    replica.wait().await.expect("replica stops");
+
+    // ok/single-flight: 32 concurrent asks for an uncached certificate, one upstream request.
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let body = hash_data(&id("leaf2"), &proxy.url);
+        let (http, url, token) = (sandbox.http.clone(), sandbox.url("/v1/ocpp/get-certificate-status"), cpo.token.clone());
+        asks.spawn(async move {
+            let response = http.post(url).bearer_auth(token).json(&body).send().await.expect("request");
+            response.json::<Value>().await.expect("json")
+        });
+    }
+    let answers = asks.join_all().await;
+    assert!(answers.iter().all(|answer| answer["status"] == "Accepted"), "{answers:?}");
+    assert_eq!(proxy.count(), 2, "single flight");
+
+    // ok/revoked: a revoked certificate is a successful answer saying revoked.
+    let revoked = get_status(&sandbox, &cpo.token, &hash_data(&id("revoked1"), "")).await;
+    assert_eq!(revoked["status"], "Accepted");
+    let der = STANDARD.decode(revoked["ocspResult"].as_str().unwrap()).unwrap();
+    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &pki.path("revoked1.pem"));
+    assert!(verdict.contains(": revoked"), "{verdict}");
+    assert_eq!(proxy.count(), 3);
+
+    // fail/responder-not-allowed: a URL no known CA names; no connection is made to it.
+    let trap = CountingProxy::start(None).await;
+    let refused = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf3"), &trap.url)).await;
+    assert_eq!(refused["status"], "Failed");
+    assert_eq!(refused["statusInfo"]["reasonCode"], "ResponderNotAllowed");
+    assert!(refused.get("ocspResult").is_none());
+    let internal = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf3"), "http://169.254.169.254/latest/")).await;
+    assert_eq!(internal["status"], "Failed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(trap.count(), 0, "no connection to a refused responder");
+    assert_eq!(proxy.count(), 3);
+
+    // fail/unknown-issuer: answered without any upstream request.
+    let stranger = CertId::new(HashAlgorithm::Sha256, vec![7; 32], vec![8; 32], &[1]).unwrap();
+    let unknown = get_status(&sandbox, &cpo.token, &hash_data(&stranger, &proxy.url)).await;
+    assert_eq!(unknown["statusInfo"]["reasonCode"], "UnknownIssuer", "{unknown}");
+    assert_eq!(proxy.count(), 3);
+
+    // fail/bad input, answered in OCPP terms.
+    for (case, body) in [
+        ("fail/bad-hex", json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "zz", "issuerKeyHash": "00", "serialNumber": "01", "responderURL": ""}})),
+        ("fail/wrong-length", json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "00".repeat(20), "issuerKeyHash": "00".repeat(32), "serialNumber": "01", "responderURL": ""}})),
+        ("fail/unknown-algorithm", json!({"ocspRequestData": {"hashAlgorithm": "MD5", "issuerNameHash": "00".repeat(16), "issuerKeyHash": "00".repeat(16), "serialNumber": "01", "responderURL": ""}})),
+    ] {
+        let answer = get_status(&sandbox, &cpo.token, &body).await;
+        assert_eq!(answer["status"], "Failed", "{case}");
+        assert_eq!(answer["statusInfo"]["reasonCode"], "FormatViolation", "{case}");
+    }
+    let missing = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-status")).bearer_auth(&cpo.token).json(&json!({"ocspRequestData": {}})).send().await.unwrap();
+    assert_eq!(missing.status(), 400, "fail/missing-fields");
+    let anonymous = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-status")).json(&hash_data(&id("leaf1"), "")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let forbidden = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-status")).bearer_auth(&oem.token).json(&hash_data(&id("leaf1"), "")).send().await.unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    // fail/tampered and fail/mismatched upstream answers are not kept or served.
+    proxy.set_mode(Mode::Tamper, Vec::new());
+    let tampered = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf5"), "")).await;
+    assert_eq!(tampered["status"], "Failed", "{tampered}");
+    assert_eq!(tampered["statusInfo"]["reasonCode"], "OcspUnavailable");
+    let leaf1_der = STANDARD.decode(answer["ocspResult"].as_str().unwrap()).unwrap();
+    proxy.set_mode(Mode::Mismatch, leaf1_der);
+    let mismatched = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf6"), "")).await;
+    assert_eq!(mismatched["status"], "Failed", "{mismatched}");
+    proxy.set_mode(Mode::Forward, Vec::new());
+
+    // ok/rfc6960: the same cache answers plain OCSP (SHA-1 CertID, POST) without a token.
+    let sha1 = CertId::for_certificate(HashAlgorithm::Sha1, &pki.certificate("leaf7"), &sub).unwrap();
+    let request = pnc_ocsp::codec::build_request(&sha1);
+    let response = sandbox.http.post(sandbox.url("/ocsp")).header("content-type", "application/ocsp-request").body(request.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let verdict = verify_with_openssl(work.path(), &body, &work.path().join("chain.pem"), &pki.path("sub.pem"), &pki.path("leaf7.pem"));
+    assert!(verdict.contains(": good"), "{verdict}");
+
+    // ok/stale-but-valid, then fail/expired: the responder stops; the last good response
+    // is served until its nextUpdate (one minute after thisUpdate), then a clear failure.
+    let _ = responder.kill();
+    let _ = responder.wait();
+    let parsed = pnc_ocsp::codec::read_answer(&STANDARD.decode(answer["ocspResult"].as_str().unwrap()).unwrap(), &id("leaf1")).unwrap();
+    let wait_until = |at: i64| async move {
+        let now = pnc_common::db::unix_now();
+        if at > now {
+            tokio::time::sleep(Duration::from_secs((at - now) as u64)).await;
+        }
+    };
+    wait_until(parsed.this_update + (parsed.next_update - parsed.this_update) / 2 + 2).await;
+    let stale = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf1"), "")).await;
+    assert_eq!(stale["status"], "Accepted", "stale but valid: {stale}");
+    assert_eq!(stale["ocspResult"], answer["ocspResult"]);
+    wait_until(parsed.next_update + 2).await;
+    // The gateway's answer cache never outlives nextUpdate either.
+    let expired = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf1"), "")).await;
+    assert_eq!(expired["status"], "Failed", "{expired}");
+    assert_eq!(expired["statusInfo"]["reasonCode"], "OcspUnavailable");
+    let plain = sandbox.http.post(sandbox.url("/ocsp")).body(pnc_ocsp::codec::build_request(&id("leaf1"))).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(plain.as_ref(), &[0x30, 0x03, 0x0a, 0x01, 0x03], "tryLater");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_cache_verifies_shares_and_outlives_its_responder() {
+    tokio::join!(upstream_scenario(Backend::Sqlite), upstream_scenario(Backend::Postgres));
+}
+
+/// The dev PKI's certificates and keys, as the sandbox made them.
+fn dev_pki(sandbox: &Sandbox) -> pnc_pki::DevPki {
+    let directory = sandbox.data_dir.path().join("pki");
+    let kek = pnc_pki::Kek::load(&directory.join("kek")).expect("kek");
+    let store = pnc_pki::KeyStore::open(directory.join("keys"), kek).expect("key store");
+    pnc_pki::DevPki::load(&directory, &store).expect("dev pki")
+}
+
+async fn own_scenario(backend: Backend) {
+    let sandbox = Sandbox::start(backend).await;
+    let work = tempfile::tempdir().expect("dir");
+    let pki = dev_pki(&sandbox);
+    let ca = pki.certificate(pnc_pki::DevCert::ChargingStationCa).clone();
+    let key = pnc_pki::SoftwareSigner::generate("station", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+    let issue = |name: &str| pki.issue_charging_station(name, pnc_pki::Signer::public_key_spki_der(&key), time::Duration::days(30)).unwrap();
+    let (good, revoked, unrecorded) = (issue("CS-GOOD"), issue("CS-REVOKED"), issue("CS-UNRECORDED"));
+    let registry = pnc_registry::open_database(&sandbox.storage()).await.unwrap();
+    let issued = pnc_registry::issued::IssuedStore::new(registry);
+    for certificate in [&good, &revoked] {
+        let record = pnc_registry::issued::NewIssued::from_certificates(certificate.der(), ca.der(), "charging-station").unwrap();
+        issued.record(&record).await.unwrap();
+    }
+    issued.revoke(ca.subject_key_identifier().unwrap(), revoked.serial(), 1).await.unwrap();
+
+    let write = |name: &str, bytes: &[u8]| {
+        let path = work.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let ca_file = write("ca.pem", ca.to_pem().as_bytes());
+    for (name, certificate) in [("good", &good), ("revoked", &revoked), ("unrecorded", &unrecorded)] {
+        write(&format!("{name}.pem"), certificate.to_pem().as_bytes());
+    }
+    let openssl_request = |name: &str, extra: &[&str]| -> Vec<u8> {
+        let out = work.path().join(format!("{name}.req"));
+        let mut command = Command::new("openssl");
+        command.current_dir(work.path()).args(["ocsp", "-issuer", "ca.pem"]).args(extra).args(["-cert", &format!("{name}.pem"), "-reqout"]).arg(&out);
+        run(&mut command);
+        std::fs::read(out).unwrap()
+    };
+    // The verifier builds the CertID itself (with the digest the request used) and
+    // matches it against the response.
+    let check = |name: &str, response: &[u8], digest: &[&str]| -> String {
+        std::fs::write(work.path().join("r.der"), response).unwrap();
+        run(Command::new("openssl").current_dir(work.path()).args(["ocsp", "-respin", "r.der", "-CAfile", "ca.pem", "-issuer", "ca.pem"]).args(digest).args(["-cert", &format!("{name}.pem")]))
+    };
+
+    // ok/good, ok/revoked with its reason, ok/unknown: SHA-1 (openssl's default) and
+    // SHA-256 CertIDs, with and without nonce, POST and GET in both base64 alphabets.
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("good", &["-no_nonce"], ": good"),
+        ("good", &["-sha256", "-nonce"], ": good"),
+        ("revoked", &["-no_nonce"], "Reason: keyCompromise"),
+        ("revoked", &["-sha256", "-no_nonce"], ": revoked"),
+        ("unrecorded", &["-no_nonce"], ": unknown"),
+    ];
+    for (name, extra, expected) in cases {
+        let request = openssl_request(name, extra);
+        let response = sandbox.http.post(sandbox.url("/ocsp")).header("content-type", "application/ocsp-request").body(request.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap();
+        let digest: Vec<&str> = extra.iter().copied().filter(|arg| *arg == "-sha256").collect();
+        let verdict = check(name, &body, &digest);
+        assert!(verdict.contains("Response verify OK") && verdict.contains(expected), "{name} {extra:?}: {verdict}");
+        assert!(headers["cache-control"].to_str().unwrap().starts_with("max-age="), "{headers:?}");
+        assert!(headers.contains_key("etag") && headers.contains_key("last-modified"));
+        for encoded in [STANDARD.encode(&request), URL_SAFE_NO_PAD.encode(&request)] {
+            let path = encoded.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
+            let got = sandbox.http.get(sandbox.url(&format!("/ocsp/{path}"))).send().await.unwrap().bytes().await.unwrap();
+            let verdict = check(name, &got, &digest);
+            assert!(verdict.contains(expected), "GET {name}: {verdict}");
+        }
+    }
+
+    // fail/malformed and fail/unknown-issuer: OCSP error statuses, never a panic.
+    for garbage in [Vec::new(), vec![0x30, 0x00], vec![0xff; 100], vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff]] {
+        let body = sandbox.http.post(sandbox.url("/ocsp")).body(garbage).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(body.as_ref(), &MALFORMED_REQUEST);
+    }
+    let got = sandbox.http.get(sandbox.url("/ocsp/not*base64")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(got.as_ref(), &MALFORMED_REQUEST);
+    let stranger = CertId::new(HashAlgorithm::Sha1, vec![1; 20], vec![2; 20], &[3]).unwrap();
+    let body = sandbox.http.post(sandbox.url("/ocsp")).body(pnc_ocsp::codec::build_request(&stranger)).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(body.as_ref(), &UNAUTHORIZED);
+
+    // ok/crl: at the path the certificates name, signed by the CA, listing the revoked one.
+    let crl_url = good.crl_urls().first().expect("CRL DP").clone();
+    let path = url_path(&crl_url);
+    let response = sandbox.http.get(sandbox.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let crl = response.bytes().await.unwrap();
+    let crl_path = write("ca.crl", &crl);
+    let text = run(Command::new("openssl").args(["crl", "-inform", "DER", "-in"]).arg(&crl_path).arg("-CAfile").arg(&ca_file).args(["-noout", "-text"]));
+    assert!(text.contains("verify OK"), "{text}");
+    assert!(text.contains(&revoked.serial_hex()) && !text.contains(&good.serial_hex()), "{text}");
+    let missing = sandbox.http.get(sandbox.url("/crl/nobody.crl")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // ok/ocpp: the same answers through GetCertificateStatus, with the AIA URL as hint.
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
+    let id = CertId::for_certificate(HashAlgorithm::Sha256, &revoked, &ca).unwrap();
+    let answer = get_status(&sandbox, &cpo.token, &hash_data(&id, &good.ocsp_urls()[0])).await;
+    assert_eq!(answer["status"], "Accepted", "{answer}");
+    let chain = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-chain-status")).bearer_auth(&cpo.token).json(&json!({"certificateStatusRequests": [
+        {"certificateHashData": hash_data(&id, "")["ocspRequestData"], "source": "OCSP", "urls": [good.ocsp_urls()[0]]},
+        {"certificateHashData": hash_data(&CertId::for_certificate(HashAlgorithm::Sha256, &good, &ca).unwrap(), "")["ocspRequestData"], "source": "CRL", "urls": [crl_url]},
+    ]})).send().await.unwrap();
+    assert_eq!(chain.status(), 200);
+    let chain: Value = chain.json().await.unwrap();
+    assert_eq!(chain["certificateStatus"][0]["status"], "Revoked", "{chain}");
+    assert_eq!(chain["certificateStatus"][1]["status"], "Good", "{chain}");
+    assert!(chain["certificateStatus"][0]["nextUpdate"].as_str().unwrap().contains('T'));
+    sandbox.stop().await;
+}
+
+fn url_path(url: &str) -> String {
+    let without_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    without_scheme.find('/').map(|at| without_scheme[at..].to_string()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn own_responder_answers_verify_with_openssl() {
+    for backend in Backend::ALL {
+        own_scenario(backend).await;
+    }
+}
+
+async fn authorize_scenario(backend: Backend) {
+    let sandbox = Sandbox::start(backend).await;
+    let pki = dev_pki(&sandbox);
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
+    let key = pnc_pki::SoftwareSigner::generate("contract", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+    let emaid_of = |first_14: &str| format!("{first_14}{}", pnc_common::ids::emaid_check_digit(first_14).expect("check digit"));
+    let emaid = emaid_of("DEPNCC00000001");
+    let emaid = emaid.as_str();
+    let other_emaid = emaid_of("DEPNCC00000002");
+    let revoked_emaid = emaid_of("DEPNCC00000003");
+    let contract = pki.issue_contract(emaid, pnc_pki::Signer::public_key_spki_der(&key), time::Duration::days(30)).unwrap();
+    let sub2 = pki.certificate(pnc_pki::DevCert::MoSubCa2).clone();
+    let sub1 = pki.certificate(pnc_pki::DevCert::MoSubCa1).clone();
+    let registry = pnc_registry::open_database(&sandbox.storage()).await.unwrap();
+    let issued = pnc_registry::issued::IssuedStore::new(registry);
+    for (certificate, issuer) in [(&contract, &sub2), (&sub2, &sub1), (&sub1, pki.certificate(pnc_pki::DevCert::MoRoot))] {
+        let record = pnc_registry::issued::NewIssued::from_certificates(certificate.der(), issuer.der(), "test").unwrap();
+        issued.record(&record).await.unwrap();
+    }
+    let pem = [contract.to_pem(), sub2.to_pem(), sub1.to_pem()].concat();
+    let authorize = |body: Value| {
+        let (sandbox, token) = (&sandbox, cpo.token.clone());
+        async move {
+            let response = sandbox.http.post(sandbox.url("/v1/ocpp/authorize")).bearer_auth(token).json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    // The MO root must be in the pool (provisioning seeds it in the background).
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        answer = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": pem})).await;
+        if answer["certificateStatus"] == "Accepted" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(answer["certificateStatus"], "Accepted", "{answer}");
+    assert_eq!(answer["idTokenInfo"]["status"], "Accepted");
+    let wrong_token = authorize(json!({"idToken": {"idToken": other_emaid, "type": "eMAID"}, "certificate": pem})).await;
+    assert_eq!(wrong_token["certificateStatus"], "CertChainError");
+    let hash = |certificate: &Certificate, issuer: &Certificate| hash_data(&CertId::for_certificate(HashAlgorithm::Sha256, certificate, issuer).unwrap(), "")["ocspRequestData"].clone();
+    let by_hash = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]})).await;
+    assert_eq!(by_hash["certificateStatus"], "Accepted", "{by_hash}");
+    issued.revoke(sub2.subject_key_identifier().unwrap(), contract.serial(), 1).await.unwrap();
+    // A fresh contract of the same chain, revoked before anyone asked.
+    let revoked = pki.issue_contract(&revoked_emaid, pnc_pki::Signer::public_key_spki_der(&key), time::Duration::days(30)).unwrap();
+    let record = pnc_registry::issued::NewIssued::from_certificates(revoked.der(), sub2.der(), "test").unwrap();
+    issued.record(&record).await.unwrap();
+    issued.revoke(sub2.subject_key_identifier().unwrap(), revoked.serial(), 1).await.unwrap();
+    let revoked_answer = authorize(json!({"idToken": {"idToken": revoked_emaid, "type": "eMAID"}, "certificate": ([revoked.to_pem(), sub2.to_pem(), sub1.to_pem()].concat())})).await;
+    assert_eq!(revoked_answer["certificateStatus"], "CertificateRevoked", "{revoked_answer}");
+    assert_eq!(revoked_answer["idTokenInfo"]["status"], "Invalid");
+    let foreign = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": ([contract.to_pem(), sub2.to_pem()].concat())})).await;
+    assert_eq!(foreign["certificateStatus"], "CertChainError", "{foreign}");
+    let nothing = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}})).await;
+    assert_eq!(nothing["certificateStatus"], "NoCertificateAvailable");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authorize_checks_contract_chains() {
+    for backend in Backend::ALL {
+        authorize_scenario(backend).await;
+    }
+}
