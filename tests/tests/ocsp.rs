@@ -140,8 +140,17 @@ impl OpensslPki {
             .stderr(Stdio::null())
             .spawn()
             .expect("start openssl ocsp");
+        // Probing with a connection would wedge the single-threaded responder (it waits
+        // for a request on it), so look for the listening socket instead.
+        let needle = format!(":{port:04X} ");
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+                std::fs::read_to_string(table).is_ok_and(|text| {
+                    text.lines()
+                        .any(|line| line.contains(&needle) && line.split_whitespace().nth(3) == Some("0A"))
+                })
+            });
+            if listening {
                 return child;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -321,11 +330,13 @@ fn no_prefetch(config: &mut pnc_common::Config) {
     config.ocsp.prefetch_interval_seconds = 0;
 }
 
-fn verify_with_openssl(dir: &Path, response: &[u8], ca_file: &Path, issuer: &Path, cert: &Path) -> String {
+/// `openssl ocsp` as an independent verifier; `digest` is the CertID's (`-sha256`, or
+/// empty for SHA-1), so that it finds the answer for `cert`.
+fn verify_with_openssl(dir: &Path, response: &[u8], ca_file: &Path, issuer: &Path, digest: &[&str], cert: &Path) -> String {
     std::fs::write(dir.join("resp.der"), response).expect("write response");
     run(Command::new("openssl").args([
         "ocsp", "-respin",
-    ]).arg(dir.join("resp.der")).arg("-CAfile").arg(ca_file).arg("-issuer").arg(issuer).arg("-cert").arg(cert))
+    ]).arg(dir.join("resp.der")).arg("-CAfile").arg(ca_file).arg("-issuer").arg(issuer).args(digest).arg("-cert").arg(cert))
 }
 
 async fn upstream_scenario(backend: Backend) {
@@ -350,7 +361,7 @@ async fn upstream_scenario(backend: Backend) {
     assert_eq!(answer["status"], "Accepted", "{answer}");
     let der = STANDARD.decode(answer["ocspResult"].as_str().expect("ocspResult")).unwrap();
     std::fs::write(work.path().join("chain.pem"), [std::fs::read(pki.path("root.pem")).unwrap(), std::fs::read(pki.path("sub.pem")).unwrap()].concat()).unwrap();
-    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &pki.path("leaf1.pem"));
+    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &["-sha256"], &pki.path("leaf1.pem"));
     assert!(verdict.contains("Response verify OK") && verdict.contains(": good"), "{verdict}");
     assert_eq!(proxy.count(), 1);
 
@@ -394,7 +405,7 @@ async fn upstream_scenario(backend: Backend) {
     let revoked = get_status(&sandbox, &cpo.token, &hash_data(&id("revoked1"), "")).await;
     assert_eq!(revoked["status"], "Accepted");
     let der = STANDARD.decode(revoked["ocspResult"].as_str().unwrap()).unwrap();
-    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &pki.path("revoked1.pem"));
+    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &["-sha256"], &pki.path("revoked1.pem"));
     assert!(verdict.contains(": revoked"), "{verdict}");
     assert_eq!(proxy.count(), 3);
 
@@ -451,7 +462,7 @@ async fn upstream_scenario(backend: Backend) {
     let response = sandbox.http.post(sandbox.url("/ocsp")).header("content-type", "application/ocsp-request").body(request.clone()).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
-    let verdict = verify_with_openssl(work.path(), &body, &work.path().join("chain.pem"), &pki.path("sub.pem"), &pki.path("leaf7.pem"));
+    let verdict = verify_with_openssl(work.path(), &body, &work.path().join("chain.pem"), &pki.path("sub.pem"), &[], &pki.path("leaf7.pem"));
     assert!(verdict.contains(": good"), "{verdict}");
 
     // ok/stale-but-valid, then fail/expired: the responder stops; the last good response
