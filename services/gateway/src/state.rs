@@ -19,6 +19,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub tokens: TokenAuthority,
     pub channels: Channels,
+    /// Final OCSP answers, read-through (routes::ocsp).
+    pub ocsp_answers: crate::routes::ocsp::AnswerCache,
 }
 
 /// One channel per service, reused by every request.
