@@ -169,7 +169,9 @@ pub async fn install(
         .as_ref()
         .and_then(Certificate::common_name)
         .and_then(|name| Pcid::parse(name).ok());
-    let outcome = answer(service, principal, &checked, pcid.as_ref()).await;
+    // Past the role check provisioning reads as itself, the RA: the registry scopes reads to
+    // tenants, and a CPO or charger is no tenant of vehicle or contract records.
+    let outcome = answer(service, &checked, pcid.as_ref()).await;
     let pcid_text = pcid
         .map(|pcid| pcid.as_str().to_string())
         .unwrap_or_default();
@@ -202,7 +204,6 @@ pub async fn install(
 
 async fn answer(
     service: &ProvisioningService,
-    principal: Option<&Principal>,
     checked: &CheckedRequest,
     pcid: Option<&Pcid>,
 ) -> Result<InstallResponse, Negative> {
@@ -233,10 +234,10 @@ async fn answer(
     }
 
     // 3. Its chain, through the OEM Sub-CAs pnc knows, to a registered OEM root.
-    let path = validate_oem_chain(service, principal, oem_certificate, pcid, now).await?;
+    let path = validate_oem_chain(service, oem_certificate, pcid, now).await?;
 
     // 4. Revocation of the leaf and the Sub-CAs pnc issued.
-    check_revocation(service, principal, &path).await?;
+    check_revocation(service, &path).await?;
 
     // 5. The contract, under a V2G root the EV trusts.
     let pcid = pcid.ok_or_else(|| {
@@ -266,7 +267,7 @@ async fn answer(
         .contracts
         .clone()
         .get_signed_contract_data(forward(
-            principal,
+            None,
             GetSignedContractDataRequest {
                 pcid: pcid.as_str().to_string(),
                 emaid: String::new(),
@@ -317,7 +318,6 @@ async fn answer(
 /// nobody registered still validates and then gets FAILED_NoCertificateAvailable.
 async fn validate_oem_chain(
     service: &ProvisioningService,
-    principal: Option<&Principal>,
     oem_certificate: &Certificate,
     pcid: Option<&Pcid>,
     now: OffsetDateTime,
@@ -329,7 +329,7 @@ async fn validate_oem_chain(
             .contracts
             .clone()
             .get_provisioning_certificate(forward(
-                principal,
+                None,
                 GetProvisioningCertificateRequest {
                     pcid: pcid.as_str().to_string(),
                 },
@@ -356,7 +356,7 @@ async fn validate_oem_chain(
             .truststore
             .clone()
             .find_issuer(forward(
-                principal,
+                None,
                 FindIssuerRequest {
                     key: Some(find_issuer_request::Key::SubjectNameDer(
                         wanted_issuer.clone(),
@@ -392,7 +392,7 @@ async fn validate_oem_chain(
         .truststore
         .clone()
         .list_roots(forward(
-            principal,
+            None,
             ListRootsRequest {
                 root_type: RootType::Oem as i32,
                 ..ListRootsRequest::default()
@@ -429,7 +429,6 @@ async fn validate_oem_chain(
 /// beside provisioning, not below it); they pass this step.
 async fn check_revocation(
     service: &ProvisioningService,
-    principal: Option<&Principal>,
     path: &[Certificate],
 ) -> Result<(), Negative> {
     let Some((_, below_anchor)) = path.split_last() else {
@@ -444,7 +443,7 @@ async fn check_revocation(
             .issued
             .clone()
             .get_issued(forward(
-                principal,
+                None,
                 GetIssuedRequest {
                     issuer: Some(get_issued_request::Issuer::IssuerKeyId(
                         issuer_key_id.to_vec(),

@@ -69,8 +69,8 @@ pub fn parse_issuer_name(text: &str) -> Option<Vec<(&'static str, String)>> {
         trimmed = inner;
     }
     // OpenSSL oneline: `/C=DE/O=pnc/CN=Root`.
-    let parts = if trimmed.starts_with('/') {
-        split_unescaped(&trimmed[1..], &['/'])
+    let parts = if let Some(oneline) = trimmed.strip_prefix('/') {
+        split_unescaped(oneline, &['/'])
     } else {
         split_unescaped(trimmed, &[',', ';', '+'])
     };

@@ -135,6 +135,7 @@ pub struct SignedContractDataResponse {
     /// Base64 of the CPS's XML `V2G_Message` (signed CertificateInstallationRes, no SessionID).
     pub signed_data: String,
     /// Lower-case hex SHA-256 of the V2G root of the CPS chain.
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: String,
     pub cps_root_distinguished_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +177,7 @@ pub struct GenerateSignedContractDataRequest {
     #[serde(default)]
     pub subscription_url: Option<String>,
     #[serde(default)]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
     #[serde(default)]
     pub meta_data: Option<String>,
@@ -250,6 +252,7 @@ pub struct SignedContractDataRequest {
     pub pcid: Option<String>,
     pub xsd_msg_def_namespace: String,
     #[serde(default)]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
     #[serde(default)]
     pub meta_data: Option<String>,
@@ -375,6 +378,7 @@ pub struct CreateSignedContractDataRequest {
     #[serde(default)]
     pub meta_data: Option<String>,
     #[serde(default)]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
 }
 
@@ -492,6 +496,7 @@ pub struct CpsSignerData {
     pub valid_from: String,
     pub valid_to: String,
     pub organization_name: String,
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: String,
     pub cps_root_distinguished_name: String,
     pub cps_sub_ca1_certificate: String,

@@ -206,6 +206,7 @@ pub struct MessageDef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_data: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
 }
 
@@ -320,6 +321,7 @@ pub struct OpncSignedContractData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_data: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cps_root_distinguished_name: Option<String>,

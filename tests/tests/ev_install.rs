@@ -1,0 +1,357 @@
+//! The car plugs in: an eMSP has generated a contract, the test plays the EV with the dev
+//! PKI's example vehicle key (request built and signed with pnc-exi), the CSMS calls the
+//! OCPP-shaped endpoint and OPCP's CCP, and the answer is checked as the EV would check it.
+//! Then every failure code the notes map (§8.2), on both backends.
+
+mod provisioning_support;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pnc_pki::dev::DevCert;
+use pnc_pki::{CertificateTemplate, Profile, SubjectName, issue};
+use pnc_proto::principal::Role;
+use pnc_tests::{Backend, Sandbox};
+use provisioning_support::*;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+const SESSION_ID: [u8; 8] = [0x2A, 0x3D, 0xC6, 0xD7, 0x54, 0x11, 0xF6, 0x47];
+
+struct Installation {
+    sandbox: Sandbox,
+    pki: pnc_pki::DevPki,
+    cpo_token: String,
+}
+
+/// A sandbox with the example vehicle registered and a generated default contract.
+async fn installation_ready(backend: Backend) -> Installation {
+    let sandbox = Sandbox::start(backend).await;
+    let pki = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    register_vehicle(
+        &sandbox,
+        &oem.token,
+        &[
+            pki.certificate(DevCert::OemProvisioning),
+            pki.certificate(DevCert::OemSubCa2),
+            pki.certificate(DevCert::OemSubCa1),
+        ],
+    )
+    .await;
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let (status, body) = generate(&sandbox, &emsp.token, EMAID, EXAMPLE_PCID).await;
+    assert_eq!(status, 201, "{body}");
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    Installation {
+        sandbox,
+        pki,
+        cpo_token: cpo.token,
+    }
+}
+
+/// A provisioning certificate for `pcid` under the dev OEM Sub-CA 2, valid `from`..`to`.
+fn vehicle_certificate(
+    pki: &pnc_pki::DevPki,
+    pcid: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> (
+    std::sync::Arc<pnc_pki::SoftwareSigner>,
+    pnc_pki::Certificate,
+) {
+    let key = std::sync::Arc::new(
+        pnc_pki::SoftwareSigner::generate("vehicle", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256)
+            .expect("key"),
+    );
+    let mut template = CertificateTemplate::new(
+        Profile::OemProvisioning,
+        SubjectName::new(pcid),
+        pnc_pki::Signer::public_key_spki_der(key.as_ref()).to_vec(),
+        from,
+        to,
+    );
+    template.ocsp_url = Some("http://127.0.0.1:8080/ocsp".to_string());
+    let issuer = pki.certificate(DevCert::OemSubCa2);
+    let certificate = issue(
+        &template,
+        Some(issuer),
+        pki.signer(DevCert::OemSubCa2).as_ref(),
+    )
+    .expect("issue");
+    (key, certificate)
+}
+
+async fn install_answers_the_ev_on(backend: Backend) {
+    let Installation {
+        sandbox,
+        pki,
+        cpo_token,
+    } = installation_ready(backend).await;
+    let v2g_root = pki.certificate(DevCert::V2gRoot);
+    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+    // Josev's odd issuer string and an unknown root first: pnc picks the one it signs under.
+    let mut josev_style = root_id(v2g_root);
+    josev_style.issuer_name = format!(
+        "<Name({})>",
+        josev_style
+            .issuer_name
+            .split(',')
+            .rev()
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let unknown_root = pnc_exi::iso2::X509IssuerSerial {
+        issuer_name: "CN=V2GRootCA,O=RISE V2G Project,C=DE,DC=V2G".to_string(),
+        serial_number: "12345".to_string(),
+    };
+    let (_, exi) = installation_request(
+        vehicle.as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![unknown_root, josev_style],
+    );
+
+    let started = std::time::Instant::now();
+    let (status, body) = ocpp_install(&sandbox, &cpo_token, &exi).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "Accepted", "{body}");
+    let (code, session, tree) = decode_answer(body["exiResponse"].as_str().expect("exiResponse"));
+    assert_eq!(code, "OK", "{body}");
+    assert_eq!(session, SESSION_ID, "the SessionID is echoed");
+    let answer = verify_answer(&tree, v2g_root);
+    assert_eq!(answer.emaid, EMAID);
+    assert_eq!(answer.contract_chain[0].common_name(), Some(EMAID));
+    open_contract_key(&pki, &answer);
+    eprintln!("installation answered in {elapsed:?}");
+
+    // OPCP CCP: the same answer in CCPResponse.
+    let response = sandbox
+        .sandbox_post_ccp(&cpo_token, &STANDARD.encode(&exi), None)
+        .await;
+    assert_eq!(response.0, 200, "{}", response.1);
+    let content = &response.1["CCPResponse"]["emaidContent"][0]["messageDef"];
+    assert_eq!(content["emaid"], EMAID);
+    let (code, session, tree) = decode_answer(
+        content["certificateInstallationRes"]
+            .as_str()
+            .expect("certificateInstallationRes"),
+    );
+    assert_eq!((code.as_str(), session.as_slice()), ("OK", &SESSION_ID[..]));
+    verify_answer(&tree, v2g_root);
+
+    // Only CPOs (and chargers, admins) ask for installations.
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let (status, _) = ocpp_install(&sandbox, &emsp.token, &exi).await;
+    assert_eq!(status, 403, "fail/emsp-role");
+    sandbox.stop().await;
+}
+
+trait CcpCall {
+    async fn sandbox_post_ccp(
+        &self,
+        token: &str,
+        request_base64: &str,
+        always_return_exi: Option<bool>,
+    ) -> (u16, Value);
+}
+
+impl CcpCall for Sandbox {
+    async fn sandbox_post_ccp(
+        &self,
+        token: &str,
+        request_base64: &str,
+        always_return_exi: Option<bool>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/v1/ccp/signedContractData"))
+            .bearer_auth(token)
+            .json(&json!({
+                "certificateInstallationReq": request_base64,
+                "xsdMsgDefNamespace": ISO2_NAMESPACE,
+            }));
+        if let Some(flag) = always_return_exi {
+            request = request.header("alwaysReturnEXI", flag.to_string());
+        }
+        let response = request.send().await.expect("ccp");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn ok_install_answers_the_ev_sqlite() {
+    install_answers_the_ev_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_install_answers_the_ev_postgres() {
+    install_answers_the_ev_on(Backend::Postgres).await;
+}
+
+async fn install_failures_on(backend: Backend) {
+    let Installation {
+        sandbox,
+        pki,
+        cpo_token,
+    } = installation_ready(backend).await;
+    let v2g_root = pki.certificate(DevCert::V2gRoot);
+    let now = OffsetDateTime::now_utc();
+    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+
+    // fail/bad-signature: the body changed after signing.
+    let (mut message, _) = installation_request(
+        vehicle.as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+    if let pnc_exi::iso2::Body::CertificateInstallationReq(request) = &mut message.body {
+        request.list_of_root_certificate_ids[0].serial_number = "1".to_string();
+    }
+    let tampered = message.encode().expect("encode");
+
+    // fail/expired: a registered-looking vehicle whose certificate ran out.
+    // Inside the issuer's validity (the lint refuses anything else), already over.
+    let issuer_start = pki.certificate(DevCert::OemSubCa2).not_before();
+    let (expired_key, expired) = vehicle_certificate(
+        &pki,
+        EXAMPLE_PCID,
+        issuer_start,
+        issuer_start + Duration::minutes(30),
+    );
+    assert!(
+        expired.not_after() < now,
+        "the dev pki backdates its CAs by an hour"
+    );
+    let (_, expired_request) = installation_request(
+        expired_key.as_ref(),
+        &expired,
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+
+    // fail/unknown-pcid: a valid chain, but nobody registered or contracted this PCID.
+    let (stranger_key, stranger) = vehicle_certificate(
+        &pki,
+        "PNCSTRANGERVEHIC1",
+        issuer_start,
+        now + Duration::days(30),
+    );
+    let (_, stranger_request) = installation_request(
+        stranger_key.as_ref(),
+        &stranger,
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+
+    // fail/foreign-chain: a vehicle from a PKI pnc does not trust.
+    let foreign = pnc_pki::DevPki::generate(&pnc_pki::DevPkiOptions {
+        ocsp_signers: false,
+        ..pnc_pki::DevPkiOptions::default()
+    })
+    .expect("foreign pki");
+    let (_, foreign_request) = installation_request(
+        foreign.software_signer(DevCert::OemProvisioning).as_ref(),
+        foreign.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+
+    // fail/no-trusted-root: the EV trusts no V2G root pnc signs under.
+    let (_, untrusting_request) = installation_request(
+        vehicle.as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(foreign.certificate(DevCert::V2gRoot))],
+    );
+
+    for (name, exi, expected) in [
+        ("fail/bad-signature", &tampered, "FAILED_SignatureError"),
+        (
+            "fail/expired",
+            &expired_request,
+            "FAILED_CertificateExpired",
+        ),
+        (
+            "fail/unknown-pcid",
+            &stranger_request,
+            "FAILED_NoCertificateAvailable",
+        ),
+        ("fail/foreign-chain", &foreign_request, "FAILED"),
+        (
+            "fail/no-trusted-root",
+            &untrusting_request,
+            "FAILED_NoCertificateAvailable",
+        ),
+    ] {
+        let (status, body) = ocpp_install(&sandbox, &cpo_token, exi).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(
+            body["status"], "Accepted",
+            "{name}: an ISO answer is an Accepted one"
+        );
+        let (code, session, tree) = decode_answer(body["exiResponse"].as_str().expect("exi"));
+        assert_eq!(code, expected, "{name}: {body}");
+        assert_eq!(session, SESSION_ID, "{name}: SessionID echoed");
+        let header = tree.find("Header").expect("Header");
+        assert!(
+            header.find("Signature").is_none(),
+            "{name}: negative answers are unsigned"
+        );
+        assert_eq!(
+            body["statusInfo"]["reasonCode"]
+                .as_str()
+                .map(str::len)
+                .unwrap_or(0)
+                <= 20,
+            true
+        );
+    }
+
+    // OPCP: no contract → 404 still carrying the failure EXI; without alwaysReturnEXI the
+    // OPCP error body.
+    let (status, body) = sandbox
+        .sandbox_post_ccp(&cpo_token, &STANDARD.encode(&stranger_request), None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (code, _, _) = decode_answer(
+        body["CCPResponse"]["emaidContent"][0]["messageDef"]["certificateInstallationRes"]
+            .as_str()
+            .expect("failure EXI"),
+    );
+    assert_eq!(code, "FAILED_NoCertificateAvailable");
+    let (status, body) = sandbox
+        .sandbox_post_ccp(&cpo_token, &STANDARD.encode(&stranger_request), Some(false))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["errorMessages"].is_array(), "{body}");
+
+    // Undecodable input: OCPP `Failed` without an ISO answer; OPCP 400.
+    let (status, body) = ocpp_install(&sandbox, &cpo_token, &[0x80, 0x98, 0x02, 0x10]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "Failed", "fail/truncated-exi: {body}");
+    assert!(body["statusInfo"]["reasonCode"].is_string());
+    let (status, body) = sandbox
+        .sandbox_post_ccp(&cpo_token, &STANDARD.encode([0x80, 0x98, 0x02, 0x10]), None)
+        .await;
+    assert_eq!(status, 400, "fail/truncated-exi opcp: {body}");
+    let (status, body) = sandbox
+        .sandbox_post_ccp(&cpo_token, "%%%not-base64", None)
+        .await;
+    assert_eq!(status, 400, "fail/bad-base64: {body}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn fail_install_codes_sqlite() {
+    install_failures_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn fail_install_codes_postgres() {
+    install_failures_on(Backend::Postgres).await;
+}

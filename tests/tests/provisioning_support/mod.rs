@@ -1,0 +1,313 @@
+//! Shared steps of the provisioning and EV-installation suites: wait for pnc's own roots,
+//! load the sandbox's dev PKI (the example vehicle's key), register the example vehicle,
+//! generate a contract, and verify signed contract data the way an EV does.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pnc_exi::signature::{self, Profile};
+use pnc_pki::dev::{DevCert, DevPki, KEYS_DIR};
+use pnc_pki::keystore::{Kek, KeyStore};
+use pnc_pki::{Certificate, validate_path};
+use pnc_tests::Sandbox;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+pub const ISO2_NAMESPACE: &str = "urn:iso:15118:2:2013:MsgDef";
+/// The dev PKI's example vehicle (DevPkiOptions::default).
+pub const EXAMPLE_PCID: &str = "PNCDEMOVEHICLE0011";
+pub const PROVIDER: &str = "DEPNC";
+pub const EMAID: &str = "DEPNCC00000001";
+
+/// The sandbox's dev PKI, loaded from its data dir as the provisioning service does.
+pub fn dev_pki(sandbox: &Sandbox) -> DevPki {
+    let directory = sandbox.data_dir.path().join("pki");
+    let kek = Kek::load(&directory.join("kek")).expect("kek");
+    let key_store = KeyStore::open(directory.join(KEYS_DIR), kek).expect("key store");
+    DevPki::load(&directory, &key_store).expect("dev pki")
+}
+
+/// Waits until the provisioning service has put pnc's V2G, MO and OEM roots into the pool.
+pub async fn wait_for_dev_roots(sandbox: &Sandbox, token: &str, pki: &DevPki) {
+    let wanted: Vec<String> = [DevCert::V2gRoot, DevCert::MoRoot, DevCert::OemRoot]
+        .into_iter()
+        .map(|which| STANDARD.encode(pki.certificate(which).der()))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = sandbox
+            .http
+            .get(sandbox.url("/v1/root/rootCerts"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list roots");
+        if response.status() == 200 {
+            let body: Value = response.json().await.expect("json");
+            let present: Vec<&str> = body["RootCertificateCollection"]["rootCertificates"]
+                .as_array()
+                .map(|roots| {
+                    roots
+                        .iter()
+                        .filter_map(|root| root["caCertificate"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if wanted.iter().all(|root| present.contains(&root.as_str())) {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pnc's dev roots did not appear in the root pool"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Registers a provisioning certificate chain through OPCP PCP as an OEM of its WMI.
+pub async fn register_vehicle(sandbox: &Sandbox, oem_token: &str, chain: &[&Certificate]) {
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/oem/provCerts"))
+        .bearer_auth(oem_token)
+        .json(&json!({
+            "vehicleCertificate": STANDARD.encode(chain[0].der()),
+            "subCA2Certificate": STANDARD.encode(chain[1].der()),
+            "subCA1Certificate": STANDARD.encode(chain[2].der()),
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+        }))
+        .send()
+        .await
+        .expect("put provisioning certificate");
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "PCP upload: {body}");
+}
+
+pub fn rfc3339(moment: OffsetDateTime) -> String {
+    moment
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+/// `PUT /v1/cps/generate/signedContractData`; returns status and body.
+pub async fn generate(sandbox: &Sandbox, token: &str, emaid: &str, pcid: &str) -> (u16, Value) {
+    let now = OffsetDateTime::now_utc();
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/cps/generate/signedContractData"))
+        .bearer_auth(token)
+        .json(&json!({
+            "contractBegins": rfc3339(now - time::Duration::days(30)),
+            "contractEnds": rfc3339(now + time::Duration::days(365)),
+            "emaid": emaid,
+            "pcid": pcid,
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+        }))
+        .send()
+        .await
+        .expect("generate");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// What an EV receives, taken apart.
+pub struct ContractAnswer {
+    pub contract_chain: Vec<Certificate>,
+    pub cps_chain: Vec<Certificate>,
+    pub encrypted_private_key: Vec<u8>,
+    pub dh_public_key: Vec<u8>,
+    pub emaid: String,
+}
+
+fn certificates(chain: &pnc_exi::Element) -> Vec<Certificate> {
+    let mut ders = vec![
+        STANDARD
+            .decode(
+                chain
+                    .find("Certificate")
+                    .expect("certificate")
+                    .text_content()
+                    .trim(),
+            )
+            .expect("base64"),
+    ];
+    if let Some(subs) = chain.find("SubCertificates") {
+        for sub in subs.find_all("Certificate") {
+            ders.push(STANDARD.decode(sub.text_content().trim()).expect("base64"));
+        }
+    }
+    ders.iter()
+        .map(|der| Certificate::from_der(der).expect("certificate parses"))
+        .collect()
+}
+
+/// Verifies a `V2G_Message` tree (from EXI or the CPS's XML) as an EV does: the four
+/// references re-encoded as EXI fragments, the signature with the CPS leaf of the message,
+/// the CPS chain up to `v2g_root`. Returns the parts.
+pub fn verify_answer(message: &pnc_exi::Element, v2g_root: &Certificate) -> ContractAnswer {
+    let message = message.normalized();
+    let body = message.find("Body").expect("Body");
+    let res = body
+        .find("CertificateInstallationRes")
+        .expect("CertificateInstallationRes");
+    let cps_chain = certificates(
+        res.find("SAProvisioningCertificateChain")
+            .expect("SA chain"),
+    );
+    let key = signature::public_key_from_cert_der(cps_chain[0].der()).expect("cps key");
+    let header = message.find("Header").expect("Header");
+    let signature_element = header.find("Signature").expect("Signature");
+    let references = signature_element
+        .find("SignedInfo")
+        .expect("SignedInfo")
+        .find_all("Reference")
+        .count();
+    assert_eq!(references, 4, "exactly the four signed elements");
+    signature::verify(
+        Profile::Iso2,
+        signature_element,
+        signature::resolver(body),
+        &key,
+    )
+    .expect("the answer verifies with the CPS leaf");
+    let intermediates: Vec<&[u8]> = cps_chain[1..].iter().map(Certificate::der).collect();
+    validate_path(
+        cps_chain[0].der(),
+        &intermediates,
+        &[v2g_root.der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the CPS chain reaches the V2G root");
+    let bytes_of = |name: &str| {
+        STANDARD
+            .decode(res.find(name).expect(name).text_content().trim())
+            .expect("base64")
+    };
+    ContractAnswer {
+        contract_chain: certificates(
+            res.find("ContractSignatureCertChain")
+                .expect("contract chain"),
+        ),
+        cps_chain,
+        encrypted_private_key: bytes_of("ContractSignatureEncryptedPrivateKey"),
+        dh_public_key: bytes_of("DHpublickey"),
+        emaid: res.find("eMAID").expect("eMAID").text_content(),
+    }
+}
+
+/// Opens the sealed contract key with the vehicle's key and checks it matches the
+/// contract certificate [V2G2-823].
+pub fn open_contract_key(pki: &DevPki, answer: &ContractAnswer) {
+    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+    let sealed = pnc_pki::key_transport::iso2::SealedContractKey::from_slices(
+        &answer.encrypted_private_key,
+        &answer.dh_public_key,
+    )
+    .expect("sealed key lengths");
+    pnc_pki::key_transport::iso2::open(
+        vehicle.as_ref(),
+        &sealed,
+        answer.contract_chain[0].public_key_spki_der(),
+    )
+    .expect("the contract key opens with the vehicle key and matches the certificate");
+}
+
+/// A `RootCertificateID` naming `root`, with the issuer written the RFC 4514 way.
+pub fn root_id(root: &Certificate) -> pnc_exi::iso2::X509IssuerSerial {
+    let issuer_name = root
+        .subject()
+        .rdns()
+        .iter()
+        .rev()
+        .flatten()
+        .map(|attribute| {
+            let name = match attribute.oid.as_str() {
+                "2.5.4.3" => "CN",
+                "2.5.4.6" => "C",
+                "2.5.4.10" => "O",
+                "0.9.2342.19200300.100.1.25" => "DC",
+                other => other,
+            };
+            format!("{name}={}", attribute.value)
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    pnc_exi::iso2::X509IssuerSerial {
+        issuer_name,
+        serial_number: openssl::bn::BigNum::from_slice(root.serial())
+            .expect("serial")
+            .to_dec_str()
+            .expect("decimal")
+            .to_string(),
+    }
+}
+
+/// The EV's side: a CertificateInstallationReq signed with the vehicle key, as EXI.
+pub fn installation_request(
+    vehicle_key: &dyn pnc_pki::Signer,
+    vehicle_certificate: &Certificate,
+    session_id: &[u8],
+    root_ids: Vec<pnc_exi::iso2::X509IssuerSerial>,
+) -> (pnc_exi::iso2::V2gMessage, Vec<u8>) {
+    use pnc_exi::iso2::{Body, CertificateInstallationReq, MessageHeader, V2gMessage};
+    let request = CertificateInstallationReq {
+        id: "req".to_string(),
+        oem_provisioning_cert: vehicle_certificate.der().to_vec(),
+        list_of_root_certificate_ids: root_ids,
+    };
+    let element = request.to_element().expect("request element");
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
+        vehicle_key
+            .sign_raw(signed_info)
+            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
+    };
+    let signature = signature::sign_elements(Profile::Iso2, &[&element], &sign).expect("sign");
+    let message = V2gMessage {
+        header: MessageHeader {
+            session_id: session_id.to_vec(),
+            notification: None,
+            signature: Some(signature),
+        },
+        body: Body::CertificateInstallationReq(request),
+    };
+    let exi = message.encode().expect("encode request");
+    (message, exi)
+}
+
+/// `POST /v1/ocpp/get-15118-ev-certificate`; returns status and body.
+pub async fn ocpp_install(sandbox: &Sandbox, token: &str, exi: &[u8]) -> (u16, Value) {
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-15118-ev-certificate"))
+        .bearer_auth(token)
+        .json(&json!({
+            "iso15118SchemaVersion": ISO2_NAMESPACE,
+            "action": "Install",
+            "exiRequest": STANDARD.encode(exi),
+        }))
+        .send()
+        .await
+        .expect("get-15118-ev-certificate");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Decodes an `exiResponse` and returns the ResponseCode, SessionID and the decoded tree.
+pub fn decode_answer(exi_base64: &str) -> (String, Vec<u8>, pnc_exi::Element) {
+    let exi = STANDARD.decode(exi_base64).expect("base64");
+    let root = pnc_exi::decode_document(pnc_exi::Schema::Iso2, &exi).expect("the answer decodes");
+    let message = pnc_exi::iso2::V2gMessage::from_element(&root).expect("typed answer");
+    let pnc_exi::iso2::Body::CertificateInstallationRes(res) = &message.body else {
+        panic!("not a CertificateInstallationRes");
+    };
+    (
+        res.response_code.as_str().to_string(),
+        message.header.session_id.clone(),
+        root,
+    )
+}
