@@ -21,6 +21,7 @@ struct Installation {
     sandbox: Sandbox,
     pki: pnc_pki::DevPki,
     cpo_token: String,
+    emsp_token: String,
 }
 
 /// A sandbox with the example vehicle registered and a generated default contract.
@@ -48,6 +49,7 @@ async fn installation_ready(backend: Backend) -> Installation {
         sandbox,
         pki,
         cpo_token: cpo.token,
+        emsp_token: emsp.token,
     }
 }
 
@@ -88,6 +90,7 @@ async fn install_answers_the_ev_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        ..
     } = installation_ready(backend).await;
     let v2g_root = pki.certificate(DevCert::V2gRoot);
     let vehicle = pki.software_signer(DevCert::OemProvisioning);
@@ -197,6 +200,7 @@ async fn install_failures_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        emsp_token,
     } = installation_ready(backend).await;
     let v2g_root = pki.certificate(DevCert::V2gRoot);
     let now = OffsetDateTime::now_utc();
@@ -343,6 +347,51 @@ async fn install_failures_on(backend: Backend) {
         .sandbox_post_ccp(&cpo_token, "%%%not-base64", None)
         .await;
     assert_eq!(status, 400, "fail/bad-base64: {body}");
+
+    // fail/cancelled: the eMSP cancels the contract; the vehicle is still fine.
+    let (_, good_request) = installation_request(
+        vehicle.as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+    let response = sandbox
+        .http
+        .delete(sandbox.url(&format!("/v1/ccp/signedContractData/{EMAID}")))
+        .bearer_auth(&emsp_token)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(response.status(), 200, "cancel the contract");
+    let (_, body) = ocpp_install(&sandbox, &cpo_token, &good_request).await;
+    let (code, _, _) = decode_answer(body["exiResponse"].as_str().expect("exi"));
+    assert_eq!(code, "FAILED_ContractCanceled", "fail/cancelled: {body}");
+
+    // fail/revoked: pnc issued the example vehicle's certificate (dev PKI) and revokes it;
+    // revocation is checked before the contract.
+    let issued = pnc_registry::issued::IssuedStore::new(
+        pnc_registry::open_database(&sandbox.storage())
+            .await
+            .expect("registry database"),
+    );
+    let vehicle_certificate = pki.certificate(DevCert::OemProvisioning);
+    let issuer_key_id = pki
+        .certificate(DevCert::OemSubCa2)
+        .subject_key_identifier()
+        .expect("ski")
+        .to_vec();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The issuance records are seeded in the background at start.
+    while let Err(error) = issued
+        .revoke(&issuer_key_id, vehicle_certificate.serial(), 1)
+        .await
+    {
+        assert!(tokio::time::Instant::now() < deadline, "revoke: {error}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, body) = ocpp_install(&sandbox, &cpo_token, &good_request).await;
+    let (code, _, _) = decode_answer(body["exiResponse"].as_str().expect("exi"));
+    assert_eq!(code, "FAILED_CertificateRevoked", "fail/revoked: {body}");
     sandbox.stop().await;
 }
 
