@@ -140,6 +140,28 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// `len` whole octets (binary content); the caller has checked `len` against the input.
+    pub fn read_bytes(&mut self, len: usize) -> Result<Vec<u8>, ExiError> {
+        if len.saturating_mul(8) > self.remaining_bits() {
+            return Err(ExiError::Truncated { bit: self.pos });
+        }
+        let i = self.pos / 8;
+        let off = (self.pos % 8) as u32;
+        let out = if off == 0 {
+            self.data.get(i..i + len).map(<[u8]>::to_vec).unwrap_or_default()
+        } else {
+            let mut v = Vec::with_capacity(len);
+            for k in 0..len {
+                let hi = self.data.get(i + k).copied().unwrap_or(0);
+                let lo = self.data.get(i + k + 1).copied().unwrap_or(0);
+                v.push((hi << off) | (lo >> (8 - off)));
+            }
+            v
+        };
+        self.pos += len * 8;
+        Ok(out)
+    }
+
     /// Unsigned Integer (§7.1.6) that must fit in 64 bits.
     pub fn uint(&mut self) -> Result<u64, ExiError> {
         let start = self.pos;

@@ -1417,10 +1417,7 @@ impl<'a> Decoder<'a> {
                 if len * 8 > self.r.remaining_bits() as u64 {
                     return Err(ExiError::Truncated { bit: pos });
                 }
-                let mut b = Vec::with_capacity(len as usize);
-                for _ in 0..len {
-                    b.push(self.r.byte()?);
-                }
+                let b = self.r.read_bytes(len as usize)?;
                 if *hex {
                     hex::encode_upper(b)
                 } else {
