@@ -158,9 +158,8 @@ impl InspectedCa {
         }
         let certificate = Certificate::from_der(der)
             .map_err(|error| invalid(format!("the certificate is not valid DER X.509: {error}")))?;
-        let openssl = X509::from_der(der).map_err(|error| {
-            invalid(format!("the certificate is not valid DER X.509: {error}"))
-        })?;
+        let openssl = X509::from_der(der)
+            .map_err(|error| invalid(format!("the certificate is not valid DER X.509: {error}")))?;
         let (_, spki) = SubjectPublicKeyInfo::from_der(certificate.public_key_spki_der())
             .map_err(|error| invalid(format!("unreadable subjectPublicKeyInfo: {error}")))?;
         let key_bits = spki.subject_public_key.data.as_ref();
@@ -231,7 +230,10 @@ impl InspectedCa {
         {
             return Ok(());
         }
-        match WEAK_SIGNATURE_ALGORITHMS.iter().find(|(weak, _)| *weak == oid) {
+        match WEAK_SIGNATURE_ALGORITHMS
+            .iter()
+            .find(|(weak, _)| *weak == oid)
+        {
             Some((_, name)) => Err(invalid(format!(
                 "{} is signed with {name}; SHA-1 and MD5 signatures are refused",
                 self.describe()
@@ -376,9 +378,8 @@ mod tests {
         let spec: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("rcp.v1.json"))
                 .expect("json");
-        let example = &spec["paths"]["/v1/root/rootCerts/{rootCertificateId}"]["get"]
-            ["responses"]["200"]["content"]["application/json"]["examples"]["example"]["value"]
-            ["RootResponse"];
+        let example = &spec["paths"]["/v1/root/rootCerts/{rootCertificateId}"]["get"]["responses"]
+            ["200"]["content"]["application/json"]["examples"]["example"]["value"]["RootResponse"];
         base64::engine::general_purpose::STANDARD
             .decode(example["caCertificate"].as_str().expect("caCertificate"))
             .expect("base64")

@@ -179,7 +179,9 @@ fn known_ca_message(ca: &StoredKnownCa) -> KnownCa {
         .map(|certificate| certificate.ocsp_urls().to_vec())
         .unwrap_or_default();
     KnownCa {
-        certificate: Some(Certificate { der: ca.der.clone() }),
+        certificate: Some(Certificate {
+            der: ca.der.clone(),
+        }),
         source: source_message(ca.source) as i32,
         root_type: ca
             .root_type
@@ -250,7 +252,8 @@ impl TrustStoreService {
                 ),
             ));
         }
-        let intermediate_ders: Vec<&[u8]> = intermediates.iter().map(|ca| ca.der.as_slice()).collect();
+        let intermediate_ders: Vec<&[u8]> =
+            intermediates.iter().map(|ca| ca.der.as_slice()).collect();
         let anchor_ders: Vec<&[u8]> = anchors.iter().map(|ca| ca.der.as_slice()).collect();
         pnc_pki::validate_path(intermediate.der(), &intermediate_ders, &anchor_ders, now())
             .map(|_| ())
@@ -392,11 +395,9 @@ impl TrustStore for TrustStoreService {
 
     async fn get_root(&self, request: Request<GetRootRequest>) -> Result<Response<Root>, Status> {
         let id = normalise_root_id(&request.get_ref().id)?;
-        let root = self
-            .store
-            .root(&id)
-            .await?
-            .ok_or_else(|| PncError::not_found("Root certificate with the given ID is not found"))?;
+        let root = self.store.root(&id).await?.ok_or_else(|| {
+            PncError::not_found("Root certificate with the given ID is not found")
+        })?;
         Ok(Response::new(root_message(&root)?))
     }
 
@@ -410,7 +411,9 @@ impl TrustStore for TrustStoreService {
             .store
             .revoke_root(&id, now().unix_timestamp())
             .await?
-            .ok_or_else(|| PncError::not_found("Root certificate with the given ID is not found"))?;
+            .ok_or_else(|| {
+                PncError::not_found("Root certificate with the given ID is not found")
+            })?;
         tracing::info!(
             fingerprint = %root.sha256_fingerprint,
             root_id = %root.id,

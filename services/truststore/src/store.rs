@@ -225,7 +225,12 @@ impl RootStore {
 
     /// A root by its ID (UUID) or its upper-case hex SHA-256 fingerprint.
     pub async fn root(&self, id_or_fingerprint: &str) -> Result<Option<StoredRoot>, PncError> {
-        let mut connection = self.database.pool().acquire().await.map_err(map_sqlx_error)?;
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
         let fingerprint = sqlx::query(
             "SELECT sha256_fingerprint FROM roots WHERE id = $1 OR sha256_fingerprint = $2",
         )
@@ -276,7 +281,8 @@ impl RootStore {
             }
         }
         .map_err(map_sqlx_error)?;
-        let mut roots: Vec<StoredRoot> = rows.iter().map(root_from_row).collect::<Result<_, _>>()?;
+        let mut roots: Vec<StoredRoot> =
+            rows.iter().map(root_from_row).collect::<Result<_, _>>()?;
         let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in sqlx::query("SELECT sha256_fingerprint, root_type FROM root_roles")
             .fetch_all(self.database.pool())
@@ -521,8 +527,7 @@ impl RootStore {
             .await
             .map_err(map_sqlx_error)?;
             if updated.rows_affected() == 1 {
-                Self::append_event(&mut transaction, EVENT_ROOT_EXPIRED, &fingerprint, now)
-                    .await?;
+                Self::append_event(&mut transaction, EVENT_ROOT_EXPIRED, &fingerprint, now).await?;
                 expired.push(fingerprint);
             }
             transaction.commit().await.map_err(map_sqlx_error)?;
@@ -536,7 +541,12 @@ impl RootStore {
         after_sequence: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, PncError> {
-        let mut connection = self.database.pool().acquire().await.map_err(map_sqlx_error)?;
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
         let rows = sqlx::query(
             "SELECT sequence, event_type, sha256_fingerprint, occurred_at FROM root_events \
              WHERE sequence > $1 ORDER BY sequence LIMIT $2",
