@@ -148,13 +148,24 @@ impl<'a> BitReader<'a> {
         let i = self.pos / 8;
         let off = (self.pos % 8) as u32;
         let out = if off == 0 {
-            self.data.get(i..i + len).map(<[u8]>::to_vec).unwrap_or_default()
+            self.data
+                .get(i..i + len)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
         } else {
+            // len (+1 if available) source octets, each output octet straddles two
+            let end = (i + len + 1).min(self.data.len());
+            let src = self.data.get(i..end).unwrap_or_default();
             let mut v = Vec::with_capacity(len);
-            for k in 0..len {
-                let hi = self.data.get(i + k).copied().unwrap_or(0);
-                let lo = self.data.get(i + k + 1).copied().unwrap_or(0);
-                v.push((hi << off) | (lo >> (8 - off)));
+            v.extend(
+                src.windows(2)
+                    .take(len)
+                    .map(|w| (w[0] << off) | (w[1] >> (8 - off))),
+            );
+            if v.len() < len
+                && let Some(&last) = src.last()
+            {
+                v.push(last << off);
             }
             v
         };
@@ -193,6 +204,35 @@ impl<'a> BitReader<'a> {
             if g.len() >= max_groups {
                 return Err(ExiError::IntegerOverflow { bit: start });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_reader_agree_at_every_offset() {
+        for off in 0..8u8 {
+            let payload: Vec<u8> = (0..37u8).map(|i| i.wrapping_mul(73) ^ 0x5A).collect();
+            let mut w = BitWriter::with_capacity(64);
+            w.bits(0b1011_0110 >> (8 - off.max(1)), off);
+            w.uint(300);
+            w.bytes(&payload);
+            w.bits(0x2A, 6);
+            w.byte(0xC3);
+            let data = w.finish();
+            let mut r = BitReader::new(&data);
+            assert_eq!(
+                r.bits(off).unwrap(),
+                u64::from(0b1011_0110u8 >> (8 - off.max(1))) & ((1 << off) - 1)
+            );
+            assert_eq!(r.uint().unwrap(), 300);
+            assert_eq!(r.read_bytes(payload.len()).unwrap(), payload);
+            assert_eq!(r.bits(6).unwrap(), 0x2A);
+            assert_eq!(r.byte().unwrap(), 0xC3);
+            assert!(r.read_bytes(2).is_err());
         }
     }
 }
