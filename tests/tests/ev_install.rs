@@ -145,6 +145,30 @@ async fn install_answers_the_ev_on(backend: Backend) {
     assert_eq!((code.as_str(), session.as_slice()), ("OK", &SESSION_ID[..]));
     verify_answer(&tree, v2g_root);
 
+    // OPNC CCP: the same answer in a signedContractDataCollection.
+    let response = sandbox
+        .http
+        .post(sandbox.url("/opnc/v1/ccp/signedcontractdata"))
+        .bearer_auth(&cpo_token)
+        .json(&json!({
+            "certificateInstallationReq": STANDARD.encode(&exi),
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+        }))
+        .send()
+        .await
+        .expect("opnc ccp");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let entry = &body["signedContractDataCollection"][0];
+    assert_eq!(
+        (entry["emaid"].as_str(), entry["pcid"].as_str()),
+        (Some(EMAID), Some(EXAMPLE_PCID))
+    );
+    let (code, session, tree) =
+        decode_answer(entry["certificateInstallationRes"].as_str().expect("exi"));
+    assert_eq!((code.as_str(), session.as_slice()), ("OK", &SESSION_ID[..]));
+    verify_answer(&tree, v2g_root);
+
     // Only CPOs (and chargers, admins) ask for installations.
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (status, _) = ocpp_install(&sandbox, &emsp.token, &exi).await;

@@ -362,3 +362,116 @@ async fn ok_emsp_pki_sign_sqlite() {
 async fn ok_emsp_pki_sign_postgres() {
     emsp_pki_sign_on(Backend::Postgres).await;
 }
+
+/// OPNC v1 CPS: generate-and-sign answers with the EXI CertificateInstallationRes, the CPS
+/// chains are listed, and the eMSP root choice is honoured.
+async fn opnc_cps_on(backend: Backend) {
+    let sandbox = Sandbox::start(backend).await;
+    let pki = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    register_vehicle(
+        &sandbox,
+        &oem.token,
+        &[
+            pki.certificate(DevCert::OemProvisioning),
+            pki.certificate(DevCert::OemSubCa2),
+            pki.certificate(DevCert::OemSubCa1),
+        ],
+    )
+    .await;
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let now = OffsetDateTime::now_utc();
+    let mo_root = hex::encode(pki.certificate(DevCert::MoRoot).sha256_fingerprint());
+    let request = |mo_root: &str| {
+        serde_json::json!({
+            "contractBegins": rfc3339(now),
+            "contractEnds": rfc3339(now + time::Duration::days(90)),
+            "emaid": EMAID,
+            "pcid": EXAMPLE_PCID,
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+            "moRootCertificateFingerprint": mo_root,
+        })
+    };
+    let response = sandbox
+        .http
+        .put(sandbox.url("/opnc/v1/cps/contractData/generateandsign"))
+        .bearer_auth(&emsp.token)
+        .header("OPNC-from-party-type", "emsp")
+        .header("OPNC-from-party-id", "DE-PNC")
+        .json(&request(&mo_root))
+        .send()
+        .await
+        .expect("generateandsign");
+    assert_eq!(response.status(), 201, "ok/generateandsign");
+    let body: Value = response.json().await.expect("json");
+    let signed = &body["signedContractData"];
+    assert_eq!(signed["emaid"], EMAID);
+    assert_eq!(signed["pcid"], EXAMPLE_PCID);
+    let exi = STANDARD
+        .decode(signed["certificateInstallationRes"].as_str().expect("exi"))
+        .expect("base64");
+    let tree = pnc_exi::decode_document(pnc_exi::Schema::Iso2, &exi).expect("EXI decodes");
+    let answer = verify_answer(&tree, pki.certificate(DevCert::V2gRoot));
+    open_contract_key(&pki, &answer);
+
+    let response = sandbox
+        .http
+        .put(sandbox.url("/opnc/v1/cps/contractData/generateandsign"))
+        .bearer_auth(&emsp.token)
+        .json(&request(&"ab".repeat(32)))
+        .send()
+        .await
+        .expect("generateandsign");
+    assert_eq!(response.status(), 400, "fail/other-mo-root");
+
+    let response = sandbox
+        .http
+        .put(sandbox.url("/opnc/v1/cps/contractData/generateandsign"))
+        .bearer_auth(&emsp.token)
+        .header("OPNC-from-party-type", "car")
+        .json(&request(&mo_root))
+        .send()
+        .await
+        .expect("generateandsign");
+    assert_eq!(response.status(), 400, "fail/bad-routing-header");
+
+    let response = sandbox
+        .http
+        .get(sandbox.url("/opnc/v1/cps/cpsCertificates"))
+        .bearer_auth(&emsp.token)
+        .send()
+        .await
+        .expect("cps certificates");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let chain = &body["cpsCertificateDataCollection"][0]["cpsCertificateChain"];
+    assert_eq!(
+        chain["certificate"].as_str(),
+        Some(
+            STANDARD
+                .encode(pki.certificate(DevCert::CpsLeaf).der())
+                .as_str()
+        )
+    );
+    assert_eq!(
+        chain["subCa2Certificate"].as_str(),
+        Some(
+            STANDARD
+                .encode(pki.certificate(DevCert::CpsSubCa2).der())
+                .as_str()
+        )
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_opnc_cps_sqlite() {
+    opnc_cps_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_opnc_cps_postgres() {
+    opnc_cps_on(Backend::Postgres).await;
+}

@@ -1,7 +1,8 @@
 //! Out of the box pnc trusts its own dev roots and knows its own CAs: at start, the
 //! provisioning service puts the dev V2G, MO and OEM roots into the root pool, registers its
 //! Sub-CAs as known CAs (source PNC_CA), and records the certificates it issued so OCSP and
-//! CRLs answer for them. Every call is idempotent; the task retries with a bounded backoff
+//! CRLs answer for them, strictly in that order (the issuance record of the example vehicle
+//! is written last). Every call is idempotent; the task retries with a bounded backoff
 //! until all of them went through (truststore and registry may still be starting, or a
 //! replica may run an older version), then ends.
 
@@ -133,23 +134,24 @@ pub async fn seed_until_done(
     let mut pending = steps(&holdings);
     let mut delay = FIRST_RETRY;
     loop {
-        let mut failed = Vec::new();
-        for step in pending {
-            if let Err(error) = run_step(&step, &mut truststore, &mut issued).await {
+        // Strictly in order: an intermediate needs its parent known, and the last record
+        // written means everything before it is in place.
+        while let Some(step) = pending.first() {
+            if let Err(error) = run_step(step, &mut truststore, &mut issued).await {
                 tracing::debug!(step = %step.describe(), %error, "seeding step failed; will retry");
-                failed.push(step);
+                break;
             }
+            pending.remove(0);
         }
-        if failed.is_empty() {
+        if pending.is_empty() {
             tracing::info!("pnc's dev roots and CAs are registered");
             return;
         }
         tracing::info!(
-            remaining = failed.len(),
+            remaining = pending.len(),
             retry_in_ms = delay.as_millis() as u64,
             "seeding pnc's roots and CAs is not complete yet"
         );
-        pending = failed;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}

@@ -276,6 +276,13 @@ impl ProvisioningService {
             contract_ends,
             OffsetDateTime::now_utc(),
         )?;
+        let wanted_mo_root = request.mo_root_fingerprint.trim();
+        let issuer_root = crate::pki::fingerprint(&self.holdings.contract_issuer.root);
+        if !wanted_mo_root.is_empty() && !wanted_mo_root.eq_ignore_ascii_case(&issuer_root) {
+            return Err(PncError::invalid(format!(
+                "pnc issues contracts under the root {issuer_root}, not under {wanted_mo_root}"
+            )));
+        }
         let cps_indices = self
             .cps_signers(principal, &request.cps_v2g_root_fingerprint)
             .await?;

@@ -29,7 +29,28 @@ pub fn dev_pki(sandbox: &Sandbox) -> DevPki {
     DevPki::load(&directory, &key_store).expect("dev pki")
 }
 
-/// Waits until the provisioning service has put pnc's V2G, MO and OEM roots into the pool.
+/// Seeding runs in order and records the example vehicle's issuance last: once that
+/// record exists, pnc's roots and Sub-CAs are known to the truststore too.
+async fn seeding_done(sandbox: &Sandbox, pki: &DevPki) -> bool {
+    let Ok(database) = pnc_registry::open_database(&sandbox.storage()).await else {
+        return false;
+    };
+    let issuer_key_id = pki
+        .certificate(DevCert::OemSubCa2)
+        .subject_key_identifier()
+        .unwrap_or_default()
+        .to_vec();
+    pnc_registry::issued::IssuedStore::new(database)
+        .get(
+            &pnc_proto::registry::v1::get_issued_request::Issuer::IssuerKeyId(issuer_key_id),
+            pki.certificate(DevCert::OemProvisioning).serial(),
+        )
+        .await
+        .is_ok()
+}
+
+/// Waits until the provisioning service has put pnc's V2G, MO and OEM roots into the pool
+/// and registered its Sub-CAs and issuance records.
 pub async fn wait_for_dev_roots(sandbox: &Sandbox, token: &str, pki: &DevPki) {
     let wanted: Vec<String> = [DevCert::V2gRoot, DevCert::MoRoot, DevCert::OemRoot]
         .into_iter()
@@ -55,7 +76,9 @@ pub async fn wait_for_dev_roots(sandbox: &Sandbox, token: &str, pki: &DevPki) {
                         .collect()
                 })
                 .unwrap_or_default();
-            if wanted.iter().all(|root| present.contains(&root.as_str())) {
+            if wanted.iter().all(|root| present.contains(&root.as_str()))
+                && seeding_done(sandbox, pki).await
+            {
                 return;
             }
         }

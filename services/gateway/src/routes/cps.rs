@@ -73,7 +73,7 @@ pub(crate) fn base64_field(
     Ok(bytes)
 }
 
-fn certificate_field(field: &str, value: &str) -> Result<ProtoCertificate, ApiError> {
+pub(crate) fn certificate_field(field: &str, value: &str) -> Result<ProtoCertificate, ApiError> {
     let der = base64_field(field, value, MAX_CERTIFICATE_DER)?;
     if openssl::x509::X509::from_der(&der).is_err() {
         return Err(ApiError::bad_request(format!(
@@ -99,15 +99,15 @@ pub(crate) fn root_selector(value: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-fn parse_emaid(value: &str) -> Result<Emaid, ApiError> {
+pub(crate) fn parse_emaid(value: &str) -> Result<Emaid, ApiError> {
     Emaid::parse(value).map_err(|error| ApiError::bad_request(format!("emaid : {error}")))
 }
 
-fn parse_pcid(value: &str) -> Result<Pcid, ApiError> {
+pub(crate) fn parse_pcid(value: &str) -> Result<Pcid, ApiError> {
     Pcid::parse(value).map_err(|error| ApiError::bad_request(format!("pcid : {error}")))
 }
 
-fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
     use time::format_description::well_known::Rfc3339;
     let value = value.trim();
     if let Ok(moment) = time::OffsetDateTime::parse(value, &Rfc3339) {
@@ -216,6 +216,7 @@ pub async fn generate_signed_contract_data(
         cps_v2g_root_fingerprint: root_selector(
             body.cps_v2g_root_certificate_fingerprint.as_deref(),
         )?,
+        mo_root_fingerprint: String::new(),
     };
     let response = state
         .provisioning()
@@ -258,7 +259,7 @@ pub struct SignedContractDataRequest {
     pub meta_data: Option<String>,
 }
 
-fn contract_chain(
+pub(crate) fn contract_chain(
     leaf: &str,
     sub_ca_2: Option<&str>,
     sub_ca_1: Option<&str>,
@@ -274,7 +275,7 @@ fn contract_chain(
 }
 
 /// The eMAID is the contract certificate's CN [V2G2-108].
-fn emaid_of_leaf(leaf: &ProtoCertificate) -> Result<Emaid, ApiError> {
+pub(crate) fn emaid_of_leaf(leaf: &ProtoCertificate) -> Result<Emaid, ApiError> {
     let certificate = pnc_pki::Certificate::from_der(&leaf.der)
         .map_err(|error| ApiError::bad_request(format!("contractCertificate: {error}")))?;
     let common_name = certificate

@@ -7,6 +7,7 @@ pub mod oauth;
 pub mod ocpp_ocsp;
 pub mod ocsp;
 pub mod opnc_ccp;
+pub mod opnc_cps;
 pub mod opnc_event;
 pub mod opnc_pcp;
 pub mod opnc_rcp;
