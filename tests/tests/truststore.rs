@@ -514,6 +514,31 @@ async fn ok_opcp_example_bodies_are_accepted() {
                 example["caCertificate"]
             );
         }
+        // Every RCP handler is in the generated OpenAPI document.
+        let (status, openapi) = call(&sandbox, Method::GET, "/openapi.json", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        for (path, methods) in [
+            ("/v1/root/rootCerts", &["get", "put"][..]),
+            (
+                "/v1/root/rootCerts/{rootCertificateId}",
+                &["get", "delete"][..],
+            ),
+            ("/v1/root/ctl", &["get"][..]),
+            ("/opnc/v1/rcp/rootcertificates", &["get", "put"][..]),
+            (
+                "/opnc/v1/rcp/rootcertificates/{rootCertificateId}",
+                &["get", "delete"][..],
+            ),
+            ("/v1/trust/intermediates", &["post"][..]),
+            ("/v1/trust/known-cas", &["get"][..]),
+        ] {
+            for method in methods {
+                assert!(
+                    openapi["paths"][path][method].is_object(),
+                    "{method} {path} missing from /openapi.json"
+                );
+            }
+        }
         // OPNC: one root, several roles and CTLs; unknown fields are ignored.
         let bmw = &opcp_put_examples()[1];
         let (status, body) = call(
