@@ -125,6 +125,109 @@ fn serials() -> Vec<String> {
     v
 }
 
+/// Small deterministic PRNG (xorshift) so the random cases are reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let n = self.below(max as u64 + 1) as usize;
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// XML-safe text including non-ASCII and astral characters
+    fn text(&mut self, max: usize) -> String {
+        const POOL: &[char] = &['a', 'Z', '0', ' ', ',', '=', '&', '<', '>', '"', '\'', 'ä', 'ß', '€', '中', '😀', '\t', '\n'];
+        let n = self.below(max as u64 + 1) as usize;
+        let s: String = (0..n).map(|_| POOL[self.below(POOL.len() as u64) as usize]).collect();
+        // whitespace-only values are a separate case (ws-string); keep these non-blank
+        if s.trim().is_empty() { format!("x{s}") } else { s }
+    }
+    fn serial(&mut self) -> String {
+        let digits = 1 + self.below(50) as usize;
+        let mut d: String = (0..digits).map(|i| char::from(b'0' + (self.below(10) as u8 + u8::from(i == 0)) % 10)).collect();
+        if d.starts_with('0') {
+            d.replace_range(0..1, "7");
+        }
+        if self.below(2) == 0 { format!("-{d}") } else { d }
+    }
+    fn chain(&mut self, id: bool) -> CertificateChain {
+        CertificateChain {
+            id: id.then(|| format!("c{}", self.below(1000))),
+            certificate: self.bytes(800),
+            sub_certificates: (0..self.below(5)).map(|_| self.bytes(800)).collect(),
+        }
+    }
+}
+
+fn random_iso2_cases() -> Vec<Case> {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut c = vec![];
+    for i in 0..40 {
+        let body = match i % 4 {
+            0 => Body::CertificateInstallationReq(CertificateInstallationReq {
+                id: format!("R{i}"),
+                oem_provisioning_cert: r.bytes(800),
+                list_of_root_certificate_ids: (0..1 + r.below(20))
+                    .map(|_| X509IssuerSerial { issuer_name: r.text(80), serial_number: r.serial() })
+                    .collect(),
+            }),
+            1 => Body::CertificateInstallationRes(CertificateInstallationRes {
+                response_code: ResponseCode::ALL[r.below(ResponseCode::ALL.len() as u64) as usize],
+                sa_provisioning_certificate_chain: {
+                    let with_id = r.below(2) == 0;
+                    r.chain(with_id)
+                },
+                contract_signature_cert_chain: r.chain(true),
+                contract_signature_encrypted_private_key: IdBytes { id: "k".into(), value: r.bytes(48) },
+                dh_public_key: IdBytes { id: "d".into(), value: r.bytes(65) },
+                emaid: IdString { id: "e".into(), value: r.text(15) },
+            }),
+            2 => Body::CertificateUpdateReq(CertificateUpdateReq {
+                id: format!("U{i}"),
+                contract_signature_cert_chain: r.chain(true),
+                emaid: r.text(15),
+                list_of_root_certificate_ids: (0..1 + r.below(20))
+                    .map(|_| X509IssuerSerial { issuer_name: r.text(40), serial_number: r.serial() })
+                    .collect(),
+            }),
+            _ => Body::CertificateUpdateRes(CertificateUpdateRes {
+                response_code: ResponseCode::ALL[r.below(ResponseCode::ALL.len() as u64) as usize],
+                sa_provisioning_certificate_chain: r.chain(false),
+                contract_signature_cert_chain: r.chain(true),
+                contract_signature_encrypted_private_key: IdBytes { id: "k".into(), value: r.bytes(48) },
+                dh_public_key: IdBytes { id: "d".into(), value: r.bytes(65) },
+                emaid: IdString { id: "e".into(), value: r.text(15) },
+                retry_counter: (r.below(2) == 0).then(|| r.next() as i16),
+            }),
+        };
+        let e = V2gMessage {
+            header: MessageHeader {
+                session_id: r.bytes(8),
+                notification: (r.below(3) == 0).then(|| Notification {
+                    fault_code: FaultCode::ALL[r.below(3) as usize],
+                    fault_msg: (r.below(2) == 0).then(|| r.text(64)),
+                }),
+                signature: None,
+            },
+            body,
+        }
+        .to_element()
+        .unwrap();
+        c.push(case(format!("random-{i}"), Schema::Iso2, false, xml_of(&e)));
+        if let Some(b) = e.find("Body").and_then(|b| b.elements().next()) {
+            c.push(case(format!("random-{i}-frag"), Schema::Iso2, true, xml_of(b)));
+        }
+    }
+    c
+}
+
 fn iso2_cases() -> Vec<Case> {
     let mut c = vec![];
     // CertificateInstallationReq: 1 and 20 root IDs, serials, long issuer names, max cert
@@ -531,7 +634,7 @@ fn require_java() {
 #[test]
 fn differential_against_exificient() {
     require_java();
-    let cases: Vec<Case> = [iso2_cases(), xmldsig_cases(), app_cases(), iso20_cases()]
+    let cases: Vec<Case> = [iso2_cases(), random_iso2_cases(), xmldsig_cases(), app_cases(), iso20_cases()]
         .into_iter()
         .flatten()
         .collect();
