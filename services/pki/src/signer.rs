@@ -195,6 +195,14 @@ impl SoftwareSigner {
         Self::from_pkey(key_id.into(), PKey::from_ec_key(ec_key)?)
     }
 
+    /// Loads a PEM private key (PKCS#8 or SEC1 `EC PRIVATE KEY`, P-256 or P-521), e.g. the
+    /// key of a test vehicle handed to the EV simulator.
+    pub fn from_pem(key_id: impl Into<String>, pem: &[u8]) -> Result<Self, SignerError> {
+        let key = PKey::private_key_from_pem(pem)
+            .map_err(|_| SignerError::UnsupportedKey("not a PEM private key".into()))?;
+        Self::from_pkey(key_id.into(), key)
+    }
+
     /// Loads a PKCS#8 DER private key (P-256 or P-521).
     pub(crate) fn from_pkcs8_der(
         key_id: impl Into<String>,

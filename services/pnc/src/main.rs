@@ -35,6 +35,9 @@ enum Command {
     Audit(AuditCommand),
     /// Make and check ISO 15118 certificates.
     Pki(pnc_pki::cli::PkiArgs),
+    /// Play the car: ask pnc for a contract and check the answer as an EV does.
+    #[command(subcommand)]
+    Ev(pnc::ev::EvCommand),
     /// Decode and encode EXI (ISO 15118-2, -20, xmldsig, AppProtocol).
     #[command(subcommand)]
     Exi(pnc_exi::cli::ExiArgs),
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify(args)) => audit_verify(args),
         Command::Pki(args) => pnc_pki::cli::run(args),
         Command::Exi(args) => pnc_exi::cli::run(args),
+        Command::Ev(command) => pnc::ev::run(command),
     }
 }
 
