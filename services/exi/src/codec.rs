@@ -28,6 +28,15 @@ fn trace_on() -> bool {
 }
 
 const BUILTIN_START: u32 = u32::MAX - 1;
+/// StartTagContent of a built-in grammar that already holds one learned production: EXIficient
+/// learns AT(xsi:type) at the first occurrence of an undeclared element (the EXI profile does
+/// not count AT(xsi:type) against maximumNumberOfBuiltInProductions), so later occurrences of
+/// the same qname carry a 1-bit first level (0 = AT(xsi:type), 1 = second level).
+const BUILTIN_START_LEARNED: u32 = u32::MAX - 2;
+
+fn is_builtin_start(s: u32) -> bool {
+    s == BUILTIN_START || s == BUILTIN_START_LEARNED
+}
 const BUILTIN_CONTENT: u32 = u32::MAX;
 const NO_GRAMMAR: u32 = u32::MAX;
 
@@ -410,6 +419,8 @@ pub struct Encoder {
     /// last namespace string seen (address, length) -> URI id: typed writers pass the same
     /// `&'static str` constants over and over
     uri_cache: (usize, usize, u16),
+    /// qnames of undeclared elements seen so far (their built-in grammars persist per stream)
+    builtin_seen: Vec<(String, String)>,
 }
 
 impl Encoder {
@@ -446,6 +457,7 @@ impl Encoder {
             fragment,
             roots: 0,
             uri_cache: (0, 0, 0),
+            builtin_seen: Vec::new(),
         }
     }
 
@@ -487,13 +499,26 @@ impl Encoder {
         global_grammar(self.t, ns, local)
     }
 
-    fn push_child(&mut self, g: u32) {
+    fn push_child(&mut self, g: u32, ns: &str, local: &str) {
         let state = if g == NO_GRAMMAR {
-            BUILTIN_START
+            if self.builtin_seen.iter().any(|(a, b)| a == ns && b == local) {
+                BUILTIN_START_LEARNED
+            } else {
+                self.builtin_seen.push((ns.to_string(), local.to_string()));
+                BUILTIN_START
+            }
         } else {
             self.t.grammars[g as usize].start
         };
         self.stack.push(Frame { grammar: g, state });
+    }
+
+    /// Second-level event code `code2` (of EE, AT(*), SE(*), CH) in a built-in StartTagContent.
+    fn builtin_start_code(&mut self, state: u32, code2: u64) {
+        if state == BUILTIN_START_LEARNED {
+            self.w.bits(1, 1);
+        }
+        self.w.bits(code2, 2);
     }
 
     pub fn start_element(&mut self, ns: &str, local: &str) -> Result<(), ExiError> {
@@ -517,13 +542,13 @@ impl Encoder {
                 && let Some(i) = list.iter().position(|(x, _)| *x == q)
             {
                 self.w.bits(i as u64, wd);
-                self.push_child(list[i].1);
+                self.push_child(list[i].1, ns, local);
                 return Ok(());
             }
             self.w.bits(n as u64, wd);
             self.write_qname(ns, local);
             let g = self.child_grammar(ns, local);
-            self.push_child(g);
+            self.push_child(g, ns, local);
             return Ok(());
         };
         if top.grammar == NO_GRAMMAR {
@@ -537,7 +562,7 @@ impl Encoder {
                 P::Se(pq, g, next) if Some(pq) == q => {
                     self.w.bits(i as u64, width(n + 1));
                     self.set_state(next);
-                    self.push_child(g);
+                    self.push_child(g, ns, local);
                     return Ok(());
                 }
                 P::SeUri(u, next) if t.uris.get(u as usize) == Some(&ns) => {
@@ -546,7 +571,7 @@ impl Encoder {
                     Self::write_local(&mut self.w, names, u as usize, local);
                     self.set_state(next);
                     let g = self.child_grammar(ns, local);
-                    self.push_child(g);
+                    self.push_child(g, ns, local);
                     return Ok(());
                 }
                 P::SeAny(next) => {
@@ -554,7 +579,7 @@ impl Encoder {
                     self.write_qname(ns, local);
                     self.set_state(next);
                     let g = self.child_grammar(ns, local);
-                    self.push_child(g);
+                    self.push_child(g, ns, local);
                     return Ok(());
                 }
                 _ => {}
@@ -568,7 +593,7 @@ impl Encoder {
             self.set_state(g.content2);
         }
         let cg = self.child_grammar(ns, local);
-        self.push_child(cg);
+        self.push_child(cg, ns, local);
         Ok(())
     }
 
@@ -578,16 +603,17 @@ impl Encoder {
             .stack
             .last_mut()
             .ok_or_else(|| ExiError::Encode("no element".into()))?;
-        if top.state == BUILTIN_START {
-            self.w.bits(2, 2);
+        let state = top.state;
+        top.state = BUILTIN_CONTENT;
+        if is_builtin_start(state) {
+            self.builtin_start_code(state, 2);
         } else {
             self.w.bits(1, 1);
             self.w.bits(0, 1);
         }
-        top.state = BUILTIN_CONTENT;
         self.write_qname(ns, local);
         let g = self.child_grammar(ns, local);
-        self.push_child(g);
+        self.push_child(g, ns, local);
         Ok(())
     }
 
@@ -618,11 +644,12 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("xsi:type outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            if top.state != BUILTIN_START {
+            if !is_builtin_start(top.state) {
                 return Err(ExiError::Encode("xsi:type after content".into()));
             }
-            // AT(*) of the built-in grammar with qname xsi:type and a QName value
-            self.w.bits(1, 2);
+            // AT(*) of the built-in grammar with qname xsi:type and a QName value (EXIficient
+            // never uses the learned AT(xsi:type) production when encoding)
+            self.builtin_start_code(top.state, 1);
             self.write_qname(XSI_NS, "type");
         } else {
             let st = &t.states[top.state as usize];
@@ -681,10 +708,10 @@ impl Encoder {
             .last()
             .copied()
             .ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
-        if top.state != BUILTIN_START {
+        if !is_builtin_start(top.state) {
             return Err(ExiError::Encode("attribute after content".into()));
         }
-        self.w.bits(1, 2);
+        self.builtin_start_code(top.state, 1);
         self.write_qname(ns, local);
         let dt = global_attr_dt(self.t, ns, local);
         self.write_value_or_string(dt, v)
@@ -776,8 +803,8 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("text outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            if top.state == BUILTIN_START {
-                self.w.bits(3, 2);
+            if is_builtin_start(top.state) {
+                self.builtin_start_code(top.state, 3);
             } else {
                 self.w.bits(1, 1);
                 self.w.bits(1, 1);
@@ -833,8 +860,8 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("unbalanced end".into()))?;
         if top.grammar == NO_GRAMMAR {
-            if top.state == BUILTIN_START {
-                self.w.bits(0, 2);
+            if is_builtin_start(top.state) {
+                self.builtin_start_code(top.state, 0);
             } else {
                 self.w.bits(0, 1);
             }
@@ -1025,6 +1052,8 @@ pub struct Decoder<'a> {
     t: &'static SchemaTables,
     r: BitReader<'a>,
     names: Option<NameTable>,
+    /// qnames of undeclared elements seen so far (see `BUILTIN_START_LEARNED`)
+    builtin_seen: Vec<QName>,
 }
 
 impl<'a> Decoder<'a> {
@@ -1034,7 +1063,12 @@ impl<'a> Decoder<'a> {
         if h != 0x80 {
             return Err(ExiError::BadHeader { byte: h });
         }
-        Ok(Decoder { t, r, names: None })
+        Ok(Decoder {
+            t,
+            r,
+            names: None,
+            builtin_seen: Vec::new(),
+        })
     }
 
     pub fn document(&mut self) -> Result<Element, ExiError> {
@@ -1337,8 +1371,31 @@ impl<'a> Decoder<'a> {
 
     fn builtin_element(&mut self, mut e: Element, depth: usize) -> Result<Element, ExiError> {
         let mut start = true;
+        let learned = self.builtin_seen.contains(&e.name);
+        if !learned {
+            if self.builtin_seen.len() >= 4096 {
+                return Err(ExiError::Unsupported(
+                    "too many undeclared element names".into(),
+                ));
+            }
+            self.builtin_seen.push(e.name.clone());
+        }
         loop {
             let pos = self.r.pos();
+            if start && learned && self.r.bits(1)? == 0 {
+                // the learned AT(xsi:type) production: QName value, then the type's grammar
+                let ty = self.read_qname()?;
+                e.attrs.push(Attribute {
+                    name: QName::new(XSI_NS, "type"),
+                    value: ty.clark(),
+                });
+                if let Some(qq) = lookup(self.t, &ty.ns, &ty.local)
+                    && let Some((_, ng)) = self.t.named_types.iter().find(|(x, _)| *x == qq)
+                {
+                    return self.element_in(e, *ng, depth);
+                }
+                continue;
+            }
             let ev = if start {
                 self.r.bits(2)?
             } else if self.r.bits(1)? == 0 {

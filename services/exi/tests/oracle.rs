@@ -143,19 +143,34 @@ impl Rng {
     }
     /// XML-safe text including non-ASCII and astral characters
     fn text(&mut self, max: usize) -> String {
-        const POOL: &[char] = &['a', 'Z', '0', ' ', ',', '=', '&', '<', '>', '"', '\'', 'ä', 'ß', '€', '中', '😀', '\t', '\n'];
+        const POOL: &[char] = &[
+            'a', 'Z', '0', ' ', ',', '=', '&', '<', '>', '"', '\'', 'ä', 'ß', '€', '中', '😀',
+            '\t', '\n',
+        ];
         let n = self.below(max as u64 + 1) as usize;
-        let s: String = (0..n).map(|_| POOL[self.below(POOL.len() as u64) as usize]).collect();
+        let s: String = (0..n)
+            .map(|_| POOL[self.below(POOL.len() as u64) as usize])
+            .collect();
         // whitespace-only values are a separate case (ws-string); keep these non-blank
-        if s.trim().is_empty() { format!("x{s}") } else { s }
+        if s.trim().is_empty() {
+            format!("x{s}")
+        } else {
+            s
+        }
     }
     fn serial(&mut self) -> String {
         let digits = 1 + self.below(50) as usize;
-        let mut d: String = (0..digits).map(|i| char::from(b'0' + (self.below(10) as u8 + u8::from(i == 0)) % 10)).collect();
+        let mut d: String = (0..digits)
+            .map(|i| char::from(b'0' + (self.below(10) as u8 + u8::from(i == 0)) % 10))
+            .collect();
         if d.starts_with('0') {
             d.replace_range(0..1, "7");
         }
-        if self.below(2) == 0 { format!("-{d}") } else { d }
+        if self.below(2) == 0 {
+            format!("-{d}")
+        } else {
+            d
+        }
     }
     fn chain(&mut self, id: bool) -> CertificateChain {
         CertificateChain {
@@ -175,7 +190,10 @@ fn random_iso2_cases() -> Vec<Case> {
                 id: format!("R{i}"),
                 oem_provisioning_cert: r.bytes(800),
                 list_of_root_certificate_ids: (0..1 + r.below(20))
-                    .map(|_| X509IssuerSerial { issuer_name: r.text(80), serial_number: r.serial() })
+                    .map(|_| X509IssuerSerial {
+                        issuer_name: r.text(80),
+                        serial_number: r.serial(),
+                    })
                     .collect(),
             }),
             1 => Body::CertificateInstallationRes(CertificateInstallationRes {
@@ -185,25 +203,46 @@ fn random_iso2_cases() -> Vec<Case> {
                     r.chain(with_id)
                 },
                 contract_signature_cert_chain: r.chain(true),
-                contract_signature_encrypted_private_key: IdBytes { id: "k".into(), value: r.bytes(48) },
-                dh_public_key: IdBytes { id: "d".into(), value: r.bytes(65) },
-                emaid: IdString { id: "e".into(), value: r.text(15) },
+                contract_signature_encrypted_private_key: IdBytes {
+                    id: "k".into(),
+                    value: r.bytes(48),
+                },
+                dh_public_key: IdBytes {
+                    id: "d".into(),
+                    value: r.bytes(65),
+                },
+                emaid: IdString {
+                    id: "e".into(),
+                    value: r.text(15),
+                },
             }),
             2 => Body::CertificateUpdateReq(CertificateUpdateReq {
                 id: format!("U{i}"),
                 contract_signature_cert_chain: r.chain(true),
                 emaid: r.text(15),
                 list_of_root_certificate_ids: (0..1 + r.below(20))
-                    .map(|_| X509IssuerSerial { issuer_name: r.text(40), serial_number: r.serial() })
+                    .map(|_| X509IssuerSerial {
+                        issuer_name: r.text(40),
+                        serial_number: r.serial(),
+                    })
                     .collect(),
             }),
             _ => Body::CertificateUpdateRes(CertificateUpdateRes {
                 response_code: ResponseCode::ALL[r.below(ResponseCode::ALL.len() as u64) as usize],
                 sa_provisioning_certificate_chain: r.chain(false),
                 contract_signature_cert_chain: r.chain(true),
-                contract_signature_encrypted_private_key: IdBytes { id: "k".into(), value: r.bytes(48) },
-                dh_public_key: IdBytes { id: "d".into(), value: r.bytes(65) },
-                emaid: IdString { id: "e".into(), value: r.text(15) },
+                contract_signature_encrypted_private_key: IdBytes {
+                    id: "k".into(),
+                    value: r.bytes(48),
+                },
+                dh_public_key: IdBytes {
+                    id: "d".into(),
+                    value: r.bytes(65),
+                },
+                emaid: IdString {
+                    id: "e".into(),
+                    value: r.text(15),
+                },
                 retry_counter: (r.below(2) == 0).then(|| r.next() as i16),
             }),
         };
@@ -222,7 +261,12 @@ fn random_iso2_cases() -> Vec<Case> {
         .unwrap();
         c.push(case(format!("random-{i}"), Schema::Iso2, false, xml_of(&e)));
         if let Some(b) = e.find("Body").and_then(|b| b.elements().next()) {
-            c.push(case(format!("random-{i}-frag"), Schema::Iso2, true, xml_of(b)));
+            c.push(case(
+                format!("random-{i}-frag"),
+                Schema::Iso2,
+                true,
+                xml_of(b),
+            ));
         }
     }
     c
@@ -442,6 +486,16 @@ fn iso2_cases() -> Vec<Case> {
         ),
     ));
     c.push(case("xsi-nil-false", Schema::Iso2, false, m.replace("BODY", &format!(r#"<b:SessionSetupReq {xsi} xsi:nil="false"><b:EVCCID>0A</b:EVCCID></b:SessionSetupReq>"#))));
+    // undeclared elements (schema deviations): xsi:type anyType, learned AT(xsi:type) on repeats
+    let t = r#"xmlns:t="urn:iso:15118:2:2013:MsgDataTypes""#;
+    c.push(case(
+        "undeclared-repeated",
+        Schema::Iso2,
+        true,
+        format!("<X {t}><Y>a</Y><Y>b</Y><Y>c</Y></X>"),
+    ));
+    c.push(case("undeclared-nested", Schema::Iso2, true, format!("<X {t}><Y><t:Certificate>AA==</t:Certificate></Y><Y><t:Certificate>AA==</t:Certificate></Y></X>")));
+    c.push(case("undeclared-in-document", Schema::Iso2, false, m.replace("BODY", "<b:SessionSetupReq><b:EVCCID>00</b:EVCCID><b:Extra><b:Extra>1</b:Extra></b:Extra></b:SessionSetupReq>")));
     // XML read tolerance: default namespace, re-bound prefix, CDATA, char refs, wrapped base64, lower-case hex
     c.push(case("xml-tolerance", Schema::Iso2, false, r#"<?xml version="1.0"?>
 <V2G_Message xmlns="urn:iso:15118:2:2013:MsgDef">
@@ -634,10 +688,16 @@ fn require_java() {
 #[test]
 fn differential_against_exificient() {
     require_java();
-    let cases: Vec<Case> = [iso2_cases(), random_iso2_cases(), xmldsig_cases(), app_cases(), iso20_cases()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let cases: Vec<Case> = [
+        iso2_cases(),
+        random_iso2_cases(),
+        xmldsig_cases(),
+        app_cases(),
+        iso20_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| -> String { dir.path().join(n).to_string_lossy().into_owned() };
     // pass 1: oracle encodes every XML; pass 2: oracle decodes pnc's bytes
