@@ -87,11 +87,11 @@ pub struct State {
 #[derive(Debug)]
 pub struct Grammar {
     pub start: u32,
-    /// Content state entered after SE(*) / CH [untyped] in a start tag (§8.5.4.4.1).
+    /// Content state entered after `SE(*)` / `CH [untyped]` in a start tag (§8.5.4.4.1).
     pub content2: u32,
     /// TypeEmpty grammar (after xsi:nil="true").
     pub empty: u32,
-    /// Declared attributes (for AT(qname) [untyped value], third level).
+    /// Declared attributes (for `AT(qname) [untyped value]`, third level).
     pub attrs: &'static [(QN, u16)],
 }
 

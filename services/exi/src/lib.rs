@@ -10,6 +10,28 @@
 //! - [`iso2`], [`iso20`], [`xmldsig`]: typed messages for what pnc handles.
 //! - [`signature`]: XML signature over EXI (digests of EXI fragments, ECDSA) per ISO 15118.
 //! - [`cli`]: `pnc exi decode|encode`.
+//! - [`sink`]: the event sink typed messages write through (straight into the encoder on the hot
+//!   path, or into a tree); [`bits`], [`big`]: bit-packed I/O and unbounded integers.
+//!
+//! Hot path (one request, one response):
+//!
+//! ```no_run
+//! use pnc_exi::iso2::{Body, V2gMessage};
+//! use pnc_exi::{Schema, decode_document, signature};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let exi: Vec<u8> = vec![];
+//! let tree = decode_document(Schema::Iso2, &exi)?;          // generic tree (for verification)
+//! let req = V2gMessage::from_element(&tree)?;                // typed view
+//! if let Body::CertificateInstallationReq(r) = &req.body {
+//!     let key = signature::public_key_from_cert_der(&r.oem_provisioning_cert)?;
+//!     signature::verify_iso2_message(&tree, &key)?;          // digests + ECDSA, [V2G2-771]
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The response side signs the four contract elements with
+//! [`signature::sign_iso2_certificate_response`] (any [`signature::ExiSigner`], e.g. a closure
+//! over an HSM) and encodes with [`iso2::V2gMessage::encode`].
 
 pub mod big;
 pub mod bits;
