@@ -73,40 +73,102 @@ impl OpensslPki {
         };
         let key = |name: &str| {
             openssl(&[
-                "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{name}.key"),
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &format!("{name}.key"),
             ])
         };
         key("root");
         openssl(&[
-            "req", "-new", "-x509", "-key", "root.key", "-out", "root.pem", "-days", "30",
-            "-subj", "/CN=OCSP Test Root/O=pnc tests", "-extensions", "ca", "-config", "ext.cnf",
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=OCSP Test Root/O=pnc tests",
+            "-extensions",
+            "ca",
+            "-config",
+            "ext.cnf",
             "-sha256",
         ]);
         let issue = |name: &str, subject: &str, issuer: &str, extension: &str, serial: &str| {
             key(name);
             openssl(&[
-                "req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-                "-subj", subject,
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
             ]);
             openssl(&[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{issuer}.pem"),
-                "-CAkey", &format!("{issuer}.key"), "-set_serial", serial, "-days", "20",
-                "-extfile", "ext.cnf", "-extensions", extension, "-out", &format!("{name}.pem"),
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{issuer}.pem"),
+                "-CAkey",
+                &format!("{issuer}.key"),
+                "-set_serial",
+                serial,
+                "-days",
+                "20",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                extension,
+                "-out",
+                &format!("{name}.pem"),
                 "-sha256",
             ]);
         };
-        issue("sub", "/CN=OCSP Test Sub-CA/O=pnc tests", "root", "sub", "0x1001");
-        issue("signer", "/CN=OCSP Test Responder/O=pnc tests", "sub", "signer", "0x2001");
+        issue(
+            "sub",
+            "/CN=OCSP Test Sub-CA/O=pnc tests",
+            "root",
+            "sub",
+            "0x1001",
+        );
+        issue(
+            "signer",
+            "/CN=OCSP Test Responder/O=pnc tests",
+            "sub",
+            "signer",
+            "0x2001",
+        );
         let mut index = String::new();
         for (position, leaf) in leaves.iter().enumerate() {
             let serial = format!("{:X}", 0x3001 + position);
-            issue(leaf, &format!("/CN={leaf}/O=pnc tests"), "sub", "leaf", &format!("0x{serial}"));
+            issue(
+                leaf,
+                &format!("/CN={leaf}/O=pnc tests"),
+                "sub",
+                "leaf",
+                &format!("0x{serial}"),
+            );
             // index.txt: status, expiry, revocation, serial, file, subject.
             let revoked = leaf.starts_with("revoked");
             index.push_str(&format!(
                 "{}\t301231235959Z\t{}\t{serial}\tunknown\t/CN={leaf}/O=pnc tests\n",
                 if revoked { "R" } else { "V" },
-                if revoked { "240101000000Z,keyCompromise" } else { "" },
+                if revoked {
+                    "240101000000Z,keyCompromise"
+                } else {
+                    ""
+                },
             ));
         }
         std::fs::write(dir.join("index.txt"), index).expect("index");
@@ -133,8 +195,20 @@ impl OpensslPki {
         let child = Command::new("openssl")
             .current_dir(&self.dir)
             .args([
-                "ocsp", "-index", "index.txt", "-port", &port.to_string(), "-CA", "sub.pem",
-                "-rsigner", "signer.pem", "-rkey", "signer.key", "-nmin", "1", "-ignore_err",
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-port",
+                &port.to_string(),
+                "-CA",
+                "sub.pem",
+                "-rsigner",
+                "signer.pem",
+                "-rkey",
+                "signer.key",
+                "-nmin",
+                "1",
+                "-ignore_err",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -146,8 +220,9 @@ impl OpensslPki {
         for _ in 0..100 {
             let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
                 std::fs::read_to_string(table).is_ok_and(|text| {
-                    text.lines()
-                        .any(|line| line.contains(&needle) && line.split_whitespace().nth(3) == Some("0A"))
+                    text.lines().any(|line| {
+                        line.contains(&needle) && line.split_whitespace().nth(3) == Some("0A")
+                    })
                 })
             });
             if listening {
@@ -195,7 +270,9 @@ impl CountingProxy {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 4096];
                     let body = loop {
-                        let Ok(read) = stream.read(&mut chunk).await else { return };
+                        let Ok(read) = stream.read(&mut chunk).await else {
+                            return;
+                        };
                         if read == 0 {
                             return;
                         }
@@ -314,7 +391,11 @@ async fn register(sandbox: &Sandbox, admin: &str, pki: &OpensslPki) {
         .send()
         .await
         .expect("put root");
-    assert!(response.status().is_success(), "put root: {}", response.text().await.unwrap_or_default());
+    assert!(
+        response.status().is_success(),
+        "put root: {}",
+        response.text().await.unwrap_or_default()
+    );
     let response = sandbox
         .http
         .post(sandbox.url("/v1/trust/intermediates"))
@@ -323,7 +404,11 @@ async fn register(sandbox: &Sandbox, admin: &str, pki: &OpensslPki) {
         .send()
         .await
         .expect("add intermediate");
-    assert!(response.status().is_success(), "intermediate: {}", response.text().await.unwrap_or_default());
+    assert!(
+        response.status().is_success(),
+        "intermediate: {}",
+        response.text().await.unwrap_or_default()
+    );
 }
 
 fn no_prefetch(config: &mut pnc_common::Config) {
@@ -332,11 +417,25 @@ fn no_prefetch(config: &mut pnc_common::Config) {
 
 /// `openssl ocsp` as an independent verifier; `digest` is the CertID's (`-sha256`, or
 /// empty for SHA-1), so that it finds the answer for `cert`.
-fn verify_with_openssl(dir: &Path, response: &[u8], ca_file: &Path, issuer: &Path, digest: &[&str], cert: &Path) -> String {
+fn verify_with_openssl(
+    dir: &Path,
+    response: &[u8],
+    ca_file: &Path,
+    issuer: &Path,
+    digest: &[&str],
+    cert: &Path,
+) -> String {
     std::fs::write(dir.join("resp.der"), response).expect("write response");
-    run(Command::new("openssl").args([
-        "ocsp", "-respin",
-    ]).arg(dir.join("resp.der")).arg("-CAfile").arg(ca_file).arg("-issuer").arg(issuer).args(digest).arg("-cert").arg(cert))
+    run(Command::new("openssl")
+        .args(["ocsp", "-respin"])
+        .arg(dir.join("resp.der"))
+        .arg("-CAfile")
+        .arg(ca_file)
+        .arg("-issuer")
+        .arg(issuer)
+        .args(digest)
+        .arg("-cert")
+        .arg(cert))
 }
 
 async fn upstream_scenario(backend: Backend) {
@@ -346,7 +445,9 @@ async fn upstream_scenario(backend: Backend) {
     let pki = OpensslPki::create(
         work.path(),
         &proxy.url,
-        &["leaf1", "leaf2", "leaf3", "revoked1", "leaf5", "leaf6", "leaf7"],
+        &[
+            "leaf1", "leaf2", "leaf3", "revoked1", "leaf5", "leaf6", "leaf7",
+        ],
     );
     let mut responder = pki.start_responder(openssl_port);
     let sandbox = Sandbox::start_with(backend, no_prefetch).await;
@@ -354,15 +455,37 @@ async fn upstream_scenario(backend: Backend) {
     register(&sandbox, &admin.token, &pki).await;
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
     let sub = pki.certificate("sub");
-    let id = |leaf: &str| CertId::for_certificate(HashAlgorithm::Sha256, &pki.certificate(leaf), &sub).unwrap();
+    let id = |leaf: &str| {
+        CertId::for_certificate(HashAlgorithm::Sha256, &pki.certificate(leaf), &sub).unwrap()
+    };
 
     // ok/accepted: the upstream's response, verified by pnc and by openssl.
     let answer = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf1"), &proxy.url)).await;
     assert_eq!(answer["status"], "Accepted", "{answer}");
-    let der = STANDARD.decode(answer["ocspResult"].as_str().expect("ocspResult")).unwrap();
-    std::fs::write(work.path().join("chain.pem"), [std::fs::read(pki.path("root.pem")).unwrap(), std::fs::read(pki.path("sub.pem")).unwrap()].concat()).unwrap();
-    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &["-sha256"], &pki.path("leaf1.pem"));
-    assert!(verdict.contains("Response verify OK") && verdict.contains(": good"), "{verdict}");
+    let der = STANDARD
+        .decode(answer["ocspResult"].as_str().expect("ocspResult"))
+        .unwrap();
+    std::fs::write(
+        work.path().join("chain.pem"),
+        [
+            std::fs::read(pki.path("root.pem")).unwrap(),
+            std::fs::read(pki.path("sub.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let verdict = verify_with_openssl(
+        work.path(),
+        &der,
+        &work.path().join("chain.pem"),
+        &pki.path("sub.pem"),
+        &["-sha256"],
+        &pki.path("leaf1.pem"),
+    );
+    assert!(
+        verdict.contains("Response verify OK") && verdict.contains(": good"),
+        "{verdict}"
+    );
     assert_eq!(proxy.count(), 1);
 
     // ok/cached: asked again, no upstream request.
@@ -379,9 +502,24 @@ async fn upstream_scenario(backend: Backend) {
         ..sandbox.config.clone()
     };
     let replica_shutdown = tokio_util::sync::CancellationToken::new();
-    let replica = pnc::serve::start_all(replica_config, replica_shutdown.clone()).await.expect("replica starts");
-    let replica_url = format!("http://{}", replica.address_of(pnc_common::Component::Gateway).unwrap());
-    let replica_answer: Value = sandbox.http.post(format!("{replica_url}/v1/ocpp/get-certificate-status")).bearer_auth(&cpo.token).json(&hash_data(&id("leaf1"), "")).send().await.unwrap().json().await.unwrap();
+    let replica = pnc::serve::start_all(replica_config, replica_shutdown.clone())
+        .await
+        .expect("replica starts");
+    let replica_url = format!(
+        "http://{}",
+        replica.address_of(pnc_common::Component::Gateway).unwrap()
+    );
+    let replica_answer: Value = sandbox
+        .http
+        .post(format!("{replica_url}/v1/ocpp/get-certificate-status"))
+        .bearer_auth(&cpo.token)
+        .json(&hash_data(&id("leaf1"), ""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(replica_answer["ocspResult"], answer["ocspResult"]);
     assert_eq!(proxy.count(), before, "the replica did not refetch");
     replica_shutdown.cancel();
@@ -391,21 +529,43 @@ async fn upstream_scenario(backend: Backend) {
     let mut asks = tokio::task::JoinSet::new();
     for _ in 0..32 {
         let body = hash_data(&id("leaf2"), &proxy.url);
-        let (http, url, token) = (sandbox.http.clone(), sandbox.url("/v1/ocpp/get-certificate-status"), cpo.token.clone());
+        let (http, url, token) = (
+            sandbox.http.clone(),
+            sandbox.url("/v1/ocpp/get-certificate-status"),
+            cpo.token.clone(),
+        );
         asks.spawn(async move {
-            let response = http.post(url).bearer_auth(token).json(&body).send().await.expect("request");
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
             response.json::<Value>().await.expect("json")
         });
     }
     let answers = asks.join_all().await;
-    assert!(answers.iter().all(|answer| answer["status"] == "Accepted"), "{answers:?}");
+    assert!(
+        answers.iter().all(|answer| answer["status"] == "Accepted"),
+        "{answers:?}"
+    );
     assert_eq!(proxy.count(), 2, "single flight");
 
     // ok/revoked: a revoked certificate is a successful answer saying revoked.
     let revoked = get_status(&sandbox, &cpo.token, &hash_data(&id("revoked1"), "")).await;
     assert_eq!(revoked["status"], "Accepted");
-    let der = STANDARD.decode(revoked["ocspResult"].as_str().unwrap()).unwrap();
-    let verdict = verify_with_openssl(work.path(), &der, &work.path().join("chain.pem"), &pki.path("sub.pem"), &["-sha256"], &pki.path("revoked1.pem"));
+    let der = STANDARD
+        .decode(revoked["ocspResult"].as_str().unwrap())
+        .unwrap();
+    let verdict = verify_with_openssl(
+        work.path(),
+        &der,
+        &work.path().join("chain.pem"),
+        &pki.path("sub.pem"),
+        &["-sha256"],
+        &pki.path("revoked1.pem"),
+    );
     assert!(verdict.contains(": revoked"), "{verdict}");
     assert_eq!(proxy.count(), 3);
 
@@ -415,7 +575,12 @@ async fn upstream_scenario(backend: Backend) {
     assert_eq!(refused["status"], "Failed");
     assert_eq!(refused["statusInfo"]["reasonCode"], "ResponderNotAllowed");
     assert!(refused.get("ocspResult").is_none());
-    let internal = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf3"), "http://169.254.169.254/latest/")).await;
+    let internal = get_status(
+        &sandbox,
+        &cpo.token,
+        &hash_data(&id("leaf3"), "http://169.254.169.254/latest/"),
+    )
+    .await;
     assert_eq!(internal["status"], "Failed");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(trap.count(), 0, "no connection to a refused responder");
@@ -424,25 +589,60 @@ async fn upstream_scenario(backend: Backend) {
     // fail/unknown-issuer: answered without any upstream request.
     let stranger = CertId::new(HashAlgorithm::Sha256, vec![7; 32], vec![8; 32], &[1]).unwrap();
     let unknown = get_status(&sandbox, &cpo.token, &hash_data(&stranger, &proxy.url)).await;
-    assert_eq!(unknown["statusInfo"]["reasonCode"], "UnknownIssuer", "{unknown}");
+    assert_eq!(
+        unknown["statusInfo"]["reasonCode"], "UnknownIssuer",
+        "{unknown}"
+    );
     assert_eq!(proxy.count(), 3);
 
     // fail/bad input, answered in OCPP terms.
     for (case, body) in [
-        ("fail/bad-hex", json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "zz", "issuerKeyHash": "00", "serialNumber": "01", "responderURL": ""}})),
-        ("fail/wrong-length", json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "00".repeat(20), "issuerKeyHash": "00".repeat(32), "serialNumber": "01", "responderURL": ""}})),
-        ("fail/unknown-algorithm", json!({"ocspRequestData": {"hashAlgorithm": "MD5", "issuerNameHash": "00".repeat(16), "issuerKeyHash": "00".repeat(16), "serialNumber": "01", "responderURL": ""}})),
+        (
+            "fail/bad-hex",
+            json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "zz", "issuerKeyHash": "00", "serialNumber": "01", "responderURL": ""}}),
+        ),
+        (
+            "fail/wrong-length",
+            json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "00".repeat(20), "issuerKeyHash": "00".repeat(32), "serialNumber": "01", "responderURL": ""}}),
+        ),
+        (
+            "fail/unknown-algorithm",
+            json!({"ocspRequestData": {"hashAlgorithm": "MD5", "issuerNameHash": "00".repeat(16), "issuerKeyHash": "00".repeat(16), "serialNumber": "01", "responderURL": ""}}),
+        ),
     ] {
         let answer = get_status(&sandbox, &cpo.token, &body).await;
         assert_eq!(answer["status"], "Failed", "{case}");
-        assert_eq!(answer["statusInfo"]["reasonCode"], "FormatViolation", "{case}");
+        assert_eq!(
+            answer["statusInfo"]["reasonCode"], "FormatViolation",
+            "{case}"
+        );
     }
-    let missing = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-status")).bearer_auth(&cpo.token).json(&json!({"ocspRequestData": {}})).send().await.unwrap();
+    let missing = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-certificate-status"))
+        .bearer_auth(&cpo.token)
+        .json(&json!({"ocspRequestData": {}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 400, "fail/missing-fields");
-    let anonymous = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-status")).json(&hash_data(&id("leaf1"), "")).send().await.unwrap();
+    let anonymous = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-certificate-status"))
+        .json(&hash_data(&id("leaf1"), ""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    let forbidden = sandbox.http.post(sandbox.url("/v1/ocpp/get-certificate-status")).bearer_auth(&oem.token).json(&hash_data(&id("leaf1"), "")).send().await.unwrap();
+    let forbidden = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-certificate-status"))
+        .bearer_auth(&oem.token)
+        .json(&hash_data(&id("leaf1"), ""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), 403);
 
     // fail/tampered and fail/mismatched upstream answers are not kept or served.
@@ -450,26 +650,49 @@ async fn upstream_scenario(backend: Backend) {
     let tampered = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf5"), "")).await;
     assert_eq!(tampered["status"], "Failed", "{tampered}");
     assert_eq!(tampered["statusInfo"]["reasonCode"], "OcspUnavailable");
-    let leaf1_der = STANDARD.decode(answer["ocspResult"].as_str().unwrap()).unwrap();
+    let leaf1_der = STANDARD
+        .decode(answer["ocspResult"].as_str().unwrap())
+        .unwrap();
     proxy.set_mode(Mode::Mismatch, leaf1_der);
     let mismatched = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf6"), "")).await;
     assert_eq!(mismatched["status"], "Failed", "{mismatched}");
     proxy.set_mode(Mode::Forward, Vec::new());
 
     // ok/rfc6960: the same cache answers plain OCSP (SHA-1 CertID, POST) without a token.
-    let sha1 = CertId::for_certificate(HashAlgorithm::Sha1, &pki.certificate("leaf7"), &sub).unwrap();
+    let sha1 =
+        CertId::for_certificate(HashAlgorithm::Sha1, &pki.certificate("leaf7"), &sub).unwrap();
     let request = pnc_ocsp::codec::build_request(&sha1);
-    let response = sandbox.http.post(sandbox.url("/ocsp")).header("content-type", "application/ocsp-request").body(request.clone()).send().await.unwrap();
+    let response = sandbox
+        .http
+        .post(sandbox.url("/ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(request.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
-    let verdict = verify_with_openssl(work.path(), &body, &work.path().join("chain.pem"), &pki.path("sub.pem"), &[], &pki.path("leaf7.pem"));
+    let verdict = verify_with_openssl(
+        work.path(),
+        &body,
+        &work.path().join("chain.pem"),
+        &pki.path("sub.pem"),
+        &[],
+        &pki.path("leaf7.pem"),
+    );
     assert!(verdict.contains(": good"), "{verdict}");
 
     // ok/stale-but-valid, then fail/expired: the responder stops; the last good response
     // is served until its nextUpdate (one minute after thisUpdate), then a clear failure.
     let _ = responder.kill();
     let _ = responder.wait();
-    let parsed = pnc_ocsp::codec::read_answer(&STANDARD.decode(answer["ocspResult"].as_str().unwrap()).unwrap(), &id("leaf1")).unwrap();
+    let parsed = pnc_ocsp::codec::read_answer(
+        &STANDARD
+            .decode(answer["ocspResult"].as_str().unwrap())
+            .unwrap(),
+        &id("leaf1"),
+    )
+    .unwrap();
     let wait_until = |at: i64| async move {
         let now = pnc_common::db::unix_now();
         if at > now {
@@ -485,14 +708,26 @@ async fn upstream_scenario(backend: Backend) {
     let expired = get_status(&sandbox, &cpo.token, &hash_data(&id("leaf1"), "")).await;
     assert_eq!(expired["status"], "Failed", "{expired}");
     assert_eq!(expired["statusInfo"]["reasonCode"], "OcspUnavailable");
-    let plain = sandbox.http.post(sandbox.url("/ocsp")).body(pnc_ocsp::codec::build_request(&id("leaf1"))).send().await.unwrap().bytes().await.unwrap();
+    let plain = sandbox
+        .http
+        .post(sandbox.url("/ocsp"))
+        .body(pnc_ocsp::codec::build_request(&id("leaf1")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(plain.as_ref(), &[0x30, 0x03, 0x0a, 0x01, 0x03], "tryLater");
     sandbox.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upstream_cache_verifies_shares_and_outlives_its_responder() {
-    tokio::join!(upstream_scenario(Backend::Sqlite), upstream_scenario(Backend::Postgres));
+    tokio::join!(
+        upstream_scenario(Backend::Sqlite),
+        upstream_scenario(Backend::Postgres)
+    );
 }
 
 /// The dev PKI's certificates and keys, as the sandbox made them.
@@ -508,16 +743,39 @@ async fn own_scenario(backend: Backend) {
     let work = tempfile::tempdir().expect("dir");
     let pki = dev_pki(&sandbox);
     let ca = pki.certificate(pnc_pki::DevCert::ChargingStationCa).clone();
-    let key = pnc_pki::SoftwareSigner::generate("station", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256).unwrap();
-    let issue = |name: &str| pki.issue_charging_station(name, pnc_pki::Signer::public_key_spki_der(&key), time::Duration::days(30)).unwrap();
-    let (good, revoked, unrecorded) = (issue("CS-GOOD"), issue("CS-REVOKED"), issue("CS-UNRECORDED"));
-    let registry = pnc_registry::open_database(&sandbox.storage()).await.unwrap();
+    let key =
+        pnc_pki::SoftwareSigner::generate("station", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256)
+            .unwrap();
+    let issue = |name: &str| {
+        pki.issue_charging_station(
+            name,
+            pnc_pki::Signer::public_key_spki_der(&key),
+            time::Duration::days(30),
+        )
+        .unwrap()
+    };
+    let (good, revoked, unrecorded) = (
+        issue("CS-GOOD"),
+        issue("CS-REVOKED"),
+        issue("CS-UNRECORDED"),
+    );
+    let registry = pnc_registry::open_database(&sandbox.storage())
+        .await
+        .unwrap();
     let issued = pnc_registry::issued::IssuedStore::new(registry);
     for certificate in [&good, &revoked] {
-        let record = pnc_registry::issued::NewIssued::from_certificates(certificate.der(), ca.der(), "charging-station").unwrap();
+        let record = pnc_registry::issued::NewIssued::from_certificates(
+            certificate.der(),
+            ca.der(),
+            "charging-station",
+        )
+        .unwrap();
         issued.record(&record).await.unwrap();
     }
-    issued.revoke(ca.subject_key_identifier().unwrap(), revoked.serial(), 1).await.unwrap();
+    issued
+        .revoke(ca.subject_key_identifier().unwrap(), revoked.serial(), 1)
+        .await
+        .unwrap();
 
     let write = |name: &str, bytes: &[u8]| {
         let path = work.path().join(name);
@@ -525,13 +783,22 @@ async fn own_scenario(backend: Backend) {
         path
     };
     let ca_file = write("ca.pem", ca.to_pem().as_bytes());
-    for (name, certificate) in [("good", &good), ("revoked", &revoked), ("unrecorded", &unrecorded)] {
+    for (name, certificate) in [
+        ("good", &good),
+        ("revoked", &revoked),
+        ("unrecorded", &unrecorded),
+    ] {
         write(&format!("{name}.pem"), certificate.to_pem().as_bytes());
     }
     let openssl_request = |name: &str, extra: &[&str]| -> Vec<u8> {
         let out = work.path().join(format!("{name}.req"));
         let mut command = Command::new("openssl");
-        command.current_dir(work.path()).args(["ocsp", "-issuer", "ca.pem"]).args(extra).args(["-cert", &format!("{name}.pem"), "-reqout"]).arg(&out);
+        command
+            .current_dir(work.path())
+            .args(["ocsp", "-issuer", "ca.pem"])
+            .args(extra)
+            .args(["-cert", &format!("{name}.pem"), "-reqout"])
+            .arg(&out);
         run(&mut command);
         std::fs::read(out).unwrap()
     };
@@ -539,7 +806,13 @@ async fn own_scenario(backend: Backend) {
     // matches it against the response.
     let check = |name: &str, response: &[u8], digest: &[&str]| -> String {
         std::fs::write(work.path().join("r.der"), response).unwrap();
-        run(Command::new("openssl").current_dir(work.path()).args(["ocsp", "-respin", "r.der", "-CAfile", "ca.pem", "-issuer", "ca.pem"]).args(digest).args(["-cert", &format!("{name}.pem")]))
+        run(Command::new("openssl")
+            .current_dir(work.path())
+            .args([
+                "ocsp", "-respin", "r.der", "-CAfile", "ca.pem", "-issuer", "ca.pem",
+            ])
+            .args(digest)
+            .args(["-cert", &format!("{name}.pem")]))
     };
 
     // ok/good, ok/revoked with its reason, ok/unknown: SHA-1 (openssl's default) and
@@ -553,32 +826,94 @@ async fn own_scenario(backend: Backend) {
     ];
     for (name, extra, expected) in cases {
         let request = openssl_request(name, extra);
-        let response = sandbox.http.post(sandbox.url("/ocsp")).header("content-type", "application/ocsp-request").body(request.clone()).send().await.unwrap();
+        let response = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .header("content-type", "application/ocsp-request")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap();
-        let digest: Vec<&str> = extra.iter().copied().filter(|arg| *arg == "-sha256").collect();
+        let digest: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|arg| *arg == "-sha256")
+            .collect();
         let verdict = check(name, &body, &digest);
-        assert!(verdict.contains("Response verify OK") && verdict.contains(expected), "{name} {extra:?}: {verdict}");
-        assert!(headers["cache-control"].to_str().unwrap().starts_with("max-age="), "{headers:?}");
+        assert!(
+            verdict.contains("Response verify OK") && verdict.contains(expected),
+            "{name} {extra:?}: {verdict}"
+        );
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .starts_with("max-age="),
+            "{headers:?}"
+        );
         assert!(headers.contains_key("etag") && headers.contains_key("last-modified"));
         for encoded in [STANDARD.encode(&request), URL_SAFE_NO_PAD.encode(&request)] {
-            let path = encoded.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
-            let got = sandbox.http.get(sandbox.url(&format!("/ocsp/{path}"))).send().await.unwrap().bytes().await.unwrap();
+            let path = encoded
+                .replace('/', "%2F")
+                .replace('+', "%2B")
+                .replace('=', "%3D");
+            let got = sandbox
+                .http
+                .get(sandbox.url(&format!("/ocsp/{path}")))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             let verdict = check(name, &got, &digest);
             assert!(verdict.contains(expected), "GET {name}: {verdict}");
         }
     }
 
     // fail/malformed and fail/unknown-issuer: OCSP error statuses, never a panic.
-    for garbage in [Vec::new(), vec![0x30, 0x00], vec![0xff; 100], vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff]] {
-        let body = sandbox.http.post(sandbox.url("/ocsp")).body(garbage).send().await.unwrap().bytes().await.unwrap();
+    for garbage in [
+        Vec::new(),
+        vec![0x30, 0x00],
+        vec![0xff; 100],
+        vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        let body = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .body(garbage)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(body.as_ref(), &MALFORMED_REQUEST);
     }
-    let got = sandbox.http.get(sandbox.url("/ocsp/not*base64")).send().await.unwrap().bytes().await.unwrap();
+    let got = sandbox
+        .http
+        .get(sandbox.url("/ocsp/not*base64"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(got.as_ref(), &MALFORMED_REQUEST);
     let stranger = CertId::new(HashAlgorithm::Sha1, vec![1; 20], vec![2; 20], &[3]).unwrap();
-    let body = sandbox.http.post(sandbox.url("/ocsp")).body(pnc_ocsp::codec::build_request(&stranger)).send().await.unwrap().bytes().await.unwrap();
+    let body = sandbox
+        .http
+        .post(sandbox.url("/ocsp"))
+        .body(pnc_ocsp::codec::build_request(&stranger))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(body.as_ref(), &UNAUTHORIZED);
 
     // ok/crl: at the path the certificates name, signed by the CA, listing the revoked one.
@@ -588,10 +923,23 @@ async fn own_scenario(backend: Backend) {
     assert_eq!(response.status(), 200, "{path}");
     let crl = response.bytes().await.unwrap();
     let crl_path = write("ca.crl", &crl);
-    let text = run(Command::new("openssl").args(["crl", "-inform", "DER", "-in"]).arg(&crl_path).arg("-CAfile").arg(&ca_file).args(["-noout", "-text"]));
+    let text = run(Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-in"])
+        .arg(&crl_path)
+        .arg("-CAfile")
+        .arg(&ca_file)
+        .args(["-noout", "-text"]));
     assert!(text.contains("verify OK"), "{text}");
-    assert!(text.contains(&revoked.serial_hex()) && !text.contains(&good.serial_hex()), "{text}");
-    let missing = sandbox.http.get(sandbox.url("/crl/nobody.crl")).send().await.unwrap();
+    assert!(
+        text.contains(&revoked.serial_hex()) && !text.contains(&good.serial_hex()),
+        "{text}"
+    );
+    let missing = sandbox
+        .http
+        .get(sandbox.url("/crl/nobody.crl"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 
     // ok/ocpp: the same answers through GetCertificateStatus, with the AIA URL as hint.
@@ -605,15 +953,26 @@ async fn own_scenario(backend: Backend) {
     ]})).send().await.unwrap();
     assert_eq!(chain.status(), 200);
     let chain: Value = chain.json().await.unwrap();
-    assert_eq!(chain["certificateStatus"][0]["status"], "Revoked", "{chain}");
+    assert_eq!(
+        chain["certificateStatus"][0]["status"], "Revoked",
+        "{chain}"
+    );
     assert_eq!(chain["certificateStatus"][1]["status"], "Good", "{chain}");
-    assert!(chain["certificateStatus"][0]["nextUpdate"].as_str().unwrap().contains('T'));
+    assert!(
+        chain["certificateStatus"][0]["nextUpdate"]
+            .as_str()
+            .unwrap()
+            .contains('T')
+    );
     sandbox.stop().await;
 }
 
 fn url_path(url: &str) -> String {
     let without_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    without_scheme.find('/').map(|at| without_scheme[at..].to_string()).unwrap_or_default()
+    without_scheme
+        .find('/')
+        .map(|at| without_scheme[at..].to_string())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -627,26 +986,57 @@ async fn authorize_scenario(backend: Backend) {
     let sandbox = Sandbox::start(backend).await;
     let pki = dev_pki(&sandbox);
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
-    let key = pnc_pki::SoftwareSigner::generate("contract", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256).unwrap();
-    let emaid_of = |first_14: &str| format!("{first_14}{}", pnc_common::ids::emaid_check_digit(first_14).expect("check digit"));
+    let key =
+        pnc_pki::SoftwareSigner::generate("contract", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256)
+            .unwrap();
+    let emaid_of = |first_14: &str| {
+        format!(
+            "{first_14}{}",
+            pnc_common::ids::emaid_check_digit(first_14).expect("check digit")
+        )
+    };
     let emaid = emaid_of("DEPNCC00000001");
     let emaid = emaid.as_str();
     let other_emaid = emaid_of("DEPNCC00000002");
     let revoked_emaid = emaid_of("DEPNCC00000003");
-    let contract = pki.issue_contract(emaid, pnc_pki::Signer::public_key_spki_der(&key), time::Duration::days(30)).unwrap();
+    let contract = pki
+        .issue_contract(
+            emaid,
+            pnc_pki::Signer::public_key_spki_der(&key),
+            time::Duration::days(30),
+        )
+        .unwrap();
     let sub2 = pki.certificate(pnc_pki::DevCert::MoSubCa2).clone();
     let sub1 = pki.certificate(pnc_pki::DevCert::MoSubCa1).clone();
-    let registry = pnc_registry::open_database(&sandbox.storage()).await.unwrap();
+    let registry = pnc_registry::open_database(&sandbox.storage())
+        .await
+        .unwrap();
     let issued = pnc_registry::issued::IssuedStore::new(registry);
-    for (certificate, issuer) in [(&contract, &sub2), (&sub2, &sub1), (&sub1, pki.certificate(pnc_pki::DevCert::MoRoot))] {
-        let record = pnc_registry::issued::NewIssued::from_certificates(certificate.der(), issuer.der(), "test").unwrap();
+    for (certificate, issuer) in [
+        (&contract, &sub2),
+        (&sub2, &sub1),
+        (&sub1, pki.certificate(pnc_pki::DevCert::MoRoot)),
+    ] {
+        let record = pnc_registry::issued::NewIssued::from_certificates(
+            certificate.der(),
+            issuer.der(),
+            "test",
+        )
+        .unwrap();
         issued.record(&record).await.unwrap();
     }
     let pem = [contract.to_pem(), sub2.to_pem(), sub1.to_pem()].concat();
     let authorize = |body: Value| {
         let (sandbox, token) = (&sandbox, cpo.token.clone());
         async move {
-            let response = sandbox.http.post(sandbox.url("/v1/ocpp/authorize")).bearer_auth(token).json(&body).send().await.unwrap();
+            let response = sandbox
+                .http
+                .post(sandbox.url("/v1/ocpp/authorize"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.unwrap()
         }
@@ -654,7 +1044,9 @@ async fn authorize_scenario(backend: Backend) {
     // The MO root must be in the pool (provisioning seeds it in the background).
     let mut answer = Value::Null;
     for _ in 0..50 {
-        answer = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": pem})).await;
+        answer =
+            authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": pem}))
+                .await;
         if answer["certificateStatus"] == "Accepted" {
             break;
         }
@@ -662,19 +1054,45 @@ async fn authorize_scenario(backend: Backend) {
     }
     assert_eq!(answer["certificateStatus"], "Accepted", "{answer}");
     assert_eq!(answer["idTokenInfo"]["status"], "Accepted");
-    let wrong_token = authorize(json!({"idToken": {"idToken": other_emaid, "type": "eMAID"}, "certificate": pem})).await;
+    let wrong_token = authorize(
+        json!({"idToken": {"idToken": other_emaid, "type": "eMAID"}, "certificate": pem}),
+    )
+    .await;
     assert_eq!(wrong_token["certificateStatus"], "CertChainError");
-    let hash = |certificate: &Certificate, issuer: &Certificate| hash_data(&CertId::for_certificate(HashAlgorithm::Sha256, certificate, issuer).unwrap(), "")["ocspRequestData"].clone();
+    let hash = |certificate: &Certificate, issuer: &Certificate| {
+        hash_data(
+            &CertId::for_certificate(HashAlgorithm::Sha256, certificate, issuer).unwrap(),
+            "",
+        )["ocspRequestData"]
+            .clone()
+    };
     let by_hash = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]})).await;
     assert_eq!(by_hash["certificateStatus"], "Accepted", "{by_hash}");
-    issued.revoke(sub2.subject_key_identifier().unwrap(), contract.serial(), 1).await.unwrap();
+    issued
+        .revoke(sub2.subject_key_identifier().unwrap(), contract.serial(), 1)
+        .await
+        .unwrap();
     // A fresh contract of the same chain, revoked before anyone asked.
-    let revoked = pki.issue_contract(&revoked_emaid, pnc_pki::Signer::public_key_spki_der(&key), time::Duration::days(30)).unwrap();
-    let record = pnc_registry::issued::NewIssued::from_certificates(revoked.der(), sub2.der(), "test").unwrap();
+    let revoked = pki
+        .issue_contract(
+            &revoked_emaid,
+            pnc_pki::Signer::public_key_spki_der(&key),
+            time::Duration::days(30),
+        )
+        .unwrap();
+    let record =
+        pnc_registry::issued::NewIssued::from_certificates(revoked.der(), sub2.der(), "test")
+            .unwrap();
     issued.record(&record).await.unwrap();
-    issued.revoke(sub2.subject_key_identifier().unwrap(), revoked.serial(), 1).await.unwrap();
+    issued
+        .revoke(sub2.subject_key_identifier().unwrap(), revoked.serial(), 1)
+        .await
+        .unwrap();
     let revoked_answer = authorize(json!({"idToken": {"idToken": revoked_emaid, "type": "eMAID"}, "certificate": ([revoked.to_pem(), sub2.to_pem(), sub1.to_pem()].concat())})).await;
-    assert_eq!(revoked_answer["certificateStatus"], "CertificateRevoked", "{revoked_answer}");
+    assert_eq!(
+        revoked_answer["certificateStatus"], "CertificateRevoked",
+        "{revoked_answer}"
+    );
     assert_eq!(revoked_answer["idTokenInfo"]["status"], "Invalid");
     let foreign = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": ([contract.to_pem(), sub2.to_pem()].concat())})).await;
     assert_eq!(foreign["certificateStatus"], "CertChainError", "{foreign}");

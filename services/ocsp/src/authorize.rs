@@ -82,7 +82,10 @@ pub async fn check_chain(engine: &Arc<Engine>, chain: &[Certificate], id_token: 
         );
     }
     let now = OffsetDateTime::now_utc();
-    if let Some(expired) = chain.iter().find(|certificate| !certificate.is_valid_at(now)) {
+    if let Some(expired) = chain
+        .iter()
+        .find(|certificate| !certificate.is_valid_at(now))
+    {
         return verdict(
             ContractCertificateStatus::CertificateExpired,
             format!("{} is outside its validity period", expired.subject()),
@@ -95,7 +98,13 @@ pub async fn check_chain(engine: &Arc<Engine>, chain: &[Certificate], id_token: 
             root_type: root_type as i32,
             ..Default::default()
         };
-        match engine.downstream().truststore.clone().list_roots(request).await {
+        match engine
+            .downstream()
+            .truststore
+            .clone()
+            .list_roots(request)
+            .await
+        {
             Ok(response) => roots.extend(
                 response
                     .into_inner()
@@ -122,7 +131,10 @@ pub async fn check_chain(engine: &Arc<Engine>, chain: &[Certificate], id_token: 
             );
         }
         Err(error @ (PathError::Expired { .. } | PathError::NotYetValid { .. })) => {
-            return verdict(ContractCertificateStatus::CertificateExpired, error.to_string());
+            return verdict(
+                ContractCertificateStatus::CertificateExpired,
+                error.to_string(),
+            );
         }
         Err(error) => {
             return verdict(ContractCertificateStatus::CertChainError, error.to_string());

@@ -253,7 +253,13 @@ mod tests {
     use super::*;
 
     fn sample() -> CertId {
-        CertId::new(HashAlgorithm::Sha256, vec![1; 32], vec![2; 32], &[0x00, 0x8f, 0x01]).unwrap()
+        CertId::new(
+            HashAlgorithm::Sha256,
+            vec![1; 32],
+            vec![2; 32],
+            &[0x00, 0x8f, 0x01],
+        )
+        .unwrap()
     }
 
     #[test]

@@ -283,8 +283,7 @@ fn parse_single_response(reader: &mut Reader<'_>) -> Result<ParsedSingle, Verify
             let time = info.read(der::TAG_GENERALIZED_TIME, "revocationTime")?;
             let reason = match info.read_optional(explicit(0))? {
                 Some(wrapper) => {
-                    let value =
-                        der::parse_single(wrapper.content, der::TAG_ENUMERATED, "reason")?;
+                    let value = der::parse_single(wrapper.content, der::TAG_ENUMERATED, "reason")?;
                     value.content.first().copied()
                 }
                 None => None,

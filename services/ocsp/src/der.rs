@@ -231,8 +231,8 @@ pub fn bit_string(bytes: &[u8]) -> Vec<u8> {
 
 /// GeneralizedTime `YYYYMMDDHHMMSSZ` (RFC 5280 §4.1.2.5.2: no fractions).
 pub fn generalized_time(unix_seconds: i64) -> Vec<u8> {
-    let time = OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let time =
+        OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let text = format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}Z",
         time.year(),
@@ -247,8 +247,8 @@ pub fn generalized_time(unix_seconds: i64) -> Vec<u8> {
 
 /// UTCTime for years 1950–2049, GeneralizedTime otherwise (RFC 5280 §5.1.2.4).
 pub fn x509_time(unix_seconds: i64) -> Vec<u8> {
-    let time = OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let time =
+        OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     if (1950..2050).contains(&time.year()) {
         let text = format!(
             "{:02}{:02}{:02}{:02}{:02}{:02}Z",
@@ -280,8 +280,12 @@ pub fn parse_generalized_time(content: &[u8]) -> Result<i64, DerError> {
     let month = time::Month::try_from(number(4..6)? as u8).map_err(|_| BAD)?;
     let date = time::Date::from_calendar_date(number(0..4)? as i32, month, number(6..8)? as u8)
         .map_err(|_| BAD)?;
-    let time = time::Time::from_hms(number(8..10)? as u8, number(10..12)? as u8, number(12..14)? as u8)
-        .map_err(|_| BAD)?;
+    let time = time::Time::from_hms(
+        number(8..10)? as u8,
+        number(10..12)? as u8,
+        number(12..14)? as u8,
+    )
+    .map_err(|_| BAD)?;
     Ok(date.with_time(time).assume_utc().unix_timestamp())
 }
 
@@ -321,8 +325,16 @@ mod tests {
     fn fail_truncated_and_oversized_lengths() {
         assert!(Reader::new(&[0x30]).read_any().is_err());
         assert!(Reader::new(&[0x30, 0x05, 0x01]).read_any().is_err());
-        assert!(Reader::new(&[0x30, 0x85, 1, 1, 1, 1, 1]).read_any().is_err());
-        assert!(Reader::new(&[0x30, 0x81, 0x05, 0, 0, 0, 0, 0]).read_any().is_err());
+        assert!(
+            Reader::new(&[0x30, 0x85, 1, 1, 1, 1, 1])
+                .read_any()
+                .is_err()
+        );
+        assert!(
+            Reader::new(&[0x30, 0x81, 0x05, 0, 0, 0, 0, 0])
+                .read_any()
+                .is_err()
+        );
         assert!(Reader::new(&[0x1f, 0x01, 0x00]).read_any().is_err());
     }
 
@@ -334,7 +346,10 @@ mod tests {
         assert_eq!(magnitude_from_integer_content(&[0, 0x80]), &[0x80]);
         let encoded = generalized_time(1_700_000_000);
         let element = parse_single(&encoded, TAG_GENERALIZED_TIME, "time").unwrap();
-        assert_eq!(parse_generalized_time(element.content).unwrap(), 1_700_000_000);
+        assert_eq!(
+            parse_generalized_time(element.content).unwrap(),
+            1_700_000_000
+        );
         assert_eq!(
             parse_generalized_time(b"20231114221320.123Z").unwrap(),
             1_700_000_000

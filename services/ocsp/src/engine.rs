@@ -87,7 +87,10 @@ impl From<StatusError> for PncError {
 
 /// Which responder answers a CertID.
 enum Resolution {
-    Own { pki: Arc<OwnPki>, ca: Arc<OwnCa> },
+    Own {
+        pki: Arc<OwnPki>,
+        ca: Arc<OwnCa>,
+    },
     Upstream {
         issuers: Vec<Certificate>,
         urls: Vec<String>,
@@ -525,21 +528,19 @@ impl Engine {
                 let newer = fallback
                     .as_ref()
                     .is_none_or(|cached| cached.answer.this_update < stored.this_update);
-                if newer {
-                    if let Ok(answer) = codec::read_answer(&stored.der, cert_id) {
-                        let cached = Arc::new(Cached {
-                            der: Bytes::from(stored.der),
-                            answer,
-                            refresh_at: stored.refresh_at,
-                            allowed_urls: allowed_urls.clone(),
-                            source: Source::Upstream,
-                        });
-                        if now < cached.refresh_at {
-                            self.memory.insert(cert_id.clone(), cached.clone()).await;
-                            return Ok(cached);
-                        }
-                        fallback = Some(cached);
+                if newer && let Ok(answer) = codec::read_answer(&stored.der, cert_id) {
+                    let cached = Arc::new(Cached {
+                        der: Bytes::from(stored.der),
+                        answer,
+                        refresh_at: stored.refresh_at,
+                        allowed_urls: allowed_urls.clone(),
+                        source: Source::Upstream,
+                    });
+                    if now < cached.refresh_at {
+                        self.memory.insert(cert_id.clone(), cached.clone()).await;
+                        return Ok(cached);
                     }
+                    fallback = Some(cached);
                 }
             }
             Ok(_) => {}

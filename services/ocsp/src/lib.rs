@@ -52,8 +52,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         downstream,
     )?);
     tokio::spawn(prefetch::run(engine.clone(), context.shutdown.clone()));
-    let routes =
-        tonic::service::Routes::new(OcspServer::new(service::OcspService::new(engine)));
+    let routes = tonic::service::Routes::new(OcspServer::new(service::OcspService::new(engine)));
     let task = tokio::spawn(async move {
         server
             .serve(

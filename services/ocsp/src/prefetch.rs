@@ -38,12 +38,18 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
 async fn round(engine: &Arc<Engine>) {
     let started = std::time::Instant::now();
     let mut refreshed = 0usize;
-    match engine.store().due_for_refresh(unix_now(), MAX_DUE_PER_ROUND).await {
+    match engine
+        .store()
+        .due_for_refresh(unix_now(), MAX_DUE_PER_ROUND)
+        .await
+    {
         Ok(due) => {
             for response in due {
                 match engine.refresh(&response.cert_id).await {
                     Ok(_) => refreshed += 1,
-                    Err(error) => tracing::debug!(cert_id = ?response.cert_id, error = %error, "refresh failed"),
+                    Err(error) => {
+                        tracing::debug!(cert_id = ?response.cert_id, error = %error, "refresh failed")
+                    }
                 }
             }
         }
@@ -68,7 +74,11 @@ async fn round(engine: &Arc<Engine>) {
             else {
                 continue;
             };
-            if engine.status(&cert_id, None, Some(certificate)).await.is_ok() {
+            if engine
+                .status(&cert_id, None, Some(certificate))
+                .await
+                .is_ok()
+            {
                 known_checked += 1;
             }
         }
@@ -84,7 +94,12 @@ async fn round(engine: &Arc<Engine>) {
                     after_serial: after_serial.clone(),
                     limit: PAGE,
                 };
-                let Ok(page) = engine.downstream().issued.clone().list_issued(request).await
+                let Ok(page) = engine
+                    .downstream()
+                    .issued
+                    .clone()
+                    .list_issued(request)
+                    .await
                 else {
                     break 'cas;
                 };
@@ -101,7 +116,8 @@ async fn round(engine: &Arc<Engine>) {
                         else {
                             continue;
                         };
-                        let Ok(cert_id) = CertId::new(algorithm, name_hash, key_hash, &record.serial)
+                        let Ok(cert_id) =
+                            CertId::new(algorithm, name_hash, key_hash, &record.serial)
                         else {
                             continue;
                         };

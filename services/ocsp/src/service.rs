@@ -7,10 +7,9 @@ use pnc_common::PncError;
 use pnc_common::db::unix_now;
 use pnc_pki::Certificate;
 use pnc_proto::ocsp::v1::{
-    AuthorizeRequest, AuthorizeResponse, CertStatus as CertStatusMessage,
-    CertId as CertIdMessage, ContractCertificateStatus, GetCrlRequest, GetCrlResponse,
-    GetStatusRequest, GetStatusResponse, HashAlgorithm as HashAlgorithmMessage, RespondRequest,
-    RespondResponse, ocsp_server::Ocsp,
+    AuthorizeRequest, AuthorizeResponse, CertId as CertIdMessage, CertStatus as CertStatusMessage,
+    ContractCertificateStatus, GetCrlRequest, GetCrlResponse, GetStatusRequest, GetStatusResponse,
+    HashAlgorithm as HashAlgorithmMessage, RespondRequest, RespondResponse, ocsp_server::Ocsp,
 };
 use pnc_proto::registry::v1::ListRevokedRequest;
 use tonic::{Request, Response, Status};
@@ -124,13 +123,17 @@ impl Ocsp for OcspService {
     ) -> Result<Response<RespondResponse>, Status> {
         let request = request.into_inner();
         if request.ocsp_request_der.len() > MAX_REQUEST_BYTES {
-            return Ok(Response::new(error_response(ResponseStatus::MalformedRequest)));
+            return Ok(Response::new(error_response(
+                ResponseStatus::MalformedRequest,
+            )));
         }
         let question = match codec::parse_request(&request.ocsp_request_der) {
             Ok(question) => question,
             Err(error) => {
                 tracing::debug!(error = %error, "malformed ocsp request");
-                return Ok(Response::new(error_response(ResponseStatus::MalformedRequest)));
+                return Ok(Response::new(error_response(
+                    ResponseStatus::MalformedRequest,
+                )));
             }
         };
         let response = match self.engine.status(&question.cert_id, None, None).await {
@@ -222,7 +225,8 @@ impl Ocsp for OcspService {
         request: Request<AuthorizeRequest>,
     ) -> Result<Response<AuthorizeResponse>, Status> {
         let request = request.into_inner();
-        if request.chain.len() > MAX_AUTHORIZE_ITEMS || request.hash_data.len() > MAX_AUTHORIZE_ITEMS
+        if request.chain.len() > MAX_AUTHORIZE_ITEMS
+            || request.hash_data.len() > MAX_AUTHORIZE_ITEMS
         {
             return Err(PncError::invalid("at most 4 certificates or hash data").into());
         }

@@ -332,7 +332,9 @@ pub async fn get_certificate_chain_status(
             return Err(ApiError::bad_request("source must be OCSP or CRL"));
         }
         if item.urls.len() > 5 || item.urls.iter().any(|url| url.len() > 2000) {
-            return Err(ApiError::bad_request("at most 5 urls of at most 2000 characters"));
+            return Err(ApiError::bad_request(
+                "at most 5 urls of at most 2000 characters",
+            ));
         }
         let hash = &item.certificate_hash_data;
         let failed = |hash: CertificateHashData, source: String| CertificateStatus {
@@ -479,7 +481,9 @@ pub async fn authorize(
 ) -> Result<Json<AuthorizeContractResponse>, ApiError> {
     require_station_side(&caller)?;
     if request.id_token.id_token.len() > 36 {
-        return Err(ApiError::bad_request("idToken must be at most 36 characters"));
+        return Err(ApiError::bad_request(
+            "idToken must be at most 36 characters",
+        ));
     }
     if request.iso15118_certificate_hash_data.len() > 4 {
         return Err(ApiError::bad_request(
@@ -487,7 +491,11 @@ pub async fn authorize(
         ));
     }
     let mut chain = Vec::new();
-    if let Some(pem) = request.certificate.as_deref().filter(|pem| !pem.trim().is_empty()) {
+    if let Some(pem) = request
+        .certificate
+        .as_deref()
+        .filter(|pem| !pem.trim().is_empty())
+    {
         if pem.len() > MAX_CERTIFICATE_CHARS {
             return Err(ApiError::bad_request("certificate is too long"));
         }
@@ -562,6 +570,14 @@ mod tests {
         assert!(cert_id_of("SHA256", &"ab".repeat(20), &"ab".repeat(32), "01").is_err());
         assert!(cert_id_of("SHA256", &"zz".repeat(32), &"ab".repeat(32), "01").is_err());
         assert!(cert_id_of("SHA256", &"ab".repeat(32), &"ab".repeat(32), "").is_err());
-        assert!(cert_id_of("SHA256", &"ab".repeat(32), &"ab".repeat(32), &"1".repeat(41)).is_err());
+        assert!(
+            cert_id_of(
+                "SHA256",
+                &"ab".repeat(32),
+                &"ab".repeat(32),
+                &"1".repeat(41)
+            )
+            .is_err()
+        );
     }
 }
