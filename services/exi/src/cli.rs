@@ -98,9 +98,9 @@ pub fn decode_to_xml(
     let exi = exi_input(input, base64)?;
     if fragment {
         let els = decode_fragment_all(schema, &exi)?;
-        Ok(els.iter().map(crate::xml::write).collect())
+        Ok(els.iter().map(crate::xml::write_pretty).collect())
     } else {
-        Ok(crate::xml::write(&decode_document(schema, &exi)?))
+        Ok(crate::xml::write_pretty(&decode_document(schema, &exi)?))
     }
 }
 

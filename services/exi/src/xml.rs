@@ -196,14 +196,55 @@ fn collect_ns(e: &Element, out: &mut BTreeMap<String, String>) {
     }
 }
 
-/// Writes the tree as XML text with generated prefixes declared on the root element.
+/// Writes the tree as XML text with generated prefixes declared on the root element (compact:
+/// no whitespace is added anywhere).
 pub fn write(root: &Element) -> String {
+    write_with(root, false)
+}
+
+/// Like [`write`], indented for humans. Indentation is only added inside element-only content,
+/// where schema-informed EXI ignores it; never inside the mixed-content xmldsig types, undeclared
+/// elements or elements with text, so the output re-encodes to the same EXI.
+pub fn write_pretty(root: &Element) -> String {
+    write_with(root, true)
+}
+
+fn write_with(root: &Element, pretty: bool) -> String {
     let mut map = BTreeMap::new();
     collect_ns(root, &mut map);
     let mut out = String::with_capacity(4096);
-    write_el(root, &map, true, &mut out, 0);
+    write_el(
+        root,
+        &map,
+        true,
+        &mut out,
+        if pretty { 0 } else { usize::MAX },
+    );
     out.push('\n');
     out
+}
+
+/// Element-only content where added whitespace is insignificant.
+fn indentable(e: &Element) -> bool {
+    const MIXED: [&str; 8] = [
+        "CanonicalizationMethod",
+        "SignatureMethod",
+        "Transform",
+        "DigestMethod",
+        "KeyInfo",
+        "KeyValue",
+        "Object",
+        "SignatureProperty",
+    ];
+    !e.children.is_empty()
+        && e.children.iter().all(|c| matches!(c, Node::Element(_)))
+        && !e.name.ns.is_empty()
+        && !(e.name.ns == "http://www.w3.org/2000/09/xmldsig#"
+            && MIXED.contains(&e.name.local.as_ref()))
+        && !e
+            .attrs
+            .iter()
+            .any(|a| a.name.ns == XSI_NS && a.name.local == "type")
 }
 
 fn name(q: &QName, map: &BTreeMap<String, String>) -> String {
@@ -263,15 +304,20 @@ fn write_el(
         return;
     }
     out.push('>');
-    // no indentation: whitespace would be significant in mixed content (xmldsig)
-    let pretty = false;
+    // depth usize::MAX = compact output
+    let pretty = depth != usize::MAX && indentable(e);
+    let child_depth = if depth == usize::MAX {
+        depth
+    } else {
+        depth + 1
+    };
     for c in &e.children {
         if pretty {
             out.push('\n');
             out.push_str(&"  ".repeat(depth + 1));
         }
         match c {
-            Node::Element(ch) => write_el(ch, map, false, out, depth + 1),
+            Node::Element(ch) => write_el(ch, map, false, out, child_depth),
             Node::Text(t) => esc(t, false, out),
         }
     }

@@ -208,7 +208,16 @@ proptest! {
         // the generic tree path encodes the same bytes
         let tree = decode_document(Schema::Iso2, &exi).unwrap();
         prop_assert_eq!(encode_document(Schema::Iso2, &tree).unwrap(), exi.clone());
-        prop_assert_eq!(encode_document(Schema::Iso2, &m.to_element().unwrap()).unwrap(), exi);
+        prop_assert_eq!(encode_document(Schema::Iso2, &m.to_element().unwrap()).unwrap(), exi.clone());
+        // and through XML text (compact and indented), when the strings are XML 1.0 characters
+        let xml_ok = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+        let compact = xml::write(&tree);
+        if compact.chars().all(xml_ok) {
+            for x in [compact, xml::write_pretty(&tree)] {
+                let back = xml::parse(&x).unwrap();
+                prop_assert_eq!(encode_document(Schema::Iso2, &back).unwrap(), exi.clone());
+            }
+        }
     }
 
     #[test]
