@@ -236,15 +236,15 @@ fn indentable(e: &Element) -> bool {
         "Object",
         "SignatureProperty",
     ];
-    !e.children.is_empty()
-        && e.children.iter().all(|c| matches!(c, Node::Element(_)))
-        && !e.name.ns.is_empty()
-        && !(e.name.ns == "http://www.w3.org/2000/09/xmldsig#"
-            && MIXED.contains(&e.name.local.as_ref()))
-        && !e
-            .attrs
-            .iter()
-            .any(|a| a.name.ns == XSI_NS && a.name.local == "type")
+    let mixed_dsig =
+        e.name.ns == "http://www.w3.org/2000/09/xmldsig#" && MIXED.contains(&e.name.local.as_ref());
+    let typed = e
+        .attrs
+        .iter()
+        .any(|a| a.name.ns == XSI_NS && a.name.local == "type");
+    let element_only =
+        !e.children.is_empty() && e.children.iter().all(|c| matches!(c, Node::Element(_)));
+    element_only && !e.name.ns.is_empty() && !mixed_dsig && !typed
 }
 
 fn name(q: &QName, map: &BTreeMap<String, String>) -> String {
