@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Cached OCSP throughput and latency of pnc against `openssl ocsp` answering the same
+# request directly, measured in one run with wrk (HTTP/1.1 keep-alive, loopback).
+#
+#   services/ocsp/benches/ocsp-bench.sh [path/to/release/pnc] [seconds] [connections]
+#
+# A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
+# of the test suite. Needs openssl, wrk, curl, python3.
+set -euo pipefail
+PNC=${1:-target/release/pnc}
+SECONDS_PER_RUN=${2:-15}
+CONNECTIONS=${3:-64}
+WORK=$(mktemp -d)
+PNC_PORT=18480
+OPENSSL_PORT=18481
+cleanup() { kill "${PNC_PID:-}" "${OPENSSL_PID:-}" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+cd "$WORK"
+
+# A test PKI: root (pool) -> Sub-CA (AIA = the openssl responder) -> leaf, delegated signer.
+cat > ext.cnf <<CNF
+[ca]
+basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+[sub]
+basicConstraints=critical,CA:TRUE,pathlen:0
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+authorityInfoAccess=OCSP;URI:http://127.0.0.1:$OPENSSL_PORT/
+[leaf]
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+authorityKeyIdentifier=keyid
+authorityInfoAccess=OCSP;URI:http://127.0.0.1:$OPENSSL_PORT/
+[signer]
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=OCSPSigning
+CNF
+key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"; }
+issue() { key "$1"; openssl req -new -key "$1.key" -out "$1.csr" -subj "$2";
+  openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -set_serial "$4" -days 20 \
+    -extfile ext.cnf -extensions "$5" -out "$1.pem" -sha256 2>/dev/null; }
+key root
+openssl req -new -x509 -key root.key -out root.pem -days 30 -subj "/CN=Bench Root" \
+  -extensions ca -config ext.cnf -sha256
+issue sub "/CN=Bench Sub-CA" root 0x1001 sub
+issue signer "/CN=Bench Responder" sub 0x2001 signer
+issue leaf "/CN=Bench Leaf" sub 0x3001 leaf
+printf 'V\t301231235959Z\t\t3001\tunknown\t/CN=Bench Leaf\n' > index.txt
+# nextUpdate one day ahead, so pnc's cached answer stays fresh for the whole run.
+openssl ocsp -index index.txt -port $OPENSSL_PORT -CA sub.pem -rsigner signer.pem \
+  -rkey signer.key -ndays 1 -ignore_err >/dev/null 2>&1 &
+OPENSSL_PID=$!
+openssl ocsp -issuer sub.pem -cert leaf.pem -no_nonce -reqout req.der >/dev/null
+
+RUST_LOG=warn "$PNC" serve --data-dir "$WORK/pnc" --listen 127.0.0.1:$PNC_PORT >pnc.log 2>&1 &
+PNC_PID=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:$PNC_PORT/healthz >/dev/null && break; sleep 0.2; done
+CREDENTIALS=$("$PNC" client add --data-dir "$WORK/pnc" --name bench-admin --role admin)
+ID=$(echo "$CREDENTIALS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+SECRET=$(echo "$CREDENTIALS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+TOKEN=$(curl -sf http://127.0.0.1:$PNC_PORT/oauth/token -H 'content-type: application/json' \
+  -d "{\"client_id\":\"$ID\",\"client_secret\":\"$SECRET\",\"grant_type\":\"client_credentials\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+b64() { openssl x509 -in "$1" -outform DER | base64 -w0; }
+curl -sf -X PUT http://127.0.0.1:$PNC_PORT/v1/root/rootCerts -H "authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' -d "{\"caCertificate\":\"$(b64 root.pem)\",\"rootType\":\"V2G\"}" >/dev/null
+curl -sf http://127.0.0.1:$PNC_PORT/v1/trust/intermediates -H "authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' -d "{\"certificate\":\"$(b64 sub.pem)\"}" >/dev/null
+
+# Warm pnc's cache (one upstream fetch), then check both answer the same request.
+curl -sf --data-binary @req.der -H 'content-type: application/ocsp-request' \
+  http://127.0.0.1:$PNC_PORT/ocsp -o pnc.der
+curl -sf --data-binary @req.der -H 'content-type: application/ocsp-request' \
+  http://127.0.0.1:$OPENSSL_PORT/ -o openssl.der
+openssl ocsp -respin pnc.der -CAfile <(cat root.pem sub.pem) -issuer sub.pem -cert leaf.pem | grep -q ': good'
+
+cat > post.lua <<'LUA'
+local f = io.open("req.der", "rb"); wrk.body = f:read("*all"); f:close()
+wrk.method = "POST"; wrk.headers["Content-Type"] = "application/ocsp-request"
+LUA
+
+run() {
+  echo "== $1"
+  wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s post.lua "$2" | \
+    grep -E 'Requests/sec|Latency  |99%|50%|Non-2xx|Socket errors'
+}
+run "openssl ocsp (direct, one process)" http://127.0.0.1:$OPENSSL_PORT/
+run "pnc POST /ocsp (cached)" http://127.0.0.1:$PNC_PORT/ocsp
