@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -124,7 +123,11 @@ impl GrpcServer {
             .layer(ComponentLayer { component })
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
+                // TCP_NODELAY on every accepted connection: the builder's tcp_nodelay only
+                // applies to listeners tonic binds itself, and Nagle plus delayed ACKs cost
+                // about 40 ms per call otherwise.
+                tonic::transport::server::TcpIncoming::from(self.listener)
+                    .with_nodelay(Some(true)),
                 shutdown.cancelled_owned(),
             )
             .await?;
