@@ -428,3 +428,71 @@ async fn fail_install_codes_sqlite() {
 async fn fail_install_codes_postgres() {
     install_failures_on(Backend::Postgres).await;
 }
+
+/// Installation latency through the HTTP edge (sequential and at concurrency 16). A
+/// measurement, not a timed test: `cargo test -p pnc-tests --test ev_install -- --ignored
+/// --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run on demand"]
+async fn measure_install_latency() {
+    let Installation {
+        sandbox,
+        pki,
+        cpo_token,
+        ..
+    } = installation_ready(Backend::Sqlite).await;
+    let (_, exi) = installation_request(
+        pki.software_signer(DevCert::OemProvisioning).as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(pki.certificate(DevCert::V2gRoot))],
+    );
+    for _ in 0..20 {
+        let (status, _) = ocpp_install(&sandbox, &cpo_token, &exi).await;
+        assert_eq!(status, 200);
+    }
+    let percentile = |samples: &mut Vec<std::time::Duration>, p: f64| {
+        samples.sort();
+        samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let mut sequential = Vec::new();
+    for _ in 0..200 {
+        let started = std::time::Instant::now();
+        let (status, body) = ocpp_install(&sandbox, &cpo_token, &exi).await;
+        sequential.push(started.elapsed());
+        assert_eq!(body["status"], "Accepted", "{status}");
+    }
+    eprintln!(
+        "concurrency 1: p50 {:?} p99 {:?}",
+        percentile(&mut sequential, 0.5),
+        percentile(&mut sequential, 0.99)
+    );
+    let sandbox = std::sync::Arc::new(sandbox);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (sandbox, token, exi) = (sandbox.clone(), cpo_token.clone(), exi.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in 0..25 {
+                let begun = std::time::Instant::now();
+                let (_, body) = ocpp_install(&sandbox, &token, &exi).await;
+                latencies.push(begun.elapsed());
+                assert_eq!(body["status"], "Accepted");
+            }
+            latencies
+        }));
+    }
+    let mut concurrent = Vec::new();
+    for task in tasks {
+        concurrent.extend(task.await.expect("task"));
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "concurrency 16: {} installs in {elapsed:?} ({:.0}/s), p50 {:?} p99 {:?}",
+        concurrent.len(),
+        concurrent.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&mut concurrent, 0.5),
+        percentile(&mut concurrent, 0.99)
+    );
+}

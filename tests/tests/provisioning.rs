@@ -475,3 +475,72 @@ async fn ok_opnc_cps_sqlite() {
 async fn ok_opnc_cps_postgres() {
     opnc_cps_on(Backend::Postgres).await;
 }
+
+/// Hubject's layout (`pki.mo_sub_cas_under_v2g_root`): contracts chain through pnc's MO
+/// Sub-CAs to its V2G root, and EVs that trust that root get them.
+async fn hubject_layout_on(backend: Backend) {
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.pki.mo_sub_cas_under_v2g_root = true
+    })
+    .await;
+    let pki = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    register_vehicle(
+        &sandbox,
+        &oem.token,
+        &[
+            pki.certificate(DevCert::OemProvisioning),
+            pki.certificate(DevCert::OemSubCa2),
+            pki.certificate(DevCert::OemSubCa1),
+        ],
+    )
+    .await;
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let (status, body) = generate(&sandbox, &emsp.token, EMAID, EXAMPLE_PCID).await;
+    assert_eq!(status, 201, "{body}");
+    let xml = String::from_utf8(
+        STANDARD
+            .decode(body["signedData"].as_str().expect("signedData"))
+            .expect("base64"),
+    )
+    .expect("utf-8");
+    let v2g_root = pki.certificate(DevCert::V2gRoot);
+    let answer = verify_answer(&pnc_exi::xml::parse(&xml).expect("xml"), v2g_root);
+    let chain = &answer.contract_chain;
+    assert_ne!(
+        chain[1],
+        *pki.certificate(DevCert::MoSubCa2),
+        "not the MO-root Sub-CA"
+    );
+    validate_path(
+        chain[0].der(),
+        &[chain[1].der(), chain[2].der()],
+        &[v2g_root.der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the contract chains to the V2G root");
+    assert!(
+        validate_path(
+            chain[0].der(),
+            &[chain[1].der(), chain[2].der()],
+            &[pki.certificate(DevCert::MoRoot).der()],
+            OffsetDateTime::now_utc(),
+        )
+        .is_err(),
+        "and not to the MO root"
+    );
+    open_contract_key(&pki, &answer);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_hubject_layout_sqlite() {
+    hubject_layout_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_hubject_layout_postgres() {
+    hubject_layout_on(Backend::Postgres).await;
+}
