@@ -126,6 +126,29 @@ async fn generate_verifies_on(backend: Backend) {
     // The sealed key opens with the example vehicle's key and matches the certificate.
     open_contract_key(&pki, &answer);
 
+    // The issuance was recorded with the contract, so OCSP and CRLs answer for it.
+    let issued = pnc_registry::issued::IssuedStore::new(
+        pnc_registry::open_database(&sandbox.storage())
+            .await
+            .expect("registry database"),
+    )
+    .get(
+        &pnc_proto::registry::v1::get_issued_request::Issuer::IssuerKeyId(
+            pki.certificate(DevCert::MoSubCa2)
+                .subject_key_identifier()
+                .expect("ski")
+                .to_vec(),
+        ),
+        contract.serial(),
+    )
+    .await
+    .expect("the contract certificate's issuance record");
+    assert_eq!(issued.profile, "contract");
+    assert_eq!(
+        issued.status,
+        pnc_proto::registry::v1::IssuedStatus::Good as i32
+    );
+
     sandbox.stop().await;
 }
 
