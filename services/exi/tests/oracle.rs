@@ -604,6 +604,22 @@ fn iso20_cases() -> Vec<Case> {
         c.push(case(format!("iso20-install-req-{subs}"), Schema::Iso20, false, format!(
             r#"<CertificateInstallationReq {ns}>{hdr}<OEMProvisioningCertificateChain cm:Id="id1"><Certificate>{cert}</Certificate>{sub}</OEMProvisioningCertificateChain><ListOfRootCertificateIDs>{roots}</ListOfRootCertificateIDs><MaximumContractCertificateChains>{subs}</MaximumContractCertificateChains>{emaids}</CertificateInstallationReq>"#)));
     }
+    // other -20 CommonMessages
+    c.push(case(
+        "iso20-session-setup-req",
+        Schema::Iso20,
+        false,
+        format!(
+            "<SessionSetupReq {ns}>{hdr}<EVCCID>WMIV1234567890ABCDEF</EVCCID></SessionSetupReq>"
+        ),
+    ));
+    c.push(case("iso20-session-setup-res", Schema::Iso20, false, format!("<SessionSetupRes {ns}>{hdr}<ct:ResponseCode>OK_NewSessionEstablished</ct:ResponseCode><EVSEID>DE*PNX*E12345*1</EVSEID></SessionSetupRes>")));
+    let providers: String = (0..128)
+        .map(|i| format!("<ProviderID>P{i}</ProviderID>"))
+        .collect();
+    c.push(case("iso20-authorization-setup-res-pnc", Schema::Iso20, false, format!("<AuthorizationSetupRes {ns}>{hdr}<ct:ResponseCode>OK</ct:ResponseCode><AuthorizationServices>EIM</AuthorizationServices><AuthorizationServices>PnC</AuthorizationServices><CertificateInstallationService>true</CertificateInstallationService><PnC_ASResAuthorizationMode><GenChallenge>AAECAwQFBgcICQoLDA0ODw==</GenChallenge><SupportedProviders>{providers}</SupportedProviders></PnC_ASResAuthorizationMode></AuthorizationSetupRes>")));
+    c.push(case("iso20-authorization-setup-res-eim", Schema::Iso20, false, format!("<AuthorizationSetupRes {ns}>{hdr}<ct:ResponseCode>FAILED</ct:ResponseCode><AuthorizationServices>EIM</AuthorizationServices><CertificateInstallationService>false</CertificateInstallationService><EIM_ASResAuthorizationMode/></AuthorizationSetupRes>")));
+    c.push(case("iso20-session-stop-req", Schema::Iso20, false, format!("<SessionStopReq {ns}>{hdr}<ChargingSession>ServiceRenegotiation</ChargingSession><EVTerminationCode>x</EVTerminationCode><EVTerminationExplanation>because</EVTerminationExplanation></SessionStopReq>")));
     let sid = |choice: &str, decl: &str| {
         format!(
             r#"<SignedInstallationData {decl} cm:Id="sid"><ContractCertificateChain><Certificate>{cert}</Certificate><SubCertificates><Certificate>{cert}</Certificate></SubCertificates></ContractCertificateChain><ECDHCurve>SECP521</ECDHCurve><DHPublicKey>{}</DHPublicKey>{choice}</SignedInstallationData>"#,
