@@ -22,6 +22,7 @@ struct Installation {
     pki: pnc_pki::DevPki,
     cpo_token: String,
     emsp_token: String,
+    oem_token: String,
 }
 
 /// A sandbox with the example vehicle registered and a generated default contract.
@@ -50,6 +51,7 @@ async fn installation_ready(backend: Backend) -> Installation {
         pki,
         cpo_token: cpo.token,
         emsp_token: emsp.token,
+        oem_token: oem.token,
     }
 }
 
@@ -90,6 +92,7 @@ async fn install_answers_the_ev_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        oem_token,
         ..
     } = installation_ready(backend).await;
     let v2g_root = pki.certificate(DevCert::V2gRoot);
@@ -169,6 +172,57 @@ async fn install_answers_the_ev_on(backend: Backend) {
     assert_eq!((code.as_str(), session.as_slice()), ("OK", &SESSION_ID[..]));
     verify_answer(&tree, v2g_root);
 
+    // OEM back-end delivery: the same contract with the SessionID the OEM passes on.
+    let response = sandbox
+        .http
+        .get(sandbox.url(&format!(
+            "/v1/ccp/provideSignedContractData/de-pnc-c00000001/{EXAMPLE_PCID}?sessionID=0102030405060708"
+        )))
+        .bearer_auth(&oem_token)
+        .send()
+        .await
+        .expect("provide");
+    assert_eq!(response.status(), 200, "ok/provide");
+    let body: Value = response.json().await.expect("json");
+    let (code, session, tree) =
+        decode_answer(body["certificateInstallationRes"].as_str().expect("exi"));
+    assert_eq!(
+        (code.as_str(), session.as_slice()),
+        ("OK", &[1u8, 2, 3, 4, 5, 6, 7, 8][..])
+    );
+    verify_answer(&tree, v2g_root);
+    let response = sandbox
+        .http
+        .get(sandbox.url(&format!(
+            "/opnc/v1/ccp/signedcontractdata/{EMAID}/{EXAMPLE_PCID}"
+        )))
+        .bearer_auth(&oem_token)
+        .send()
+        .await
+        .expect("opnc provide");
+    assert_eq!(response.status(), 200, "ok/opnc-provide");
+    let other_oem = sandbox.client(Role::Oem, &["XYZ"], &[], &[]).await;
+    let response = sandbox
+        .http
+        .get(sandbox.url(&format!(
+            "/v1/ccp/provideSignedContractData/{EMAID}/{EXAMPLE_PCID}"
+        )))
+        .bearer_auth(&other_oem.token)
+        .send()
+        .await
+        .expect("provide");
+    assert_eq!(response.status(), 403, "fail/other-oem");
+    let response = sandbox
+        .http
+        .get(sandbox.url(&format!(
+            "/v1/ccp/provideSignedContractData/{EMAID}/{EXAMPLE_PCID}?sessionID=zz"
+        )))
+        .bearer_auth(&oem_token)
+        .send()
+        .await
+        .expect("provide");
+    assert_eq!(response.status(), 400, "fail/bad-session-id");
+
     // Only CPOs (and chargers, admins) ask for installations.
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (status, _) = ocpp_install(&sandbox, &emsp.token, &exi).await;
@@ -225,6 +279,7 @@ async fn install_failures_on(backend: Backend) {
         pki,
         cpo_token,
         emsp_token,
+        ..
     } = installation_ready(backend).await;
     let v2g_root = pki.certificate(DevCert::V2gRoot);
     let now = OffsetDateTime::now_utc();

@@ -93,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::ev::get_15118_ev_certificate))
         .routes(routes!(routes::ev::get_signed_contract_data))
         .routes(routes!(routes::ev::opnc_get_signed_contract_data))
+        .routes(routes!(routes::ev::provide_signed_contract_data))
+        .routes(routes!(routes::ev::opnc_provide_signed_contract_data))
         .routes(routes!(routes::opnc_cps::generate_and_sign))
         .routes(routes!(routes::opnc_cps::sign))
         .routes(routes!(routes::opnc_cps::cps_certificates))

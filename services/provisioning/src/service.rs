@@ -12,14 +12,14 @@ use pnc_proto::common::v1::Certificate as ProtoCertificate;
 use pnc_proto::principal::{Principal, Role};
 use pnc_proto::provisioning::v1::{
     ContractResponse, CpsChain, GenerateContractRequest, InstallRequest, InstallResponse,
-    ListCpsChainsRequest, ListCpsChainsResponse, SignContractDataRequest, SignedContractDataView,
-    provisioning_server::Provisioning,
+    ListCpsChainsRequest, ListCpsChainsResponse, RenderContractRequest, SignContractDataRequest,
+    SignedContractDataView, provisioning_server::Provisioning,
 };
 use pnc_proto::registry::v1::contracts_client::ContractsClient;
 use pnc_proto::registry::v1::issued_certificates_client::IssuedCertificatesClient;
 use pnc_proto::registry::v1::{
-    Contract, ContractMode, GetProvisioningCertificateRequest, IssuedRecord, PutContractRequest,
-    SignedContractData,
+    Contract, ContractMode, GetProvisioningCertificateRequest, GetSignedContractDataRequest,
+    IssuedRecord, PutContractRequest, SignedContractData,
 };
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
 use pnc_proto::truststore::v1::{GetRootRequest, ListRootsRequest, RootType};
@@ -512,8 +512,76 @@ impl ProvisioningService {
     }
 }
 
+impl ProvisioningService {
+    /// A stored contract's answer with the caller's SessionID; the registry checks that the
+    /// caller may see the contract (an OEM its WMIs, an eMSP its provider IDs).
+    pub async fn render_contract(
+        &self,
+        principal: Option<&Principal>,
+        request: RenderContractRequest,
+    ) -> Result<InstallResponse, PncError> {
+        let emaid = Emaid::parse(&request.emaid)?;
+        let pcid = Pcid::parse(&request.pcid)?;
+        if request.session_id.len() > 8 {
+            return Err(PncError::invalid("sessionID is longer than 8 bytes"));
+        }
+        let session_id = if request.session_id.is_empty() {
+            signed_data::NO_SESSION.to_vec()
+        } else {
+            request.session_id
+        };
+        let roots = match request.v2g_root_fingerprint.trim() {
+            "" => Vec::new(),
+            fingerprint => vec![fingerprint.to_ascii_uppercase()],
+        };
+        let found = self
+            .downstream
+            .contracts
+            .clone()
+            .get_signed_contract_data(forward(
+                principal,
+                GetSignedContractDataRequest {
+                    pcid: pcid.as_str().to_string(),
+                    emaid: emaid.as_str().to_string(),
+                    v2g_root_fingerprints: roots,
+                },
+            ))
+            .await
+            .map_err(PncError::from)?
+            .into_inner();
+        let signed = found
+            .signed_data
+            .ok_or_else(|| PncError::not_found("no signed contract data for this contract"))?;
+        let exi_response = blocking({
+            let signed = signed.clone();
+            move || signed_data::render_exi(&signed, &session_id)
+        })
+        .await?;
+        Ok(InstallResponse {
+            exi_response,
+            response_code: pnc_exi::iso2::ResponseCode::Ok.as_str().to_string(),
+            emaid: signed.emaid,
+            pcid: pcid.as_str().to_string(),
+            v2g_root_fingerprint: signed.v2g_root_fingerprint,
+            remaining_contracts: found.remaining_contracts,
+            failure_reason: String::new(),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl Provisioning for ProvisioningService {
+    async fn render_contract(
+        &self,
+        request: Request<RenderContractRequest>,
+    ) -> Result<Response<InstallResponse>, Status> {
+        let principal = pnc_proto::principal::from_metadata(request.metadata());
+        let response = self
+            .render_contract(principal.as_ref(), request.into_inner())
+            .await?;
+        Ok(Response::new(response))
+    }
+
     async fn list_cps_chains(
         &self,
         _request: Request<ListCpsChainsRequest>,

@@ -406,3 +406,159 @@ pub async fn opnc_get_signed_contract_data(
         format!("{}: {}", answer.response_code, answer.failure_reason),
     )))
 }
+
+/// Query of OPCP `provideSignedContractData` and OPNC `GET /signedcontractdata/{emaid}/{pcid}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ProvideQuery {
+    /// Hex SessionID to put into the message (at most 8 bytes); absent: 00.
+    #[serde(rename = "sessionID", alias = "sessionId")]
+    pub session_id: Option<String>,
+    #[serde(rename = "xsdMsgDefNamespace")]
+    pub xsd_msg_def_namespace: Option<String>,
+    /// SHA-256 hex of the V2G root (or its rootCertificateId).
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
+    pub cps_v2g_root_certificate_fingerprint: Option<String>,
+}
+
+async fn render_contract(
+    state: &AppState,
+    caller: &Authenticated,
+    emaid: &str,
+    pcid: &str,
+    query: &ProvideQuery,
+) -> Result<InstallResponse, ApiError> {
+    use crate::routes::cps::{parse_emaid, parse_pcid, root_selector};
+    check_namespace(query.xsd_msg_def_namespace.as_deref().unwrap_or_default())?;
+    let emaid = parse_emaid(emaid)?;
+    let pcid = parse_pcid(pcid)?;
+    let session_id = match query.session_id.as_deref().map(str::trim) {
+        None | Some("") => Vec::new(),
+        Some(text) => hex::decode(text)
+            .ok()
+            .filter(|bytes| bytes.len() <= 8)
+            .ok_or_else(|| ApiError::bad_request("sessionID must be hex of at most 8 bytes"))?,
+    };
+    let mut root = root_selector(query.cps_v2g_root_certificate_fingerprint.as_deref())?;
+    if uuid::Uuid::parse_str(&root).is_ok() {
+        // OPCP's schema names the root by its rootCertificateId.
+        root = state
+            .truststore()
+            .get_root(request_as(
+                &caller.0,
+                pnc_proto::truststore::v1::GetRootRequest { id: root.clone() },
+            ))
+            .await?
+            .into_inner()
+            .sha256_fingerprint;
+    }
+    Ok(state
+        .provisioning()
+        .render_contract(request_as(
+            &caller.0,
+            pnc_proto::provisioning::v1::RenderContractRequest {
+                emaid: emaid.as_str().to_string(),
+                pcid: pcid.as_str().to_string(),
+                session_id,
+                v2g_root_fingerprint: root,
+            },
+        ))
+        .await?
+        .into_inner())
+}
+
+/// OPCP `ProvideSignedContractData` response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvideSignedContractDataResponse {
+    pub certificate_installation_res: String,
+    pub xsd_msg_def_namespace: String,
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
+    pub cps_v2g_root_certificate_fingerprint: String,
+}
+
+/// OEM back-end delivery: the contract's answer for the vehicle, with the SessionID the OEM
+/// back end passes on (ecosystem-apis §2.9).
+#[utoipa::path(
+    get,
+    path = "/v1/ccp/provideSignedContractData/{emaid}/{pcid}",
+    tag = "ccp",
+    params(
+        ("emaid" = String, Path, description = "eMAID, any equivalent spelling"),
+        ("pcid" = String, Path, description = "PCID"),
+        ProvideQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The EXI answer", body = ProvideSignedContractDataResponse),
+        (status = 400, description = "Malformed input", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not this vehicle's OEM", body = crate::error::ErrorBody),
+        (status = 404, description = "No such contract", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn provide_signed_contract_data(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    axum::extract::Path((emaid, pcid)): axum::extract::Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<ProvideQuery>,
+) -> Result<Json<ProvideSignedContractDataResponse>, ApiError> {
+    caller.require_role(&[Role::Oem, Role::Emsp])?;
+    let answer = render_contract(&state, &caller, &emaid, &pcid, &query).await?;
+    Ok(Json(ProvideSignedContractDataResponse {
+        certificate_installation_res: STANDARD.encode(&answer.exi_response),
+        xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+        cps_v2g_root_certificate_fingerprint: answer.v2g_root_fingerprint.to_ascii_lowercase(),
+    }))
+}
+
+/// OPNC's OEM back-end delivery, as a `signedContractDataCollection`.
+#[utoipa::path(
+    get,
+    path = "/opnc/v1/ccp/signedcontractdata/{emaid}/{pcid}",
+    tag = "opnc-ccp",
+    params(
+        ("emaid" = String, Path, description = "eMAID, any equivalent spelling"),
+        ("pcid" = String, Path, description = "PCID"),
+        ProvideQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The EXI answer", body = OpncSignedContractDataCollection),
+        (status = 400, description = "Malformed input", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not this vehicle's OEM", body = crate::error::ErrorBody),
+        (status = 404, description = "No such contract", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn opnc_provide_signed_contract_data(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    _routing: crate::routes::opnc_rcp::OpncRouting,
+    axum::extract::Path((emaid, pcid)): axum::extract::Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<ProvideQuery>,
+) -> Result<Json<OpncSignedContractDataCollection>, ApiError> {
+    caller.require_role(&[Role::Oem, Role::Emsp])?;
+    let answer = render_contract(&state, &caller, &emaid, &pcid, &query).await?;
+    let root_distinguished_name = cps_chains(&state, &caller)
+        .await?
+        .into_iter()
+        .find(|chain| {
+            chain
+                .root_fingerprint
+                .eq_ignore_ascii_case(&answer.v2g_root_fingerprint)
+        })
+        .map(|chain| distinguished_name(&chain.root));
+    Ok(Json(OpncSignedContractDataCollection {
+        signed_contract_data_collection: vec![OpncSignedContractData {
+            certificate_installation_res: STANDARD.encode(&answer.exi_response),
+            emaid: answer.emaid,
+            pcid: answer.pcid,
+            xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+            meta_data: None,
+            cps_v2g_root_certificate_fingerprint: Some(
+                answer.v2g_root_fingerprint.to_ascii_lowercase(),
+            ),
+            cps_root_distinguished_name: root_distinguished_name,
+        }],
+    }))
+}
