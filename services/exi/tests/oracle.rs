@@ -754,8 +754,16 @@ fn differential_against_exificient() {
         }
         ours.push(enc);
     }
-    let r1 = run_batch(&jobs1);
-    let r2 = run_batch(&jobs2);
+    eprintln!(
+        "differential suite: {} cases ({} decode jobs)",
+        cases.len(),
+        jobs2.lines().count()
+    );
+    assert!(cases.len() >= 170, "the case generators shrank");
+    // one JVM for both passes: encode jobs first, then the decode jobs
+    let n1 = jobs1.lines().count();
+    let all = run_batch(&format!("{jobs1}{jobs2}"));
+    let (r1, r2) = all.split_at(n1.min(all.len()));
     assert_eq!(
         r1.len(),
         cases.len(),
