@@ -5,7 +5,7 @@ use crate::codec::Encoder;
 use crate::error::ExiError;
 use crate::sink::{Sink, TreeBuilder};
 use crate::tree::Element;
-use crate::typed::{attr, b64, child, hexbin};
+use crate::typed::{attr, b64, child, hexbin, string_enum};
 use crate::xmldsig::{self, Signature};
 use crate::{Schema, decode_document};
 
@@ -13,27 +13,6 @@ pub const NS_DEF: &str = "urn:iso:15118:2:2013:MsgDef";
 pub const NS_HDR: &str = "urn:iso:15118:2:2013:MsgHeader";
 pub const NS_BODY: &str = "urn:iso:15118:2:2013:MsgBody";
 pub const NS_DT: &str = "urn:iso:15118:2:2013:MsgDataTypes";
-
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($v:ident = $s:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($v),* }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$v),*];
-            pub fn as_str(self) -> &'static str { match self { $($name::$v => $s),* } }
-        }
-        impl std::str::FromStr for $name {
-            type Err = ExiError;
-            fn from_str(s: &str) -> Result<Self, ExiError> {
-                match s.trim() { $($s => Ok($name::$v),)* _ => Err(ExiError::Structure(format!("unknown {} {s:?}", stringify!($name)))) }
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
-        }
-    };
-}
 
 string_enum!(
     /// `responseCodeType` (26 values).

@@ -1,19 +1,73 @@
 //! Typed ISO 15118-20 CertificateInstallationReq / CertificateInstallationRes with
-//! `SignedInstallationData`. Enumerated values (ResponseCode, EVSEProcessing, ECDHCurve) are
-//! kept as their schema strings; the encoder rejects values the schema does not list only
-//! if they are not encodable (they then become schema deviations, like EXIficient does).
+//! `SignedInstallationData`.
 //! The codec follows the XSD: `DHPublicKey` is 133 bytes in the schema, even for X448.
 
 use crate::codec::Encoder;
 use crate::error::ExiError;
 use crate::sink::{Sink, TreeBuilder};
 use crate::tree::Element;
-use crate::typed::{attr, b64, child, hexbin};
+use crate::typed::{attr, b64, child, hexbin, string_enum};
 use crate::xmldsig::{self, Signature};
 use crate::{Schema, decode_document};
 
 pub const NS_CM: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
 pub const NS_CT: &str = "urn:iso:std:iso:15118:-20:CommonTypes";
+
+string_enum!(
+    /// -20 `responseCodeType` (CommonTypes).
+    ResponseCode {
+        Ok = "OK",
+        OkCertificateExpiresSoon = "OK_CertificateExpiresSoon",
+        OkNewSessionEstablished = "OK_NewSessionEstablished",
+        OkOldSessionJoined = "OK_OldSessionJoined",
+        OkPowerToleranceConfirmed = "OK_PowerToleranceConfirmed",
+        WarningAuthorizationSelectionInvalid = "WARNING_AuthorizationSelectionInvalid",
+        WarningCertificateExpired = "WARNING_CertificateExpired",
+        WarningCertificateNotYetValid = "WARNING_CertificateNotYetValid",
+        WarningCertificateRevoked = "WARNING_CertificateRevoked",
+        WarningCertificateValidationError = "WARNING_CertificateValidationError",
+        WarningChallengeInvalid = "WARNING_ChallengeInvalid",
+        WarningEIMAuthorizationFailure = "WARNING_EIMAuthorizationFailure",
+        WarningEMSPUnknown = "WARNING_eMSPUnknown",
+        WarningEVPowerProfileViolation = "WARNING_EVPowerProfileViolation",
+        WarningGeneralPnCAuthorizationError = "WARNING_GeneralPnCAuthorizationError",
+        WarningNoCertificateAvailable = "WARNING_NoCertificateAvailable",
+        WarningNoContractMatchingPCIDFound = "WARNING_NoContractMatchingPCIDFound",
+        WarningPowerToleranceNotConfirmed = "WARNING_PowerToleranceNotConfirmed",
+        WarningScheduleRenegotiationFailed = "WARNING_ScheduleRenegotiationFailed",
+        WarningStandbyNotAllowed = "WARNING_StandbyNotAllowed",
+        WarningWpt = "WARNING_WPT",
+        Failed = "FAILED",
+        FailedAssociationError = "FAILED_AssociationError",
+        FailedContactorError = "FAILED_ContactorError",
+        FailedEVPowerProfileInvalid = "FAILED_EVPowerProfileInvalid",
+        FailedEVPowerProfileViolation = "FAILED_EVPowerProfileViolation",
+        FailedMeteringSignatureNotValid = "FAILED_MeteringSignatureNotValid",
+        FailedNoEnergyTransferServiceSelected = "FAILED_NoEnergyTransferServiceSelected",
+        FailedNoServiceRenegotiationSupported = "FAILED_NoServiceRenegotiationSupported",
+        FailedPauseNotAllowed = "FAILED_PauseNotAllowed",
+        FailedPowerDeliveryNotApplied = "FAILED_PowerDeliveryNotApplied",
+        FailedPowerToleranceNotConfirmed = "FAILED_PowerToleranceNotConfirmed",
+        FailedScheduleRenegotiation = "FAILED_ScheduleRenegotiation",
+        FailedScheduleSelectionInvalid = "FAILED_ScheduleSelectionInvalid",
+        FailedSequenceError = "FAILED_SequenceError",
+        FailedServiceIDInvalid = "FAILED_ServiceIDInvalid",
+        FailedServiceSelectionInvalid = "FAILED_ServiceSelectionInvalid",
+        FailedSignatureError = "FAILED_SignatureError",
+        FailedUnknownSession = "FAILED_UnknownSession",
+        FailedWrongChargeParameter = "FAILED_WrongChargeParameter",
+    }
+);
+
+string_enum!(
+    /// `processingType` (EVSEProcessing).
+    EvseProcessing { Finished = "Finished", Ongoing = "Ongoing", OngoingWaitingForCustomerInteraction = "Ongoing_WaitingForCustomerInteraction" }
+);
+
+string_enum!(
+    /// `ecdhCurveType`.
+    EcdhCurve { Secp521 = "SECP521", X448 = "X448" }
+);
 
 /// `MessageHeaderType` (-20): SessionID is exactly 8 bytes in the schema.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,8 +116,7 @@ pub struct SignedInstallationData {
     /// `Id` (CommonMessages namespace), required; the single signed reference
     pub id: String,
     pub contract_certificate_chain: CertificateChain,
-    /// "SECP521" or "X448"
-    pub ecdh_curve: String,
+    pub ecdh_curve: EcdhCurve,
     pub dh_public_key: Vec<u8>,
     pub encrypted_private_key: EncryptedPrivateKey,
 }
@@ -71,10 +124,8 @@ pub struct SignedInstallationData {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateInstallationRes {
     pub header: Header,
-    /// -20 `responseCodeType` value, e.g. "OK", "WARNING_NoCertificateAvailable"
-    pub response_code: String,
-    /// "Finished", "Ongoing", "Ongoing_WaitingForCustomerInteraction"
-    pub evse_processing: String,
+    pub response_code: ResponseCode,
+    pub evse_processing: EvseProcessing,
     pub cps_certificate_chain: CertificateChain,
     pub signed_installation_data: SignedInstallationData,
     pub remaining_contract_certificate_chains: u8,
@@ -229,7 +280,7 @@ impl SignedInstallationData {
         s.attr(NS_CM, "Id", &self.id)?;
         self.contract_certificate_chain
             .write(s, "ContractCertificateChain")?;
-        s.text_element(NS_CM, "ECDHCurve", &self.ecdh_curve)?;
+        s.text_element(NS_CM, "ECDHCurve", self.ecdh_curve.as_str())?;
         s.bytes_element(NS_CM, "DHPublicKey", &self.dh_public_key)?;
         match &self.encrypted_private_key {
             EncryptedPrivateKey::Secp521(k) => {
@@ -261,7 +312,7 @@ impl SignedInstallationData {
                 e,
                 "ContractCertificateChain",
             )?)?,
-            ecdh_curve: child(e, "ECDHCurve")?.text_content(),
+            ecdh_curve: child(e, "ECDHCurve")?.text_content().parse()?,
             dh_public_key: b64(child(e, "DHPublicKey")?)?,
             encrypted_private_key: key,
         })
@@ -280,8 +331,8 @@ impl CertificateInstallationRes {
     pub fn write<S: Sink>(&self, s: &mut S) -> Result<(), ExiError> {
         s.start(NS_CM, "CertificateInstallationRes")?;
         self.header.write(s)?;
-        s.text_element(NS_CT, "ResponseCode", &self.response_code)?;
-        s.text_element(NS_CM, "EVSEProcessing", &self.evse_processing)?;
+        s.text_element(NS_CT, "ResponseCode", self.response_code.as_str())?;
+        s.text_element(NS_CM, "EVSEProcessing", self.evse_processing.as_str())?;
         self.cps_certificate_chain.write(s, "CPSCertificateChain")?;
         self.signed_installation_data.write(s)?;
         s.text_element(
@@ -305,8 +356,8 @@ impl CertificateInstallationRes {
         }
         Ok(CertificateInstallationRes {
             header: Header::from_element(child(e, "Header")?)?,
-            response_code: child(e, "ResponseCode")?.text_content(),
-            evse_processing: child(e, "EVSEProcessing")?.text_content(),
+            response_code: child(e, "ResponseCode")?.text_content().parse()?,
+            evse_processing: child(e, "EVSEProcessing")?.text_content().parse()?,
             cps_certificate_chain: CertificateChain::from_element(child(
                 e,
                 "CPSCertificateChain",

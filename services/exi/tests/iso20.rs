@@ -14,8 +14,8 @@ fn res() -> CertificateInstallationRes {
             time_stamp: 1_700_000_000,
             signature: None,
         },
-        response_code: "OK".into(),
-        evse_processing: "Finished".into(),
+        response_code: ResponseCode::Ok,
+        evse_processing: EvseProcessing::Finished,
         cps_certificate_chain: CertificateChain {
             id: None,
             certificate: vec![0x30; 700],
@@ -28,7 +28,7 @@ fn res() -> CertificateInstallationRes {
                 certificate: vec![0x30; 600],
                 sub_certificates: vec![vec![1; 640], vec![2; 640]],
             },
-            ecdh_curve: "SECP521".into(),
+            ecdh_curve: EcdhCurve::Secp521,
             dh_public_key: vec![4; 133],
             encrypted_private_key: EncryptedPrivateKey::Secp521(vec![7; 94]),
         },
@@ -99,9 +99,42 @@ fn iso20_req_roundtrip_and_x448_dh_length_follows_xsd() {
     assert_eq!(CertificateInstallationReq::decode(&exi).unwrap(), req);
     // a 57-byte X448 DHPublicKey still encodes (EXI does not enforce length facets; the layer above decides)
     let mut r = res();
-    r.signed_installation_data.ecdh_curve = "X448".into();
+    r.signed_installation_data.ecdh_curve = EcdhCurve::X448;
     r.signed_installation_data.dh_public_key = vec![1; 57];
     r.signed_installation_data.encrypted_private_key = EncryptedPrivateKey::X448(vec![2; 84]);
     let exi = r.encode().unwrap();
     assert_eq!(CertificateInstallationRes::decode(&exi).unwrap(), r);
+}
+
+#[test]
+fn typed_enums_match_the_schema_enumerations() {
+    use pnc_exi::grammar::Dt;
+    let find = |schema: pnc_exi::Schema, probe: &str| -> Vec<&'static str> {
+        schema
+            .tables()
+            .datatypes
+            .iter()
+            .find_map(|d| match d {
+                Dt::Enum { values } if values.contains(&probe) => Some(values.to_vec()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let s20: Vec<&str> = ResponseCode::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(s20, find(pnc_exi::Schema::Iso20, "WARNING_eMSPUnknown"));
+    let s2: Vec<&str> = pnc_exi::iso2::ResponseCode::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(s2, find(pnc_exi::Schema::Iso2, "FAILED_CertChainError"));
+    let p: Vec<&str> = EvseProcessing::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(
+        p,
+        find(
+            pnc_exi::Schema::Iso20,
+            "Ongoing_WaitingForCustomerInteraction"
+        )
+    );
+    let c: Vec<&str> = EcdhCurve::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(c, find(pnc_exi::Schema::Iso20, "X448"));
 }
