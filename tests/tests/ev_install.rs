@@ -385,14 +385,17 @@ async fn install_failures_on(backend: Backend) {
             header.find("Signature").is_none(),
             "{name}: negative answers are unsigned"
         );
-        assert_eq!(
-            body["statusInfo"]["reasonCode"]
-                .as_str()
-                .map(str::len)
-                .unwrap_or(0)
-                <= 20,
-            true
+        let reason = body["statusInfo"]["reasonCode"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            (1..=20).contains(&reason.len()),
+            "{name}: OCPP reasonCode {reason}"
         );
+        let info = body["statusInfo"]["additionalInfo"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(info.starts_with(expected), "{name}: {info}");
     }
 
     // OPCP: no contract → 404 still carrying the failure EXI; without alwaysReturnEXI the
@@ -550,4 +553,225 @@ async fn measure_install_latency() {
         percentile(&mut concurrent, 0.5),
         percentile(&mut concurrent, 0.99)
     );
+}
+
+/// The reference EXI codec (EXIficient, ../shared/tools/exi-oracle): encodes or decodes one
+/// document or fragment.
+fn oracle(mode: &str, schema: &str, fragment: bool, input: &[u8]) -> Vec<u8> {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let input_path = directory.path().join("in");
+    let output_path = directory.path().join("out");
+    std::fs::write(&input_path, input).expect("write oracle input");
+    let tool = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/tools/exi-oracle/exi-oracle");
+    let mut command = std::process::Command::new(tool);
+    command.arg(mode).arg(schema);
+    if fragment {
+        command.arg("--fragment");
+    }
+    let status = command
+        .arg(&input_path)
+        .arg(&output_path)
+        .status()
+        .expect("the exi-oracle runs (needs bash, java 17+, python3)");
+    assert!(status.success(), "exi-oracle {mode} {schema} failed");
+    std::fs::read(&output_path).expect("oracle output")
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    openssl::sha::sha256(bytes).to_vec()
+}
+
+/// Interop: the EV's EXI (request document, the digest fragment, SignedInfo) comes from the
+/// reference codec, not pnc's; pnc's answer is decoded by the reference codec, and its four
+/// digests and the signature are recomputed over fragments the reference codec encodes —
+/// including the eMAID element fragment where libcbv2g-based stacks differ (notes §6.4).
+async fn interop_with_reference_codec_on(backend: Backend) {
+    use pnc_exi::iso2::{Body, CertificateInstallationReq, MessageHeader, V2gMessage};
+    use pnc_exi::signature::{C14N_EXI, DIGEST_SHA256, ECDSA_SHA256};
+    use pnc_exi::xmldsig::{Reference, Signature, SignedInfo};
+
+    let Installation {
+        sandbox,
+        pki,
+        cpo_token,
+        ..
+    } = installation_ready(backend).await;
+    let v2g_root = pki.certificate(DevCert::V2gRoot);
+    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+
+    // The EV, on the reference codec.
+    let request = CertificateInstallationReq {
+        id: "ID1".to_string(),
+        oem_provisioning_cert: pki.certificate(DevCert::OemProvisioning).der().to_vec(),
+        list_of_root_certificate_ids: vec![root_id(v2g_root)],
+    };
+    let body_fragment = oracle(
+        "encode",
+        "iso-2",
+        true,
+        pnc_exi::xml::write(&request.to_element().expect("element")).as_bytes(),
+    );
+    let signed_info = SignedInfo {
+        id: None,
+        canonicalization_method: C14N_EXI.to_string(),
+        signature_method: ECDSA_SHA256.to_string(),
+        hmac_output_length: None,
+        references: vec![Reference {
+            id: None,
+            uri: Some("#ID1".to_string()),
+            type_: None,
+            transforms: Some(vec![C14N_EXI.to_string()]),
+            digest_method: DIGEST_SHA256.to_string(),
+            digest_value: sha256(&body_fragment),
+        }],
+    };
+    let signed_info_exi = oracle(
+        "encode",
+        "xmldsig",
+        true,
+        pnc_exi::xml::write(&signed_info.to_element().expect("element")).as_bytes(),
+    );
+    let message = V2gMessage {
+        header: MessageHeader {
+            session_id: SESSION_ID.to_vec(),
+            notification: None,
+            signature: Some(Signature {
+                id: None,
+                signed_info,
+                signature_value: pnc_pki::Signer::sign_raw(vehicle.as_ref(), &signed_info_exi)
+                    .expect("sign"),
+                signature_value_id: None,
+                has_key_info: false,
+                has_object: false,
+            }),
+        },
+        body: Body::CertificateInstallationReq(request),
+    };
+    let request_exi = oracle(
+        "encode",
+        "iso-2",
+        false,
+        pnc_exi::xml::write(&message.to_element().expect("element")).as_bytes(),
+    );
+
+    let (status, body) = ocpp_install(&sandbox, &cpo_token, &request_exi).await;
+    assert_eq!(status, 200, "{body}");
+    let (code, _, _) = decode_answer(body["exiResponse"].as_str().expect("exi"));
+    assert_eq!(code, "OK", "{body}");
+
+    // The EV reads pnc's answer with the reference codec.
+    let answer_exi = STANDARD
+        .decode(body["exiResponse"].as_str().expect("exi"))
+        .expect("base64");
+    let answer_xml =
+        String::from_utf8(oracle("decode", "iso-2", false, &answer_exi)).expect("utf-8");
+    let answer = pnc_exi::xml::parse(&answer_xml).expect("xml").normalized();
+    let header = answer.find("Header").expect("Header");
+    assert_eq!(
+        header
+            .find("SessionID")
+            .expect("SessionID")
+            .text_content()
+            .trim(),
+        hex::encode_upper(SESSION_ID),
+        "SessionID echoed"
+    );
+    let signature = header.find("Signature").expect("Signature");
+    let signed_info = signature.find("SignedInfo").expect("SignedInfo");
+    let res = answer
+        .find("Body")
+        .and_then(|body| body.find("CertificateInstallationRes"))
+        .expect("CertificateInstallationRes");
+    let mut checked = Vec::new();
+    for reference in signed_info.find_all("Reference") {
+        let id = reference
+            .attr_value("URI")
+            .and_then(|uri| uri.strip_prefix('#'))
+            .expect("#Id");
+        let element = res
+            .elements()
+            .find(|element| element.attr_value("Id") == Some(id))
+            .expect("the referenced element");
+        let fragment = oracle(
+            "encode",
+            "iso-2",
+            true,
+            pnc_exi::xml::write(element).as_bytes(),
+        );
+        let digest = STANDARD
+            .decode(
+                reference
+                    .find("DigestValue")
+                    .expect("DigestValue")
+                    .text_content()
+                    .trim(),
+            )
+            .expect("base64");
+        assert_eq!(
+            sha256(&fragment),
+            digest,
+            "the reference codec reproduces the digest of {}",
+            element.name.local
+        );
+        checked.push(element.name.local.to_string());
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "ContractSignatureCertChain",
+            "ContractSignatureEncryptedPrivateKey",
+            "DHpublickey",
+            "eMAID"
+        ]
+    );
+    let signed_info_exi = oracle(
+        "encode",
+        "xmldsig",
+        true,
+        pnc_exi::xml::write(signed_info).as_bytes(),
+    );
+    let signature_value = STANDARD
+        .decode(
+            signature
+                .find("SignatureValue")
+                .expect("SignatureValue")
+                .text_content()
+                .trim(),
+        )
+        .expect("base64");
+    let cps_leaf = STANDARD
+        .decode(
+            res.find("SAProvisioningCertificateChain")
+                .and_then(|chain| chain.find("Certificate"))
+                .expect("CPS leaf")
+                .text_content()
+                .trim(),
+        )
+        .expect("base64");
+    assert_eq!(cps_leaf, pki.certificate(DevCert::CpsLeaf).der());
+    let key = pnc_exi::signature::public_key_from_cert_der(&cps_leaf).expect("key");
+    pnc_exi::signature::verify_raw(
+        pnc_exi::signature::Profile::Iso2,
+        &key,
+        &signed_info_exi,
+        &signature_value,
+    )
+    .expect("the signature verifies over the reference codec's SignedInfo");
+    // And the key the EV decrypts is the contract certificate's.
+    let parts = verify_answer(&answer, v2g_root);
+    assert_eq!(parts.emaid, EMAID);
+    open_contract_key(&pki, &parts);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_install_interop_with_reference_codec_sqlite() {
+    interop_with_reference_codec_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_install_interop_with_reference_codec_postgres() {
+    interop_with_reference_codec_on(Backend::Postgres).await;
 }

@@ -91,6 +91,16 @@ fn reason_code(text: &str) -> String {
     text.chars().take(20).collect()
 }
 
+/// OCPP's reasonCode holds 20 characters; the ISO ResponseCode goes there in short form and
+/// in full into additionalInfo.
+fn iso_reason_code(response_code: &str) -> String {
+    match response_code {
+        "FAILED" => "Failed".to_string(),
+        "FAILED_NoCertificateAvailable" => "NoCertificate".to_string(),
+        other => reason_code(other.strip_prefix("FAILED_").unwrap_or(other)),
+    }
+}
+
 fn additional_info(text: &str) -> Option<String> {
     Some(text.chars().take(512).collect::<String>()).filter(|text| !text.is_empty())
 }
@@ -162,8 +172,11 @@ pub async fn get_15118_ev_certificate(
     let exi_response = STANDARD.encode(&answer.exi_response);
     let status_info = if answer.response_code != "OK" {
         Some(StatusInfo {
-            reason_code: reason_code(&answer.response_code),
-            additional_info: additional_info(&answer.failure_reason),
+            reason_code: iso_reason_code(&answer.response_code),
+            additional_info: additional_info(&format!(
+                "{}: {}",
+                answer.response_code, answer.failure_reason
+            )),
         })
     } else if exi_response.len() > OCPP_201_MAX_EXI_RESPONSE_CHARS {
         // The answer fits OCPP 2.1 (17000) but not 2.0.1's schema; say so (notes §10.2).
