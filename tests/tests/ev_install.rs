@@ -775,3 +775,69 @@ async fn ok_install_interop_with_reference_codec_sqlite() {
 async fn ok_install_interop_with_reference_codec_postgres() {
     interop_with_reference_codec_on(Backend::Postgres).await;
 }
+
+/// OCPP 1.6 chargers send the same request inside DataTransfer (the OCA PnC application
+/// note): `data` is the 2.0.1 message as a JSON string, and so is the answer.
+#[tokio::test]
+async fn ok_ocpp16_data_transfer_sqlite() {
+    let Installation {
+        sandbox,
+        pki,
+        cpo_token,
+        ..
+    } = installation_ready(Backend::Sqlite).await;
+    let (_, exi) = installation_request(
+        pki.software_signer(DevCert::OemProvisioning).as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(pki.certificate(DevCert::V2gRoot))],
+    );
+    let inner = json!({
+        "iso15118SchemaVersion": ISO2_NAMESPACE,
+        "action": "Install",
+        "exiRequest": STANDARD.encode(&exi),
+    });
+    let call = |vendor: &str, message: &str| {
+        sandbox
+            .http
+            .post(sandbox.url("/v1/ocpp16/data-transfer"))
+            .bearer_auth(&cpo_token)
+            .json(&json!({
+                "vendorId": vendor,
+                "messageId": message,
+                "data": inner.to_string(),
+            }))
+            .send()
+    };
+    let response = call(
+        "org.openchargealliance.iso15118pnc",
+        "Get15118EVCertificate",
+    )
+    .await
+    .expect("data transfer");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "Accepted");
+    let answer: Value =
+        serde_json::from_str(body["data"].as_str().expect("data is a string")).expect("json");
+    assert_eq!(answer["status"], "Accepted");
+    let (code, session, tree) = decode_answer(answer["exiResponse"].as_str().expect("exi"));
+    assert_eq!((code.as_str(), session.as_slice()), ("OK", &SESSION_ID[..]));
+    verify_answer(&tree, pki.certificate(DevCert::V2gRoot));
+
+    let body: Value = call("iso15118", "Get15118EVCertificate")
+        .await
+        .expect("data transfer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["status"], "UnknownVendorId", "fail/unknown-vendor");
+    let body: Value = call("org.openchargealliance.iso15118pnc", "Heartbeat")
+        .await
+        .expect("data transfer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["status"], "UnknownMessageId", "fail/unknown-message");
+    sandbox.stop().await;
+}

@@ -125,22 +125,30 @@ pub async fn get_15118_ev_certificate(
     ApiJson(body): ApiJson<Get15118EvCertificateRequest>,
 ) -> Result<Json<Get15118EvCertificateResponse>, ApiError> {
     caller.require_role(&[Role::Cpo, Role::Charger])?;
+    answer_get_15118_ev_certificate(&state, &caller, body)
+        .await
+        .map(Json)
+}
+
+async fn answer_get_15118_ev_certificate(
+    state: &AppState,
+    caller: &Authenticated,
+    body: Get15118EvCertificateRequest,
+) -> Result<Get15118EvCertificateResponse, ApiError> {
     if body.iso15118_schema_version.len() > 50 {
         return Err(ApiError::bad_request(
             "iso15118SchemaVersion is longer than 50 characters",
         ));
     }
     let exi_request = base64_field("exiRequest", &body.exi_request, MAX_EXI_REQUEST_BYTES)?;
-    let failed = |reason: &str, info: &str| {
-        Json(Get15118EvCertificateResponse {
-            status: "Failed".to_string(),
-            status_info: Some(StatusInfo {
-                reason_code: reason_code(reason),
-                additional_info: additional_info(info),
-            }),
-            exi_response: String::new(),
-            remaining_contracts: None,
-        })
+    let failed = |reason: &str, info: &str| Get15118EvCertificateResponse {
+        status: "Failed".to_string(),
+        status_info: Some(StatusInfo {
+            reason_code: reason_code(reason),
+            additional_info: additional_info(info),
+        }),
+        exi_response: String::new(),
+        remaining_contracts: None,
     };
     match body.action.as_str() {
         "Install" => {}
@@ -157,7 +165,7 @@ pub async fn get_15118_ev_certificate(
             )));
         }
     }
-    let answer = match install(&state, &caller, exi_request, &body.iso15118_schema_version).await {
+    let answer = match install(state, caller, exi_request, &body.iso15118_schema_version).await {
         Ok(answer) => answer,
         // No ISO answer can be built without a decodable request (no SessionID).
         Err(error)
@@ -190,11 +198,85 @@ pub async fn get_15118_ev_certificate(
     } else {
         None
     };
-    Ok(Json(Get15118EvCertificateResponse {
+    Ok(Get15118EvCertificateResponse {
         status: "Accepted".to_string(),
         status_info,
         exi_response,
         remaining_contracts: Some(answer.remaining_contracts),
+    })
+}
+
+/// OCPP 1.6 `DataTransfer`, as the PnC application note uses it: `data` is a string holding
+/// the OCPP 2.0.1 message as JSON (ecosystem-apis §6.1).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataTransferRequest {
+    pub vendor_id: String,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataTransferResponse {
+    /// `Accepted`, `Rejected`, `UnknownMessageId` or `UnknownVendorId`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// The vendor ID of the OCA's PnC application note for OCPP 1.6.
+const PNC_VENDOR_ID: &str = "org.openchargealliance.iso15118pnc";
+
+/// `Get15118EVCertificate` for OCPP 1.6 chargers, carried in `DataTransfer`.
+#[utoipa::path(
+    post,
+    path = "/v1/ocpp16/data-transfer",
+    tag = "ev",
+    request_body = DataTransferRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The DataTransfer answer; for Get15118EVCertificate its data is the OCPP 2.0.1 response as JSON", body = DataTransferResponse),
+        (status = 400, description = "Malformed JSON (outer or inner) or base64", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a CPO or charging station", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn ocpp16_data_transfer(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<DataTransferRequest>,
+) -> Result<Json<DataTransferResponse>, ApiError> {
+    caller.require_role(&[Role::Cpo, Role::Charger])?;
+    let unanswered = |status: &str| {
+        Ok(Json(DataTransferResponse {
+            status: status.to_string(),
+            data: None,
+        }))
+    };
+    if body.vendor_id != PNC_VENDOR_ID {
+        return unanswered("UnknownVendorId");
+    }
+    if body.message_id.as_deref() != Some("Get15118EVCertificate") {
+        return unanswered("UnknownMessageId");
+    }
+    let inner: Get15118EvCertificateRequest =
+        serde_json::from_str(body.data.as_deref().unwrap_or_default()).map_err(|error| {
+            ApiError::bad_request(format!(
+                "data is not a Get15118EVCertificate request: {error}"
+            ))
+        })?;
+    let answer = answer_get_15118_ev_certificate(&state, &caller, inner).await?;
+    let data = serde_json::to_string(&answer).map_err(|error| {
+        ApiError::from(pnc_common::PncError::internal(format!(
+            "cannot serialise the answer: {error}"
+        )))
+    })?;
+    Ok(Json(DataTransferResponse {
+        status: "Accepted".to_string(),
+        data: Some(data),
     }))
 }
 
