@@ -24,13 +24,17 @@ fn assert_error_body(body: &Value, request_id: Option<&str>, expected_message_pa
         .unwrap_or_else(|| panic!("errorMessages missing in {body}"));
     assert!(!messages.is_empty(), "{body}");
     assert!(
-        messages
-            .iter()
-            .any(|message| message.as_str().unwrap_or("").contains(expected_message_part)),
+        messages.iter().any(|message| message
+            .as_str()
+            .unwrap_or("")
+            .contains(expected_message_part)),
         "expected a message containing `{expected_message_part}` in {body}"
     );
     let trace_id = body["traceId"].as_str().expect("traceId");
-    assert!(uuid::Uuid::parse_str(trace_id).is_ok(), "traceId is a UUID: {trace_id}");
+    assert!(
+        uuid::Uuid::parse_str(trace_id).is_ok(),
+        "traceId is a UUID: {trace_id}"
+    );
     assert_eq!(Some(trace_id), request_id, "traceId equals x-request-id");
 }
 
@@ -39,7 +43,15 @@ async fn ok_health_tokens_and_a_call_across_services_on_both_backends() {
     for backend in Backend::ALL {
         let sandbox = Sandbox::start(backend).await;
 
-        let (status, body, _) = json(sandbox.http.get(sandbox.url("/healthz")).send().await.unwrap()).await;
+        let (status, body, _) = json(
+            sandbox
+                .http
+                .get(sandbox.url("/healthz"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 200, "{backend:?}: {body}");
         for component in Component::SERVICES {
             assert_eq!(body["services"][component.name()], "serving", "{body}");
@@ -58,7 +70,10 @@ async fn ok_health_tokens_and_a_call_across_services_on_both_backends() {
         )
         .await;
         assert_eq!(status, 200, "{backend:?}: {body}");
-        assert!(body["RootCertificateCollection"]["rootCertificates"].is_array(), "{body}");
+        assert!(
+            body["RootCertificateCollection"]["rootCertificates"].is_array(),
+            "{body}"
+        );
 
         // MaEVe sends the token in x-api-key.
         let response = sandbox
@@ -95,7 +110,10 @@ async fn ok_token_endpoint_takes_json_and_form_bodies() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 86400);
-    assert!(body["scope"].as_str().unwrap().contains("cpservice"), "{body}");
+    assert!(
+        body["scope"].as_str().unwrap().contains("cpservice"),
+        "{body}"
+    );
     let access_token = body["access_token"].as_str().unwrap();
     assert_eq!(access_token.split('.').count(), 3, "a JWT");
 }
@@ -150,10 +168,22 @@ async fn fail_authentication_errors_are_401_in_opcp_shape() {
     let sandbox = Sandbox::start(Backend::Sqlite).await;
     let cases: [(&str, Option<String>, &str); 4] = [
         ("fail/no-token", None, "missing access token"),
-        ("fail/garbage-token", Some("Bearer abc.def.ghi".into()), "invalid access token"),
-        ("fail/wrong-scheme", Some("Basic dXNlcjpwYXNz".into()), "missing access token"),
+        (
+            "fail/garbage-token",
+            Some("Bearer abc.def.ghi".into()),
+            "invalid access token",
+        ),
+        (
+            "fail/wrong-scheme",
+            Some("Basic dXNlcjpwYXNz".into()),
+            "missing access token",
+        ),
         // A structurally valid token signed by another installation's key.
-        ("fail/foreign-token", Some(format!("Bearer {}", foreign_token().await)), "invalid access token"),
+        (
+            "fail/foreign-token",
+            Some(format!("Bearer {}", foreign_token().await)),
+            "invalid access token",
+        ),
     ];
     for (name, authorization, expected) in cases {
         let mut request = sandbox.http.get(sandbox.url("/v1/root/rootCerts"));
@@ -202,7 +232,9 @@ async fn fail_oversized_bodies_are_413() {
             .put(sandbox.url("/v1/root/rootCerts"))
             .bearer_auth(&admin.token)
             .header("content-type", "application/json")
-            .body(format!("{{\"caCertificate\":\"{big}\",\"rootType\":\"V2G\"}}"))
+            .body(format!(
+                "{{\"caCertificate\":\"{big}\",\"rootType\":\"V2G\"}}"
+            ))
             .send()
             .await
             .unwrap(),
@@ -226,12 +258,26 @@ async fn fail_oversized_bodies_are_413() {
 #[tokio::test]
 async fn fail_unknown_paths_and_methods_answer_in_opcp_shape() {
     let sandbox = Sandbox::start(Backend::Sqlite).await;
-    let (status, body, request_id) =
-        json(sandbox.http.get(sandbox.url("/v1/nothing/here")).send().await.unwrap()).await;
+    let (status, body, request_id) = json(
+        sandbox
+            .http
+            .get(sandbox.url("/v1/nothing/here"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_error_body(&body, request_id.as_deref(), "no such endpoint");
-    let (status, body, request_id) =
-        json(sandbox.http.delete(sandbox.url("/oauth/token")).send().await.unwrap()).await;
+    let (status, body, request_id) = json(
+        sandbox
+            .http
+            .delete(sandbox.url("/oauth/token"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 405);
     assert_error_body(&body, request_id.as_deref(), "method not allowed");
 }
@@ -285,7 +331,10 @@ async fn ok_metrics_and_openapi() {
         metrics.contains("pnc_grpc_request_duration_seconds"),
         "per-RPC latency histogram: {metrics}"
     );
-    assert!(metrics.contains("method=\"/pnc.truststore.v1.TrustStore/ListRoots\""), "{metrics}");
+    assert!(
+        metrics.contains("method=\"/pnc.truststore.v1.TrustStore/ListRoots\""),
+        "{metrics}"
+    );
 
     let openapi: Value = sandbox
         .http
@@ -298,7 +347,10 @@ async fn ok_metrics_and_openapi() {
         .unwrap();
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
     for path in ["/oauth/token", "/healthz", "/v1/root/rootCerts"] {
-        assert!(openapi["paths"][path].is_object(), "{path} in the OpenAPI document");
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} in the OpenAPI document"
+        );
     }
 }
 
@@ -324,7 +376,9 @@ async fn fail_healthz_names_services_that_do_not_answer() {
         .await
         .unwrap();
     let address = running.address_of(Component::Gateway).unwrap();
-    let response = reqwest::get(format!("http://{address}/healthz")).await.unwrap();
+    let response = reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
     let request_id = response
         .headers()
@@ -352,7 +406,10 @@ async fn fail_services_refuse_callers_outside_their_allowlist() {
     )
     .unwrap();
     let error = pnc_common::grpc::check_health(channel).await.unwrap_err();
-    assert!(error.contains("does not accept calls from registry"), "{error}");
+    assert!(
+        error.contains("does not accept calls from registry"),
+        "{error}"
+    );
 
     // The gateway's identity is accepted.
     let gateway_identity = ca.issue(Component::Gateway).unwrap();
@@ -404,7 +461,12 @@ async fn fail_database_outage_at_run_time_is_503_not_a_panic() {
     // with a database ends up named.
     let started = std::time::Instant::now();
     loop {
-        let response = sandbox.http.get(sandbox.url("/healthz")).send().await.unwrap();
+        let response = sandbox
+            .http
+            .get(sandbox.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
         if response.status() == 503 {
             let body: Value = response.json().await.unwrap();
             let text = body.to_string();

@@ -84,9 +84,9 @@ pub fn server_config(config: &HttpTlsConfig) -> anyhow::Result<Arc<rustls::Serve
         let mut roots = RootCertStore::empty();
         for file in &config.client_ca_files {
             for certificate in read_certificates(file)? {
-                roots.add(certificate).map_err(|error| {
-                    anyhow::anyhow!("client CA in {}: {error}", file.display())
-                })?;
+                roots
+                    .add(certificate)
+                    .map_err(|error| anyhow::anyhow!("client CA in {}: {error}", file.display()))?;
             }
         }
         // Certificates are optional: token clients use the same listener.
@@ -156,12 +156,14 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|certificates| certificates.first())
                 .map(|certificate| ClientCertificate(Arc::new(certificate.to_vec())));
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                if let Some(certificate) = &client_certificate {
-                    request.extensions_mut().insert(certificate.clone());
-                }
-                app.clone().oneshot(request.map(axum::body::Body::new))
-            });
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    if let Some(certificate) = &client_certificate {
+                        request.extensions_mut().insert(certificate.clone());
+                    }
+                    app.clone().oneshot(request.map(axum::body::Body::new))
+                },
+            );
             let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection.into_owned()).await {
@@ -170,7 +172,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("https connections did not finish within the grace period");
     }
     Ok(())

@@ -57,7 +57,10 @@ async fn wait_healthy(url: &str, bound: Duration) -> Duration {
         {
             return started.elapsed();
         }
-        assert!(started.elapsed() < bound, "{url} not healthy within {bound:?}");
+        assert!(
+            started.elapsed() < bound,
+            "{url} not healthy within {bound:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -81,10 +84,19 @@ fn ok_config_print_shows_effective_config_with_secrets_redacted() {
     assert!(output.status.success(), "{output:?}");
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(!printed.contains("s3cret-pass"), "{printed}");
-    assert!(printed.contains("postgres://pnc:redacted@db.example:5432/pnc"), "{printed}");
-    assert!(printed.contains("listen = \"127.0.0.1:9999\""), "flag wins: {printed}");
+    assert!(
+        printed.contains("postgres://pnc:redacted@db.example:5432/pnc"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("listen = \"127.0.0.1:9999\""),
+        "flag wins: {printed}"
+    );
     assert!(printed.contains("max_body_bytes = 2048"), "file: {printed}");
-    assert!(printed.contains("request_timeout_ms = 1234"), "environment: {printed}");
+    assert!(
+        printed.contains("request_timeout_ms = 1234"),
+        "environment: {printed}"
+    );
 }
 
 #[test]
@@ -93,7 +105,12 @@ fn fail_malformed_config_exits_2_naming_the_field() {
     let config = dir.path().join("pnc.toml");
     std::fs::write(&config, "[http]\nmax_body_bytez = 1\n").unwrap();
     for subcommand in [&["config", "print"][..], &["serve"][..]] {
-        let output = pnc().args(subcommand).arg("--config").arg(&config).output().unwrap();
+        let output = pnc()
+            .args(subcommand)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{subcommand:?}: {output:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("max_body_bytez"), "{stderr}");
@@ -124,9 +141,15 @@ fn fail_unreachable_database_is_a_clear_error_not_a_panic() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot reach the Postgres database"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Postgres database"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains(":pw@"), "the password is not printed: {stderr}");
+    assert!(
+        !stderr.contains(":pw@"),
+        "the password is not printed: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -153,8 +176,17 @@ async fn ok_serve_on_a_fresh_data_dir_answers_healthz_and_stops_on_sigterm() {
 
     // SIGTERM: a clean exit.
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || server.0.wait()).await.unwrap().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || server.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
 }
 
@@ -273,7 +305,10 @@ async fn ok_five_processes_on_postgres_serve_a_request_that_crosses_them() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert!(body["RootCertificateCollection"]["rootCertificates"].is_array(), "{body}");
+    assert!(
+        body["RootCertificateCollection"]["rootCertificates"].is_array(),
+        "{body}"
+    );
 
     // Every service keeps its tables in its own schema of the one database.
     sqlx::any::install_default_drivers();
@@ -292,8 +327,14 @@ async fn ok_five_processes_on_postgres_serve_a_request_that_crosses_them() {
 
 async fn wait_for_port(port: u16) {
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "port {port} never opened");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "port {port} never opened"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -332,7 +373,8 @@ fn ok_deploy_config_loads() {
         .lines()
         .filter_map(|line| {
             let (name, value) = line.trim().split_once(": ")?;
-            name.starts_with("PNC_").then(|| (name.to_string(), value.to_string()))
+            name.starts_with("PNC_")
+                .then(|| (name.to_string(), value.to_string()))
         })
         .collect();
     assert!(env.len() >= 5, "{env:?}");
@@ -355,7 +397,11 @@ fn ok_readme_configuration_reference_matches_the_code() {
     let file = dir.path().join("reference.toml");
     std::fs::write(&file, reference).unwrap();
     let documented = pnc_common::Config::load(Some(&file), Vec::new()).expect("reference loads");
-    assert_eq!(documented, pnc_common::Config::default(), "documented defaults");
+    assert_eq!(
+        documented,
+        pnc_common::Config::default(),
+        "documented defaults"
+    );
 
     let defaults: toml::Table =
         toml::from_str(&toml::to_string(&pnc_common::Config::default()).unwrap()).unwrap();
