@@ -62,7 +62,7 @@ enum L2 {
 }
 
 /// Second-level productions of a schema-informed state (§8.5.4.4.1, fidelity options off).
-fn level2(st: &State, g: &Grammar) -> ([L2; 7], usize) {
+fn level2(st: &State, _g: &Grammar) -> ([L2; 7], usize) {
     let mut out = [L2::Ee; 7];
     let mut n = 0;
     let mut push = |x| {
@@ -78,9 +78,9 @@ fn level2(st: &State, g: &Grammar) -> ([L2; 7], usize) {
     }
     if st.flags & F_START_TAG != 0 {
         push(L2::AtAny);
-        if !g.attrs.is_empty() {
-            push(L2::AtInvalid);
-        }
+        // present even without declared attributes: its third level also carries the
+        // schema-invalid AT(*) (e.g. xsi:nil="maybe"), as in EXIficient
+        push(L2::AtInvalid);
     }
     push(L2::SeAny);
     push(L2::Ch);
@@ -762,7 +762,7 @@ impl Encoder {
                             // AT(qname) [untyped value], third level
                             let k = g.attrs.iter().position(|(x, _)| Some(*x) == q).unwrap_or(0);
                             self.level2(st, g, L2::AtInvalid)?;
-                            self.w.bits(k as u64, width(g.attrs.len()));
+                            self.w.bits(k as u64, width(g.attrs.len() + 1));
                             write_str(&mut self.w, &val_text(v));
                             return Ok(());
                         }
@@ -1338,16 +1338,20 @@ impl<'a> Decoder<'a> {
                 }
                 L2::AtInvalid => {
                     let pos3 = self.r.pos();
-                    let k = self.r.bits(width(gr.attrs.len()))? as usize;
-                    let (q, _) = *gr.attrs.get(k).ok_or(ExiError::BadEventCode {
-                        code: k as u64,
-                        bit: pos3,
-                    })?;
+                    // third level: declared attributes, then one for AT(*) [untyped value]
+                    let k = self.r.bits(width(gr.attrs.len() + 1))? as usize;
+                    let name = match gr.attrs.get(k) {
+                        Some((q, _)) => qname_of(t, *q),
+                        None if k == gr.attrs.len() => self.read_qname()?,
+                        None => {
+                            return Err(ExiError::BadEventCode {
+                                code: k as u64,
+                                bit: pos3,
+                            });
+                        }
+                    };
                     let v = self.value(UNTYPED)?;
-                    e.attrs.push(Attribute {
-                        name: qname_of(t, q),
-                        value: v,
-                    });
+                    e.attrs.push(Attribute { name, value: v });
                 }
                 L2::SeAny => {
                     let q = self.read_qname()?;

@@ -496,6 +496,35 @@ fn iso2_cases() -> Vec<Case> {
     ));
     c.push(case("undeclared-nested", Schema::Iso2, true, format!("<X {t}><Y><t:Certificate>AA==</t:Certificate></Y><Y><t:Certificate>AA==</t:Certificate></Y></X>")));
     c.push(case("undeclared-in-document", Schema::Iso2, false, m.replace("BODY", "<b:SessionSetupReq><b:EVCCID>00</b:EVCCID><b:Extra><b:Extra>1</b:Extra></b:Extra></b:SessionSetupReq>")));
+    // deviations in start-tag states: SE(*) and CH before the content, undeclared attributes
+    c.push(case("se-star-in-start-tag", Schema::Iso2, false, m.replace("BODY", "<b:AuthorizationReq><b:Foo>1</b:Foo><b:GenChallenge>AAECAwQFBgcICQoLDA0ODw==</b:GenChallenge></b:AuthorizationReq>")));
+    c.push(case(
+        "ch-in-start-tag",
+        Schema::Iso2,
+        false,
+        m.replace(
+            "BODY",
+            "<b:SessionSetupReq>text<b:EVCCID>00</b:EVCCID></b:SessionSetupReq>",
+        ),
+    ));
+    // (an out-of-range xs:long is not compared: EXIficient writes it with the unbounded Integer
+    // representation, which pnc's decoder rejects as out of range; pnc writes it untyped)
+    c.push(case("untyped-enum", Schema::Iso2, false, m.replace("BODY", "<b:SessionSetupRes><b:ResponseCode>MAYBE</b:ResponseCode><b:EVSEID>DE*ABC*E123</b:EVSEID></b:SessionSetupRes>")));
+    c.push(case(
+        "undeclared-attributes",
+        Schema::Iso2,
+        false,
+        m.replace("BODY", r#"<b:AuthorizationReq aaa="1" b:Id="x" zzz="2"/>"#),
+    ));
+    c.push(case(
+        "undeclared-attribute-no-decls",
+        Schema::Iso2,
+        false,
+        m.replace(
+            "BODY",
+            r#"<b:SessionSetupReq foo="bar"><b:EVCCID>00</b:EVCCID></b:SessionSetupReq>"#,
+        ),
+    ));
     // XML read tolerance: default namespace, re-bound prefix, CDATA, char refs, wrapped base64, lower-case hex
     c.push(case("xml-tolerance", Schema::Iso2, false, r#"<?xml version="1.0"?>
 <V2G_Message xmlns="urn:iso:15118:2:2013:MsgDef">
