@@ -841,3 +841,243 @@ async fn ok_ocpp16_data_transfer_sqlite() {
     assert_eq!(body["status"], "UnknownMessageId", "fail/unknown-message");
     sandbox.stop().await;
 }
+
+/// The EV's CertificateUpdateReq, signed with its current contract key.
+fn update_request(
+    contract_key: &HeldKey,
+    contract_chain: &[pnc_pki::Certificate],
+    emaid: &str,
+    root_ids: Vec<pnc_exi::iso2::X509IssuerSerial>,
+) -> Vec<u8> {
+    use pnc_exi::iso2::{Body, CertificateChain, CertificateUpdateReq, MessageHeader, V2gMessage};
+    let request = CertificateUpdateReq {
+        id: "upd".to_string(),
+        contract_signature_cert_chain: CertificateChain {
+            id: None,
+            certificate: contract_chain[0].der().to_vec(),
+            sub_certificates: contract_chain[1..]
+                .iter()
+                .map(|certificate| certificate.der().to_vec())
+                .collect(),
+        },
+        emaid: emaid.to_string(),
+        list_of_root_certificate_ids: root_ids,
+    };
+    let element = request.to_element().expect("element");
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, pnc_exi::signature::SignatureError> {
+        Ok(contract_key.sign_raw(signed_info))
+    };
+    let signature =
+        pnc_exi::signature::sign_elements(pnc_exi::signature::Profile::Iso2, &[&element], &sign)
+            .expect("sign");
+    V2gMessage {
+        header: MessageHeader {
+            session_id: SESSION_ID.to_vec(),
+            notification: None,
+            signature: Some(signature),
+        },
+        body: Body::CertificateUpdateReq(request),
+    }
+    .encode()
+    .expect("encode")
+}
+
+async fn ocpp_update(sandbox: &Sandbox, token: &str, exi: &[u8]) -> Value {
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-15118-ev-certificate"))
+        .bearer_auth(token)
+        .json(&json!({
+            "iso15118SchemaVersion": ISO2_NAMESPACE,
+            "action": "Update",
+            "exiRequest": STANDARD.encode(exi),
+        }))
+        .send()
+        .await
+        .expect("update");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+fn update_code(body: &Value) -> (String, pnc_exi::Element) {
+    let exi = STANDARD
+        .decode(body["exiResponse"].as_str().expect("exiResponse"))
+        .expect("base64");
+    let root = pnc_exi::decode_document(pnc_exi::Schema::Iso2, &exi).expect("decodes");
+    let message = pnc_exi::iso2::V2gMessage::from_element(&root).expect("typed");
+    assert_eq!(message.header.session_id, SESSION_ID, "SessionID echoed");
+    let pnc_exi::iso2::Body::CertificateUpdateRes(res) = &message.body else {
+        panic!("not a CertificateUpdateRes: {body}");
+    };
+    (res.response_code.as_str().to_string(), root)
+}
+
+/// The contract is renewed: the EV updates with its current contract key, decrypts the new
+/// key with the old one, and later installations get the renewed contract.
+async fn update_renews_on(backend: Backend) {
+    let Installation {
+        sandbox,
+        pki,
+        cpo_token,
+        ..
+    } = installation_ready(backend).await;
+    let v2g_root = pki.certificate(DevCert::V2gRoot);
+    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+    let (_, install_exi) = installation_request(
+        vehicle.as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+    let (_, body) = ocpp_install(&sandbox, &cpo_token, &install_exi).await;
+    let (_, _, tree) = decode_answer(body["exiResponse"].as_str().expect("exi"));
+    let installed = verify_answer(&tree, v2g_root);
+    let old_key = open_contract_key(&pki, &installed);
+
+    let body = ocpp_update(
+        &sandbox,
+        &cpo_token,
+        &update_request(
+            &old_key,
+            &installed.contract_chain,
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_eq!(body["status"], "Accepted", "{body}");
+    let (code, tree) = update_code(&body);
+    assert_eq!(code, "OK", "{body}");
+    let renewed = verify_answer(&tree, v2g_root);
+    assert_eq!(renewed.emaid, EMAID);
+    assert_ne!(
+        renewed.contract_chain[0], installed.contract_chain[0],
+        "a new certificate"
+    );
+    pnc_pki::validate_path(
+        renewed.contract_chain[0].der(),
+        &[
+            renewed.contract_chain[1].der(),
+            renewed.contract_chain[2].der(),
+        ],
+        &[pki.certificate(DevCert::MoRoot).der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the renewal chains to the MO root");
+    // [V2G2-821]: the new key is sealed to the old contract certificate's key.
+    let new_key = open_contract_key_with(&old_key, &renewed);
+    assert_ne!(new_key.spki(), old_key.spki());
+
+    // The vehicle's next installation gets the renewed contract, sealed to the vehicle.
+    let (_, body) = ocpp_install(&sandbox, &cpo_token, &install_exi).await;
+    let (_, _, tree) = decode_answer(body["exiResponse"].as_str().expect("exi"));
+    let reinstalled = verify_answer(&tree, v2g_root);
+    assert_eq!(reinstalled.contract_chain[0], renewed.contract_chain[0]);
+    open_contract_key(&pki, &reinstalled);
+
+    // fail/old-certificate: the replaced certificate no longer names a live contract.
+    let body = ocpp_update(
+        &sandbox,
+        &cpo_token,
+        &update_request(
+            &old_key,
+            &installed.contract_chain,
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    let (code, tree) = update_code(&body);
+    assert_eq!(code, "FAILED_NoCertificateAvailable", "{body}");
+    let retry = tree
+        .find("Body")
+        .and_then(|body| body.find("CertificateUpdateRes"))
+        .and_then(|res| res.find("RetryCounter"))
+        .map(|retry| retry.text_content());
+    assert_eq!(
+        retry.as_deref(),
+        Some("0"),
+        "RetryCounter with NoCertificateAvailable"
+    );
+
+    // fail/bad-signature: signed with a key that is not the contract's.
+    let body = ocpp_update(
+        &sandbox,
+        &cpo_token,
+        &update_request(
+            &old_key,
+            &renewed.contract_chain,
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_eq!(update_code(&body).0, "FAILED_SignatureError", "{body}");
+
+    // fail/foreign-chain: a contract chain from a PKI pnc does not trust.
+    let foreign = pnc_pki::DevPki::generate(&pnc_pki::DevPkiOptions {
+        ocsp_signers: false,
+        ..pnc_pki::DevPkiOptions::default()
+    })
+    .expect("foreign pki");
+    let foreign_key = pnc_pki::key_transport::iso2::generate_contract_key().expect("key");
+    let foreign_contract = foreign
+        .issue_contract(EMAID, foreign_key.public_key_spki_der(), Duration::days(30))
+        .expect("contract");
+    let foreign_held = HeldKey::from_scalar(foreign_key.private_key());
+    let body = ocpp_update(
+        &sandbox,
+        &cpo_token,
+        &update_request(
+            &foreign_held,
+            &[
+                foreign_contract,
+                foreign.certificate(DevCert::MoSubCa2).clone(),
+                foreign.certificate(DevCert::MoSubCa1).clone(),
+            ],
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_eq!(update_code(&body).0, "FAILED_CertChainError", "{body}");
+
+    // fail/wrong-emaid: the body's eMAID is not the certificate's.
+    let body = ocpp_update(
+        &sandbox,
+        &cpo_token,
+        &update_request(
+            &new_key,
+            &renewed.contract_chain,
+            "DEPNCC00000009",
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_eq!(update_code(&body).0, "FAILED", "{body}");
+
+    // fail/action-mismatch: an Update body sent as Install has no ISO answer.
+    let (_, body) = ocpp_install(
+        &sandbox,
+        &cpo_token,
+        &update_request(
+            &new_key,
+            &renewed.contract_chain,
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_eq!(body["status"], "Failed", "{body}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_update_renews_sqlite() {
+    update_renews_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_update_renews_postgres() {
+    update_renews_on(Backend::Postgres).await;
+}

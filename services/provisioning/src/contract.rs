@@ -6,7 +6,7 @@
 use pnc_common::PncError;
 use pnc_common::ids::Emaid;
 use pnc_pki::dev::contract_template;
-use pnc_pki::key_transport::iso2;
+use pnc_pki::key_transport::{self as iso2_key, iso2};
 use pnc_pki::{Certificate, issue};
 use pnc_proto::registry::v1::SignedContractData;
 use time::OffsetDateTime;
@@ -56,17 +56,14 @@ fn internal(what: &str, error: impl std::fmt::Display) -> PncError {
     PncError::internal(what.to_string())
 }
 
-/// Generate mode: a fresh P-256 contract key, a contract certificate (CN = eMAID, Annex F
-/// contract profile) under the MO Sub-CA 2, the key sealed to the OEM provisioning
-/// certificate [V2G2-820], and the four elements signed by every CPS chain in `cps_signers`.
-pub fn generate(
+/// A fresh P-256 contract key and its certificate (CN = eMAID, Annex F contract profile)
+/// under the MO Sub-CA 2; the chain is leaf, Sub-CA 2, Sub-CA 1.
+pub fn issue_contract(
     issuer: &ContractIssuer,
-    cps_signers: &[&CpsSigner],
     emaid: &Emaid,
-    oem_provisioning_certificate: &Certificate,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
-) -> Result<ProducedContract, PncError> {
+) -> Result<(iso2_key::ContractKey, Vec<Certificate>), PncError> {
     let contract_key = iso2::generate_contract_key()
         .map_err(|error| internal("generating the contract key failed", error))?;
     let organization = issuer.sub_ca_2.subject().values("2.5.4.10").next();
@@ -81,26 +78,59 @@ pub fn generate(
     template.crl_url = issuer.crl_url.clone();
     let leaf = issue(&template, Some(&issuer.sub_ca_2), issuer.signer.as_ref())
         .map_err(|error| internal("issuing the contract certificate failed", error))?;
-    let sealed = iso2::seal(
-        oem_provisioning_certificate.public_key_spki_der(),
-        contract_key.private_key(),
-    )
-    .map_err(|error| {
-        PncError::invalid(format!(
-            "cannot seal the contract key to the OEM provisioning certificate: {error}"
-        ))
-    })?;
-    drop(contract_key);
-    let contract_chain = vec![leaf, issuer.sub_ca_2.clone(), issuer.sub_ca_1.clone()];
-    let signed = sign_all(
+    Ok((
+        contract_key,
+        vec![leaf, issuer.sub_ca_2.clone(), issuer.sub_ca_1.clone()],
+    ))
+}
+
+/// Seals the contract key to `recipient` (the OEM provisioning certificate for Install
+/// [V2G2-820], the old contract certificate for Update [V2G2-821]) and signs the four
+/// elements with every CPS chain in `cps_signers`.
+pub fn seal_and_sign(
+    cps_signers: &[&CpsSigner],
+    emaid: &Emaid,
+    contract_chain: &[Certificate],
+    contract_key: &iso2_key::ContractKey,
+    recipient: &Certificate,
+) -> Result<Vec<SignedContractData>, PncError> {
+    let sealed = iso2::seal(recipient.public_key_spki_der(), contract_key.private_key()).map_err(
+        |error| {
+            PncError::invalid(format!(
+                "cannot seal the contract key to the vehicle: {error}"
+            ))
+        },
+    )?;
+    sign_all(
         cps_signers,
         &ContractElements {
             emaid: emaid.as_str(),
-            contract_chain: &contract_chain,
+            contract_chain,
             encrypted_private_key: &sealed.encrypted_private_key,
             dh_public_key: &sealed.dh_public_key,
         },
+    )
+}
+
+/// Generate mode: issue the contract, seal its key to the OEM provisioning certificate,
+/// sign with every CPS chain in `cps_signers`.
+pub fn generate(
+    issuer: &ContractIssuer,
+    cps_signers: &[&CpsSigner],
+    emaid: &Emaid,
+    oem_provisioning_certificate: &Certificate,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<ProducedContract, PncError> {
+    let (contract_key, contract_chain) = issue_contract(issuer, emaid, not_before, not_after)?;
+    let signed = seal_and_sign(
+        cps_signers,
+        emaid,
+        &contract_chain,
+        &contract_key,
+        oem_provisioning_certificate,
     )?;
+    drop(contract_key);
     Ok(ProducedContract {
         not_before: contract_chain[0].not_before(),
         not_after: contract_chain[0].not_after(),

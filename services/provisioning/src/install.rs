@@ -57,60 +57,97 @@ struct CheckedRequest {
     signature: Result<(), String>,
 }
 
+/// A decoded request of either kind, its signature checked.
+enum Decoded {
+    Install(CheckedRequest),
+    Update(crate::update::CheckedUpdate),
+}
+
 /// Decodes the message and verifies the EV's signature (notes §6.5). CPU work.
-fn decode_and_verify(exi: &[u8]) -> Result<CheckedRequest, PncError> {
+fn decode_and_verify(exi: &[u8], action: &str) -> Result<Decoded, PncError> {
     let root = pnc_exi::decode_document(Schema::Iso2, exi)
         .map_err(|error| PncError::invalid(format!("EXI format is invalid: {error}")))?;
     let message = V2gMessage::from_element(&root)
         .map_err(|error| PncError::invalid(format!("EXI format is invalid: {error}")))?;
-    let Body::CertificateInstallationReq(request) = message.body else {
-        return Err(PncError::invalid(
-            "the EXI message is not a CertificateInstallationReq",
-        ));
-    };
-    let oem_certificate = Certificate::from_der(&request.oem_provisioning_cert).ok();
-    let signature = verify_request_signature(
-        &root,
-        message.header.signature.as_ref(),
-        &request,
-        oem_certificate.as_ref(),
-    );
-    Ok(CheckedRequest {
-        session_id: message.header.session_id,
-        request,
-        oem_certificate,
-        signature,
-    })
+    let session_id = message.header.session_id;
+    let header_signature = message.header.signature;
+    match (message.body, action) {
+        (Body::CertificateInstallationReq(request), "" | "Install") => {
+            let oem_certificate = Certificate::from_der(&request.oem_provisioning_cert).ok();
+            let signature = verify_request_signature(
+                &root,
+                header_signature.as_ref(),
+                &request.id,
+                oem_certificate.as_ref(),
+            );
+            Ok(Decoded::Install(CheckedRequest {
+                session_id,
+                request,
+                oem_certificate,
+                signature,
+            }))
+        }
+        (Body::CertificateUpdateReq(request), "" | "Update") => {
+            let chain = &request.contract_signature_cert_chain;
+            let contract_chain: Vec<Certificate> = std::iter::once(&chain.certificate)
+                .chain(&chain.sub_certificates)
+                .map_while(|der| Certificate::from_der(der).ok())
+                .collect();
+            let signature = verify_request_signature(
+                &root,
+                header_signature.as_ref(),
+                &request.id,
+                contract_chain.first(),
+            );
+            Ok(Decoded::Update(crate::update::CheckedUpdate {
+                session_id,
+                request,
+                contract_chain,
+                signature,
+            }))
+        }
+        (Body::CertificateInstallationReq(_) | Body::CertificateUpdateReq(_), action) => {
+            Err(PncError::invalid(format!(
+                "the EXI message does not match the action `{}`",
+                action.chars().take(20).collect::<String>()
+            )))
+        }
+        _ => Err(PncError::invalid(
+            "the EXI message is not a CertificateInstallationReq or CertificateUpdateReq",
+        )),
+    }
 }
 
+/// The request signature: exactly one reference, to the body element itself (notes §6.3,
+/// §6.5), verified with `certificate`'s key (OEM provisioning for Install, the current
+/// contract certificate for Update).
 fn verify_request_signature(
     root: &pnc_exi::Element,
     header_signature: Option<&pnc_exi::xmldsig::Signature>,
-    request: &CertificateInstallationReq,
-    oem_certificate: Option<&Certificate>,
+    body_id: &str,
+    certificate: Option<&Certificate>,
 ) -> Result<(), String> {
     let header_signature = header_signature.ok_or("the request carries no signature")?;
-    // Exactly one reference, to the body element itself (notes §6.3, §6.5 step 2).
     let references = &header_signature.signed_info.references;
-    let expected_uri = format!("#{}", request.id);
-    if request.id.is_empty()
+    let expected_uri = format!("#{body_id}");
+    if body_id.is_empty()
         || references.len() != 1
         || references[0].uri.as_deref() != Some(expected_uri.as_str())
     {
-        return Err("the signature must reference exactly the CertificateInstallationReq".into());
+        return Err("the signature must reference exactly the request body".into());
     }
-    let certificate = oem_certificate.ok_or("the OEM provisioning certificate does not parse")?;
+    let certificate = certificate.ok_or("the signer's certificate does not parse")?;
     let key = signature::public_key_from_cert_der(certificate.der())
-        .map_err(|error| format!("the OEM provisioning key is unusable: {error}"))?;
+        .map_err(|error| format!("the signer's key is unusable: {error}"))?;
     signature::verify_iso2_message(root, &key).map_err(|error| error.to_string())
 }
 
-struct Negative {
-    code: ResponseCode,
-    reason: String,
+pub(crate) struct Negative {
+    pub code: ResponseCode,
+    pub reason: String,
 }
 
-fn negative(code: ResponseCode, reason: impl Into<String>) -> Negative {
+pub(crate) fn negative(code: ResponseCode, reason: impl Into<String>) -> Negative {
     Negative {
         code,
         reason: reason.into(),
@@ -119,7 +156,7 @@ fn negative(code: ResponseCode, reason: impl Into<String>) -> Negative {
 
 /// A dependency failure during the checks: the EV gets FAILED (the charger would answer the
 /// same after a timeout, [V2G2-917]).
-fn backend_failure(what: &str, error: PncError) -> Negative {
+pub(crate) fn backend_failure(what: &str, error: PncError) -> Negative {
     tracing::warn!(%error, "{what} failed while answering an ev");
     negative(ResponseCode::Failed, format!("{what} is unavailable"))
 }
@@ -156,12 +193,17 @@ pub async fn install(
         ));
     }
     let exi = strip_v2gtp(&request.exi_request).to_vec();
-    let checked = tokio::task::spawn_blocking(move || decode_and_verify(&exi))
+    let action = request.action.trim().to_string();
+    let decoded = tokio::task::spawn_blocking(move || decode_and_verify(&exi, &action))
         .await
         .map_err(|error| {
             tracing::error!(%error, "decoding task failed");
             PncError::internal("decoding task failed")
         })??;
+    let checked = match decoded {
+        Decoded::Install(checked) => checked,
+        Decoded::Update(checked) => return crate::update::update(service, checked).await,
+    };
 
     let session_id = checked.session_id.clone();
     let pcid = checked
@@ -246,16 +288,7 @@ async fn answer(
             "the OEM provisioning certificate's CN is not a PCID",
         )
     })?;
-    let mut trusted_roots: Vec<String> = Vec::new();
-    for root_id in &checked.request.list_of_root_certificate_ids {
-        for cps in &service.holdings.cps_signers {
-            if root_ids::names_root(&root_id.issuer_name, &root_id.serial_number, &cps.root)
-                && !trusted_roots.contains(&cps.root_fingerprint)
-            {
-                trusted_roots.push(cps.root_fingerprint.clone());
-            }
-        }
-    }
+    let trusted_roots = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
     if trusted_roots.is_empty() {
         return Err(negative(
             ResponseCode::FailedNoCertificateAvailable,
@@ -311,6 +344,24 @@ async fn answer(
         remaining_contracts: found.remaining_contracts,
         failure_reason: String::new(),
     })
+}
+
+/// The V2G roots (fingerprints) pnc holds a CPS chain under that the EV lists, in its order.
+pub(crate) fn trusted_roots(
+    service: &ProvisioningService,
+    root_certificate_ids: &[pnc_exi::iso2::X509IssuerSerial],
+) -> Vec<String> {
+    let mut trusted: Vec<String> = Vec::new();
+    for root_id in root_certificate_ids {
+        for cps in &service.holdings.cps_signers {
+            if root_ids::names_root(&root_id.issuer_name, &root_id.serial_number, &cps.root)
+                && !trusted.contains(&cps.root_fingerprint)
+            {
+                trusted.push(cps.root_fingerprint.clone());
+            }
+        }
+    }
+    trusted
 }
 
 /// The OEM Sub-CAs come from the PCID's registered chain and from the CAs the truststore
@@ -427,7 +478,7 @@ async fn validate_oem_chain(
 /// Certificates pnc issued carry their status in the registry's issuance records. For
 /// foreign certificates pnc has no revocation source at request time (the OCSP service sits
 /// beside provisioning, not below it); they pass this step.
-async fn check_revocation(
+pub(crate) async fn check_revocation(
     service: &ProvisioningService,
     path: &[Certificate],
 ) -> Result<(), Negative> {

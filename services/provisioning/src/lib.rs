@@ -8,6 +8,7 @@
 //! - [`signed_data`]: the four signed elements, rendered as EXI or XML per request;
 //! - [`root_ids`]: matching an EV's ListOfRootCertificateIDs to V2G roots;
 //! - [`install`]: the EV's CertificateInstallationReq → CertificateInstallationRes;
+//! - [`update`]: the EV's CertificateUpdateReq → CertificateUpdateRes (renewal);
 //! - [`service`]: the gRPC face and the RA decisions.
 
 pub mod contract;
@@ -17,6 +18,7 @@ pub mod root_ids;
 pub mod seed;
 pub mod service;
 pub mod signed_data;
+pub mod update;
 
 use std::sync::Arc;
 

@@ -7,8 +7,8 @@
 
 use pnc_common::PncError;
 use pnc_exi::iso2::{
-    Body, CertificateChain, CertificateInstallationRes, IdBytes, IdString, MessageHeader,
-    ResponseCode, V2gMessage,
+    Body, CertificateChain, CertificateInstallationRes, CertificateUpdateRes, IdBytes, IdString,
+    MessageHeader, ResponseCode, V2gMessage,
 };
 use pnc_exi::signature::{self, C14N_EXI, DIGEST_SHA256, ECDSA_SHA256, SignatureError};
 use pnc_exi::xmldsig::{Reference, Signature, SignedInfo};
@@ -206,6 +206,52 @@ pub fn render_exi(signed: &SignedContractData, session_id: &[u8]) -> Result<Vec<
     installation_message(signed, session_id)
         .encode()
         .map_err(|error| internal("encoding the installation answer failed", error))
+}
+
+/// A CertificateInstallationRes body turned into the CertificateUpdateRes with the same six
+/// elements (notes §3.5).
+fn as_update(message: V2gMessage, retry_counter: Option<i16>) -> V2gMessage {
+    let body = match message.body {
+        Body::CertificateInstallationRes(res) => Body::CertificateUpdateRes(CertificateUpdateRes {
+            response_code: res.response_code,
+            sa_provisioning_certificate_chain: res.sa_provisioning_certificate_chain,
+            contract_signature_cert_chain: res.contract_signature_cert_chain,
+            contract_signature_encrypted_private_key: res.contract_signature_encrypted_private_key,
+            dh_public_key: res.dh_public_key,
+            emaid: res.emaid,
+            retry_counter,
+        }),
+        other => other,
+    };
+    V2gMessage {
+        header: message.header,
+        body,
+    }
+}
+
+/// The positive CertificateUpdateRes for `session_id` (the four elements are signed alike).
+pub fn render_update_exi(
+    signed: &SignedContractData,
+    session_id: &[u8],
+) -> Result<Vec<u8>, PncError> {
+    as_update(installation_message(signed, session_id), None)
+        .encode()
+        .map_err(|error| internal("encoding the update answer failed", error))
+}
+
+/// A complete negative CertificateUpdateRes; `retry_counter` as the notes describe (§3.5):
+/// days until a retry, 0 at the next opportunity, -1 never.
+pub fn render_negative_update(
+    session_id: &[u8],
+    response_code: ResponseCode,
+    retry_counter: Option<i16>,
+) -> Result<Vec<u8>, PncError> {
+    let installation = render_negative(session_id, response_code)?;
+    let message = V2gMessage::decode(&installation)
+        .map_err(|error| internal("decoding a negative answer failed", error))?;
+    as_update(message, retry_counter)
+        .encode()
+        .map_err(|error| internal("encoding a negative update answer failed", error))
 }
 
 /// The CPS's XML form (OPCP `signedData`): the signed message without a SessionID, as

@@ -177,7 +177,8 @@ pub fn verify_answer(message: &pnc_exi::Element, v2g_root: &Certificate) -> Cont
     let body = message.find("Body").expect("Body");
     let res = body
         .find("CertificateInstallationRes")
-        .expect("CertificateInstallationRes");
+        .or_else(|| body.find("CertificateUpdateRes"))
+        .expect("CertificateInstallationRes or CertificateUpdateRes");
     let cps_chain = certificates(
         res.find("SAProvisioningCertificateChain")
             .expect("SA chain"),
@@ -224,20 +225,95 @@ pub fn verify_answer(message: &pnc_exi::Element, v2g_root: &Certificate) -> Cont
 }
 
 /// Opens the sealed contract key with the vehicle's key and checks it matches the
-/// contract certificate [V2G2-823].
-pub fn open_contract_key(pki: &DevPki, answer: &ContractAnswer) {
-    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+/// contract certificate [V2G2-823]; returns the contract key as the EV now holds it.
+pub fn open_contract_key(pki: &DevPki, answer: &ContractAnswer) -> HeldKey {
+    open_contract_key_with(
+        pki.software_signer(DevCert::OemProvisioning).as_ref(),
+        answer,
+    )
+}
+
+/// A private key the EV holds (its contract key after installation).
+pub struct HeldKey {
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    spki: Vec<u8>,
+}
+
+impl HeldKey {
+    pub fn from_scalar(scalar: &[u8]) -> HeldKey {
+        use openssl::bn::{BigNum, BigNumContext};
+        use openssl::ec::{EcGroup, EcKey, EcPoint};
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("group");
+        let private = BigNum::from_slice(scalar).expect("scalar");
+        let mut context = BigNumContext::new().expect("context");
+        let mut public = EcPoint::new(&group).expect("point");
+        public
+            .mul_generator2(&group, &private, &mut context)
+            .expect("public point");
+        let key = openssl::pkey::PKey::from_ec_key(
+            EcKey::from_private_components(&group, &private, &public).expect("ec key"),
+        )
+        .expect("pkey");
+        let spki = key.public_key_to_der().expect("spki");
+        HeldKey { key, spki }
+    }
+
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// Raw r ‖ s over `message` with SHA-256 (ISO 15118-2 signatures).
+    pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.key)
+                .expect("signer");
+        signer.update(message).expect("update");
+        let der = signer.sign_to_vec().expect("sign");
+        pnc_pki::signer::ecdsa_der_to_raw(&der, 32).expect("raw")
+    }
+}
+
+impl pnc_pki::KeyAgreement for HeldKey {
+    fn agree(
+        &self,
+        peer_public_key_spki_der: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, pnc_pki::SignerError> {
+        let peer = openssl::pkey::PKey::public_key_from_der(peer_public_key_spki_der)
+            .map_err(|error| pnc_pki::SignerError::Backend(error.to_string()))?;
+        let mut deriver = openssl::derive::Deriver::new(&self.key)
+            .map_err(|error| pnc_pki::SignerError::Backend(error.to_string()))?;
+        deriver
+            .set_peer(&peer)
+            .map_err(|error| pnc_pki::SignerError::Backend(error.to_string()))?;
+        Ok(zeroize::Zeroizing::new(deriver.derive_to_vec().map_err(
+            |error| pnc_pki::SignerError::Backend(error.to_string()),
+        )?))
+    }
+
+    fn agreement_public_key_spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+}
+
+/// Opens the sealed contract key with `receiver` (the vehicle for Install, the old contract
+/// key for Update) and checks it matches the contract certificate [V2G2-823].
+pub fn open_contract_key_with(
+    receiver: &dyn pnc_pki::KeyAgreement,
+    answer: &ContractAnswer,
+) -> HeldKey {
+    let vehicle = receiver;
     let sealed = pnc_pki::key_transport::iso2::SealedContractKey::from_slices(
         &answer.encrypted_private_key,
         &answer.dh_public_key,
     )
     .expect("sealed key lengths");
-    pnc_pki::key_transport::iso2::open(
-        vehicle.as_ref(),
+    let scalar = pnc_pki::key_transport::iso2::open(
+        vehicle,
         &sealed,
         answer.contract_chain[0].public_key_spki_der(),
     )
-    .expect("the contract key opens with the vehicle key and matches the certificate");
+    .expect("the contract key opens with the receiver's key and matches the certificate");
+    HeldKey::from_scalar(&scalar[..])
 }
 
 /// A `RootCertificateID` naming `root`, with the issuer written the RFC 4514 way.

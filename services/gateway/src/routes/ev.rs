@@ -35,6 +35,7 @@ async fn install(
     caller: &Authenticated,
     exi_request: Vec<u8>,
     schema_namespace: &str,
+    action: &str,
 ) -> Result<InstallResponse, ApiError> {
     Ok(state
         .provisioning()
@@ -43,6 +44,7 @@ async fn install(
             InstallRequest {
                 exi_request,
                 schema_namespace: schema_namespace.to_string(),
+                action: action.to_string(),
             },
         ))
         .await?
@@ -150,22 +152,21 @@ async fn answer_get_15118_ev_certificate(
         exi_response: String::new(),
         remaining_contracts: None,
     };
-    match body.action.as_str() {
-        "Install" => {}
-        "Update" => {
-            return Ok(failed(
-                "UnsupportedRequest",
-                "CertificateUpdate is not supported yet",
-            ));
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "action `{}` is neither Install nor Update",
-                other.chars().take(20).collect::<String>()
-            )));
-        }
+    if !matches!(body.action.as_str(), "Install" | "Update") {
+        return Err(ApiError::bad_request(format!(
+            "action `{}` is neither Install nor Update",
+            body.action.chars().take(20).collect::<String>()
+        )));
     }
-    let answer = match install(state, caller, exi_request, &body.iso15118_schema_version).await {
+    let answer = match install(
+        state,
+        caller,
+        exi_request,
+        &body.iso15118_schema_version,
+        &body.action,
+    )
+    .await
+    {
         Ok(answer) => answer,
         // No ISO answer can be built without a decodable request (no SessionID).
         Err(error)
@@ -370,7 +371,14 @@ pub async fn get_signed_contract_data(
         &body.certificate_installation_req,
         MAX_EXI_REQUEST_BYTES,
     )?;
-    let answer = install(&state, &caller, exi_request, &body.xsd_msg_def_namespace).await?;
+    let answer = install(
+        &state,
+        &caller,
+        exi_request,
+        &body.xsd_msg_def_namespace,
+        "Install",
+    )
+    .await?;
     let content = CcpResponse {
         emaid_content: vec![EmaidContent {
             message_def: MessageDef {
@@ -458,7 +466,14 @@ pub async fn opnc_get_signed_contract_data(
         &body.certificate_installation_req,
         MAX_EXI_REQUEST_BYTES,
     )?;
-    let answer = install(&state, &caller, exi_request, &body.xsd_msg_def_namespace).await?;
+    let answer = install(
+        &state,
+        &caller,
+        exi_request,
+        &body.xsd_msg_def_namespace,
+        "Install",
+    )
+    .await?;
     let root_distinguished_name = if answer.v2g_root_fingerprint.is_empty() {
         None
     } else {
