@@ -1,10 +1,10 @@
-//! `pnc ev install` against a running pnc: the simulator builds and signs the
+//! `pnc ev install` and `pnc ev update` against a running pnc: the simulator builds and signs the
 //! request from files, as an operator's smoke test would, and checks the answer as the car
 //! does (SessionID, CPS signature and chain to a root it listed, decrypted contract key).
 
 mod provisioning_support;
 
-use pnc::ev::{Connection, EvError, InstallArgs, install};
+use pnc::ev::{Connection, EvError, InstallArgs, UpdateArgs, install, update};
 use pnc_pki::PlaintextTestKeys;
 use pnc_pki::dev::DevCert;
 use pnc_pki::keystore::{Kek, KeyStore};
@@ -113,6 +113,42 @@ async fn simulator_installs_a_contract_on(backend: Backend) {
         Err(EvError::Input(message)) => assert!(message.contains("does not belong"), "{message}"),
         other => panic!("expected an input error, got {other:?}"),
     }
+
+    // The car renews the contract it holds: CertificateUpdateReq signed with the contract
+    // key; the new key comes back encrypted to the old contract certificate [V2G2-821].
+    let update_args = UpdateArgs {
+        connection: connection(&sandbox, &cpo.token, vec![path("v2g-root.pem")]),
+        contract_cert: {
+            let file = path("contract.pem");
+            std::fs::write(&file, outcome.contract_chain[0].to_pem()).unwrap();
+            file
+        },
+        contract_key: key_file,
+        contract_chain: {
+            let file = path("contract-chain.pem");
+            let chain: String = outcome.contract_chain[1..]
+                .iter()
+                .map(|c| c.to_pem())
+                .collect();
+            std::fs::write(&file, chain).unwrap();
+            Some(file)
+        },
+    };
+    let renewed = update(&update_args)
+        .await
+        .expect("the car accepts the renewal");
+    assert_eq!(renewed.emaid, EMAID);
+    assert_eq!(renewed.contract_chain[0].common_name(), Some(EMAID));
+    assert_ne!(
+        renewed.contract_chain[0].der(),
+        outcome.contract_chain[0].der(),
+        "a new contract certificate"
+    );
+    assert_ne!(
+        renewed.contract_chain[0].public_key_spki_der(),
+        outcome.contract_chain[0].public_key_spki_der(),
+        "with a new key"
+    );
 }
 
 #[tokio::test]
