@@ -989,6 +989,50 @@ async fn webhooks_on(backend: Backend) {
         assert!(uuid::Uuid::parse_str(event["eventId"].as_str().unwrap()).is_ok());
     }
 
+    // Root events from the truststore's change feed reach every subscriber, a CPO too.
+    let (status, cpo_endpoint) = send(
+        &sandbox,
+        Method::POST,
+        "/v1/webhook/endpoints",
+        Some(&who.cpo.token),
+        Some(json!({
+            "url": url,
+            "enabledEvents": ["root.cert.added"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{cpo_endpoint}");
+    let new_root = DevPki::generate(&DevPkiOptions::default()).expect("another pki");
+    let new_root = new_root.certificate(DevCert::V2gRoot);
+    let (status, body) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/root/rootCerts",
+        Some(&who.admin.token),
+        Some(json!({
+            "caCertificate": STANDARD.encode(new_root.der()),
+            "rootType": "V2G",
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "admin adds a root: {body}");
+    let fingerprint = hex::encode(new_root.sha256_fingerprint());
+    let mut root_event = None;
+    for _ in 0..100 {
+        root_event = receiver.received().into_iter().find_map(|(_, body)| {
+            let event: Value = serde_json::from_str(&body).ok()?;
+            (event["eventType"] == "root.cert.added"
+                && event["payload"]["fingerprintSHA256"] == fingerprint.as_str())
+            .then_some(event)
+        });
+        if root_event.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let root_event = root_event.expect("root.cert.added delivered within 10 s");
+    assert_eq!(root_event["payload"]["rootType"], "V2G");
+
     // The unlisted URL was refused without a connection, and the log says why.
     let mut refused_log = Value::Null;
     for _ in 0..50 {

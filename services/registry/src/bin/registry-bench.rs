@@ -56,6 +56,8 @@ struct Args {
 
 const LEVELS: [usize; 3] = [1, 16, 64];
 const COPY_BATCH: u64 = 20_000;
+/// pgbench clients are capped so the run fits PostgreSQL's default max_connections (100).
+const PGBENCH_MAX_CLIENTS: usize = 40;
 
 fn pcid_of(index: u64) -> String {
     format!("BNC{index:014}")
@@ -306,7 +308,7 @@ fn pgbench(url: &str, count: u64, concurrency: usize, seconds: u64) -> anyhow::R
         .arg(directory.join("log"))
         .args([
             "-c",
-            &concurrency.to_string(),
+            &concurrency.min(PGBENCH_MAX_CLIENTS).to_string(),
             "-j",
             "2",
             "-T",
@@ -349,8 +351,10 @@ async fn main() -> anyhow::Result<()> {
     };
     // Creates the schema and applies the registry's migrations.
     pnc_registry::open_database(&storage).await?;
+    // As many connections as the registry's own pool, so the floor is comparable (and
+    // registry + this pool + pgbench stay under PostgreSQL's default max_connections).
     let pool = PgPoolOptions::new()
-        .max_connections(64)
+        .max_connections(16)
         .after_connect(|connection, _| {
             Box::pin(async move {
                 sqlx::Executor::execute(connection, "SET search_path TO registry").await?;
