@@ -191,29 +191,31 @@ impl OpensslPki {
     }
 
     /// Starts `openssl ocsp` as the Sub-CA's responder on `port`, nextUpdate one minute on.
-    fn start_responder(&self, port: u16) -> Child {
-        let child = Command::new("openssl")
-            .current_dir(&self.dir)
-            .args([
-                "ocsp",
-                "-index",
-                "index.txt",
-                "-port",
-                &port.to_string(),
-                "-CA",
-                "sub.pem",
-                "-rsigner",
-                "signer.pem",
-                "-rkey",
-                "signer.key",
-                "-nmin",
-                "1",
-                "-ignore_err",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start openssl ocsp");
+    fn start_responder(&self, port: u16) -> Responder {
+        let responder = Responder(
+            Command::new("openssl")
+                .current_dir(&self.dir)
+                .args([
+                    "ocsp",
+                    "-index",
+                    "index.txt",
+                    "-port",
+                    &port.to_string(),
+                    "-CA",
+                    "sub.pem",
+                    "-rsigner",
+                    "signer.pem",
+                    "-rkey",
+                    "signer.key",
+                    "-nmin",
+                    "1",
+                    "-ignore_err",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start openssl ocsp"),
+        );
         // Probing with a connection would wedge the single-threaded responder (it waits
         // for a request on it), so look for the listening socket instead.
         let needle = format!(":{port:04X} ");
@@ -226,11 +228,27 @@ impl OpensslPki {
                 })
             });
             if listening {
-                return child;
+                return responder;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("openssl ocsp did not start");
+    }
+}
+
+/// The responder process, stopped when dropped (also when a test fails half-way).
+struct Responder(Child);
+
+impl Responder {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -684,8 +702,7 @@ async fn upstream_scenario(backend: Backend) {
 
     // ok/stale-but-valid, then fail/expired: the responder stops; the last good response
     // is served until its nextUpdate (one minute after thisUpdate), then a clear failure.
-    let _ = responder.kill();
-    let _ = responder.wait();
+    responder.stop();
     let parsed = pnc_ocsp::codec::read_answer(
         &STANDARD
             .decode(answer["ocspResult"].as_str().unwrap())
