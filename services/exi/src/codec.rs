@@ -37,7 +37,6 @@ const BUILTIN_START_LEARNED: u32 = u32::MAX - 2;
 fn is_builtin_start(s: u32) -> bool {
     s == BUILTIN_START || s == BUILTIN_START_LEARNED
 }
-const BUILTIN_CONTENT: u32 = u32::MAX;
 const NO_GRAMMAR: u32 = u32::MAX;
 
 /// Number of bits for an event code part with `n` values.
@@ -552,7 +551,8 @@ impl Encoder {
             return Ok(());
         };
         if top.grammar == NO_GRAMMAR {
-            return self.builtin_se(ns, local);
+            self.announce_any_type()?;
+            return self.start_element(ns, local);
         }
         let st = &t.states[top.state as usize];
         let n = st.prods.len();
@@ -597,26 +597,6 @@ impl Encoder {
         Ok(())
     }
 
-    fn builtin_se(&mut self, ns: &str, local: &str) -> Result<(), ExiError> {
-        // Built-in element grammar without learning (§8.4.3; maximumNumberOfBuiltInProductions=0)
-        let top = self
-            .stack
-            .last_mut()
-            .ok_or_else(|| ExiError::Encode("no element".into()))?;
-        let state = top.state;
-        top.state = BUILTIN_CONTENT;
-        if is_builtin_start(state) {
-            self.builtin_start_code(state, 2);
-        } else {
-            self.w.bits(1, 1);
-            self.w.bits(0, 1);
-        }
-        self.write_qname(ns, local);
-        let g = self.child_grammar(ns, local);
-        self.push_child(g, ns, local);
-        Ok(())
-    }
-
     fn set_state(&mut self, s: u32) {
         if let Some(f) = self.stack.last_mut() {
             f.state = s;
@@ -633,6 +613,19 @@ impl Encoder {
         self.w.bits(n as u64, width(n + 1));
         self.w.bits(i as u64, width(n2));
         Ok(())
+    }
+
+    /// An undeclared element (built-in element grammar) that is about to get any event other
+    /// than `xsi:type`: with `maximumNumberOfBuiltInElementGrammars=0` EXIficient may not learn,
+    /// so it inserts `xsi:type="xs:anyType"` (second-level AT(*)) and continues in the anyType
+    /// grammar. This happens before the first attribute, child, text or end tag, and again after
+    /// an `xsi:type` naming a type the schema does not know (the grammar stays built-in).
+    fn announce_any_type(&mut self) -> Result<(), ExiError> {
+        self.xsi_type("http://www.w3.org/2001/XMLSchema", "anyType")?;
+        match self.stack.last() {
+            Some(f) if f.grammar != NO_GRAMMAR => Ok(()),
+            _ => Err(ExiError::Encode("no grammar for xs:anyType".into())),
+        }
     }
 
     /// `xsi:type` (must come before any other attribute): switches to the named type's grammar.
@@ -666,6 +659,11 @@ impl Encoder {
                     state: start,
                 };
             }
+        } else if top.grammar == NO_GRAMMAR
+            && let Some(f) = self.stack.last_mut()
+        {
+            // unknown type: the built-in grammar has now learned AT(xsi:type)
+            f.state = BUILTIN_START_LEARNED;
         }
         Ok(())
     }
@@ -679,7 +677,9 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("xsi:nil outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            return self.builtin_at(
+            // EXIficient treats it as any other attribute: AT(*) in the anyType grammar
+            self.announce_any_type()?;
+            return self.attribute(
                 XSI_NS,
                 "nil",
                 ValRef::Str(if nil { "true" } else { "false" }),
@@ -700,21 +700,6 @@ impl Encoder {
             }
         }
         Ok(())
-    }
-
-    fn builtin_at(&mut self, ns: &str, local: &str, v: ValRef) -> Result<(), ExiError> {
-        let top = self
-            .stack
-            .last()
-            .copied()
-            .ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
-        if !is_builtin_start(top.state) {
-            return Err(ExiError::Encode("attribute after content".into()));
-        }
-        self.builtin_start_code(top.state, 1);
-        self.write_qname(ns, local);
-        let dt = global_attr_dt(self.t, ns, local);
-        self.write_value_or_string(dt, v)
     }
 
     fn write_value_or_string(&mut self, dt: u16, v: ValRef) -> Result<(), ExiError> {
@@ -738,7 +723,8 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("attribute outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            return self.builtin_at(ns, local, v);
+            self.announce_any_type()?;
+            return self.attribute(ns, local, v);
         }
         let st = &t.states[top.state as usize];
         let g = &t.grammars[top.grammar as usize];
@@ -796,6 +782,44 @@ impl Encoder {
         if matches!(v, ValRef::Str("") | ValRef::Bytes([])) {
             return Ok(());
         }
+        if self.stack.is_empty() {
+            return Err(ExiError::Encode("text outside an element".into()));
+        }
+        if !self.significant(v, true) {
+            return Ok(());
+        }
+        self.characters_significant(v)
+    }
+
+    /// Whether text is written at all, as EXIficient decides it for a string from the XML
+    /// parser: whitespace-only text is kept where the current state's first production is an
+    /// untyped or string CH (whitespace facet `preserve`), dropped where it is a CH of another
+    /// datatype (`collapse` leaves nothing), and elsewhere (element-only, mixed, anyType
+    /// content) kept only as "simple data" between a start tag and its end tag.
+    fn significant(&self, v: ValRef, simple: bool) -> bool {
+        let ValRef::Str(s) = v else { return true };
+        if !s.chars().all(is_xml_ws) {
+            return true;
+        }
+        let Some(top) = self.stack.last() else {
+            return false;
+        };
+        if top.grammar == NO_GRAMMAR {
+            return simple;
+        }
+        match self.t.states[top.state as usize].prods.first() {
+            Some(P::Ch(dt, _)) => {
+                *dt == UNTYPED
+                    || matches!(
+                        self.t.datatypes.get(*dt as usize),
+                        Some(Dt::String { .. } | Dt::Enum { .. })
+                    )
+            }
+            _ => simple,
+        }
+    }
+
+    fn characters_significant(&mut self, v: ValRef) -> Result<(), ExiError> {
         let t = self.t;
         let top = self
             .stack
@@ -803,15 +827,8 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("text outside an element".into()))?;
         if top.grammar == NO_GRAMMAR {
-            if is_builtin_start(top.state) {
-                self.builtin_start_code(top.state, 3);
-            } else {
-                self.w.bits(1, 1);
-                self.w.bits(1, 1);
-            }
-            self.set_state(BUILTIN_CONTENT);
-            write_str(&mut self.w, &val_text(v));
-            return Ok(());
+            self.announce_any_type()?;
+            return self.characters_significant(v);
         }
         let st = &t.states[top.state as usize];
         let g = &t.grammars[top.grammar as usize];
@@ -838,12 +855,6 @@ impl Encoder {
             }
         }
         // CH [untyped value] on the second level (schema deviation)
-        if let ValRef::Str(s) = v
-            && s.trim_matches(is_xml_ws).is_empty()
-            && !st.prods.iter().any(|p| matches!(p, P::Ch(..)))
-        {
-            return Ok(()); // whitespace in element-only content is insignificant
-        }
         self.level2(st, g, L2::Ch)?;
         write_str(&mut self.w, &val_text(v));
         if st.flags & F_START_TAG != 0 {
@@ -860,13 +871,8 @@ impl Encoder {
             .copied()
             .ok_or_else(|| ExiError::Encode("unbalanced end".into()))?;
         if top.grammar == NO_GRAMMAR {
-            if is_builtin_start(top.state) {
-                self.builtin_start_code(top.state, 0);
-            } else {
-                self.w.bits(0, 1);
-            }
-            self.stack.pop();
-            return Ok(());
+            self.announce_any_type()?;
+            return self.end_element();
         }
         let st = &t.states[top.state as usize];
         let n = st.prods.len();
@@ -950,19 +956,23 @@ impl Encoder {
         {
             let q = QName::from_clark(&a.value).unwrap_or_else(|| QName::new("", a.value.clone()));
             self.xsi_type(&q.ns, &q.local)?;
-        } else if self.stack.last().is_some_and(|f| f.grammar == NO_GRAMMAR) {
-            // EXI profile: with no built-in element grammars available, an undeclared element
-            // is announced as xsi:type="xs:anyType" (what EXIficient writes)
-            self.xsi_type("http://www.w3.org/2001/XMLSchema", "anyType")?;
         }
+        // an undeclared element still without a type grammar (no xsi:type, or one the schema
+        // does not know) gets xsi:nil as any other attribute, after the xs:anyType announcement
+        let builtin = self.stack.last().is_some_and(|f| f.grammar == NO_GRAMMAR);
         if let Some(a) = e
             .attrs
             .iter()
             .find(|a| a.name.ns == XSI_NS && a.name.local == "nil")
         {
             let v = a.value.trim();
-            // xsi:nil="false" carries no information; EXIficient does not write it
-            if v == "true" || v == "1" {
+            if builtin {
+                // EXIficient sees xsi:nil while the element still has its built-in grammar, so
+                // it treats it as any other attribute: the xs:anyType announcement, then AT(*)
+                // xsi:nil with an untyped value (even "false"), no TypeEmpty switch
+                self.attribute(XSI_NS, "nil", ValRef::Str(&a.value))?;
+            } else if v == "true" || v == "1" {
+                // xsi:nil="false" carries no information; EXIficient does not write it
                 self.xsi_nil(true)?;
             }
         }
@@ -975,8 +985,10 @@ impl Encoder {
         for a in attrs {
             self.attribute(&a.name.ns, &a.name.local, ValRef::Str(&a.value))?;
         }
-        // merge adjacent text nodes so a typed value is one CH event
+        // merge adjacent text nodes so a typed value is one CH event; whitespace-only text is
+        // "simple data" only between the start tag and the end tag (see `significant`)
         let mut pending: Option<Cow<str>> = None;
+        let mut had_child = false;
         for c in &e.children {
             match c {
                 Node::Text(s) => {
@@ -987,16 +999,24 @@ impl Encoder {
                 }
                 Node::Element(ch) => {
                     if let Some(p) = pending.take() {
-                        self.characters(ValRef::Str(&p))?;
+                        self.text(&p, false)?;
                     }
+                    had_child = true;
                     self.element_depth(ch, depth + 1)?;
                 }
             }
         }
         if let Some(p) = pending.take() {
-            self.characters(ValRef::Str(&p))?;
+            self.text(&p, !had_child)?;
         }
         self.end_element()
+    }
+
+    fn text(&mut self, s: &str, simple: bool) -> Result<(), ExiError> {
+        if s.is_empty() || !self.significant(ValRef::Str(s), simple) {
+            return Ok(());
+        }
+        self.characters_significant(ValRef::Str(s))
     }
 }
 
@@ -1375,7 +1395,7 @@ impl<'a> Decoder<'a> {
 
     fn builtin_element(&mut self, mut e: Element, depth: usize) -> Result<Element, ExiError> {
         let mut start = true;
-        let learned = self.builtin_seen.contains(&e.name);
+        let mut learned = self.builtin_seen.contains(&e.name);
         if !learned {
             if self.builtin_seen.len() >= 4096 {
                 return Err(ExiError::Unsupported(
@@ -1389,10 +1409,7 @@ impl<'a> Decoder<'a> {
             if start && learned && self.r.bits(1)? == 0 {
                 // the learned AT(xsi:type) production: QName value, then the type's grammar
                 let ty = self.read_qname()?;
-                e.attrs.push(Attribute {
-                    name: QName::new(XSI_NS, "type"),
-                    value: ty.clark(),
-                });
+                set_xsi_type(&mut e, ty.clark());
                 if let Some(qq) = lookup(self.t, &ty.ns, &ty.local)
                     && let Some((_, ng)) = self.t.named_types.iter().find(|(x, _)| *x == qq)
                 {
@@ -1413,10 +1430,10 @@ impl<'a> Decoder<'a> {
                     let q = self.read_qname()?;
                     if q.ns == XSI_NS && q.local == "type" {
                         let ty = self.read_qname()?;
-                        e.attrs.push(Attribute {
-                            name: q,
-                            value: ty.clark(),
-                        });
+                        set_xsi_type(&mut e, ty.clark());
+                        // the built-in grammar learns AT(xsi:type); after a type the schema
+                        // does not know, EXIficient announces xs:anyType through it next
+                        learned = true;
                         if let Some(qq) = lookup(self.t, &ty.ns, &ty.local)
                             && let Some((_, ng)) = self.t.named_types.iter().find(|(x, _)| *x == qq)
                         {
@@ -1561,6 +1578,16 @@ impl<'a> Decoder<'a> {
             Dt::QName => self.read_qname()?.clark(),
         })
     }
+}
+
+/// Sets `xsi:type`; a later one (EXIficient's xs:anyType after an unknown type) replaces it.
+fn set_xsi_type(e: &mut Element, v: String) {
+    e.attrs
+        .retain(|a| !(a.name.ns == XSI_NS && a.name.local == "type"));
+    e.attrs.push(Attribute {
+        name: QName::new(XSI_NS, "type"),
+        value: v,
+    });
 }
 
 fn push_text(e: &mut Element, v: String) {
