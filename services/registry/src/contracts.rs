@@ -4,6 +4,7 @@
 use pnc_common::PncError;
 use pnc_common::db::{map_sqlx_error, unix_now};
 use pnc_common::ids::{Emaid, Pcid};
+use pnc_proto::common::v1::Certificate as CertificateMessage;
 use pnc_proto::error::ErrorKind;
 use pnc_proto::principal::Role;
 use pnc_proto::registry::v1::contracts_server::Contracts;
@@ -22,9 +23,12 @@ use crate::access::Caller;
 use crate::audit::AuditedTransaction;
 use crate::events::{Audience, Event};
 use crate::issued::NewIssued;
-use crate::pcp::parse_certificate;
+use crate::pcp::{FORMAT_COMPACT, parse_certificate};
 
-const CONTRACT_COLUMNS: &str = "pcid, emaid, is_default, cancelled, contract_pb";
+const CONTRACT_COLUMNS: &str = "pcid, emaid, is_default, cancelled, contract_pb, format, \
+                                chain_fingerprints, certificate_not_before, certificate_not_after";
+const SIGNED_COLUMNS: &str = "v2g_root_fingerprint, signed_data_pb, format, \
+                              cps_chain_fingerprints, contract_chain_fingerprints, v2g_root_dn";
 
 /// RFC 5280 CRLReason cessationOfOperation: the eMSP ended the contract.
 const REASON_CESSATION: i32 = 5;
@@ -45,32 +49,12 @@ pub fn parse_fingerprint(value: &str) -> Result<String, PncError> {
     Ok(value.to_ascii_uppercase())
 }
 
-fn contract_from_row(row: &sqlx::any::AnyRow) -> Result<Contract, PncError> {
-    let bytes: Vec<u8> = row.try_get("contract_pb").map_err(map_sqlx_error)?;
-    let mut contract = Contract::decode(bytes.as_slice())
-        .map_err(|error| PncError::internal(format!("stored contract does not decode: {error}")))?;
-    contract.pcid = row.try_get("pcid").map_err(map_sqlx_error)?;
-    contract.emaid = row.try_get("emaid").map_err(map_sqlx_error)?;
-    contract.is_default = row
-        .try_get::<i64, _>("is_default")
-        .map_err(map_sqlx_error)?
-        != 0;
-    contract.cancelled = row.try_get::<i64, _>("cancelled").map_err(map_sqlx_error)? != 0;
-    if let Some(leaf) = contract
-        .contract_chain
-        .first()
-        .and_then(|leaf| pnc_pki::Certificate::from_der(&leaf.der).ok())
-    {
-        contract.certificate_not_before = leaf.not_before().unix_timestamp();
-        contract.certificate_not_after = leaf.not_after().unix_timestamp();
-    }
-    Ok(contract)
-}
-
-/// The stored form: everything but the columns kept beside it and the signed data.
+/// The stored form: everything but the columns kept beside it, the signed data and the
+/// Sub-CAs of the chain (stored once in `ca_certificates`).
 fn stored_contract_bytes(contract: &Contract) -> Vec<u8> {
     Contract {
         signed_data: Vec::new(),
+        contract_chain: contract.contract_chain.iter().take(1).cloned().collect(),
         is_default: false,
         cancelled: false,
         certificate_not_before: 0,
@@ -80,7 +64,125 @@ fn stored_contract_bytes(contract: &Contract) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The V2G root's subject: the issuer of the last CPS Sub-CA.
+fn v2g_root_dn(cps_chain: &[CertificateMessage]) -> String {
+    cps_chain
+        .last()
+        .and_then(|sub_ca1| pnc_pki::Certificate::from_der(&sub_ca1.der).ok())
+        .map(|sub_ca1| sub_ca1.issuer().to_string())
+        .unwrap_or_default()
+}
+
+/// One stored signed contract data, as read from its columns.
+struct StoredSigned {
+    bytes: Vec<u8>,
+    format: i64,
+    cps_chain_fingerprints: String,
+    contract_chain_fingerprints: String,
+    v2g_root_dn: String,
+}
+
+impl StoredSigned {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredSigned, PncError> {
+        Ok(StoredSigned {
+            bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
+            format: row.try_get("format").map_err(map_sqlx_error)?,
+            cps_chain_fingerprints: row
+                .try_get("cps_chain_fingerprints")
+                .map_err(map_sqlx_error)?,
+            contract_chain_fingerprints: row
+                .try_get("contract_chain_fingerprints")
+                .map_err(map_sqlx_error)?,
+            v2g_root_dn: row.try_get("v2g_root_dn").map_err(map_sqlx_error)?,
+        })
+    }
+}
+
 impl RegistryCore {
+    /// A contract from its columns (without signed data). Compact rows need no parsing;
+    /// their Sub-CAs come from `ca_certificates` (cached).
+    async fn contract_from_row(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        row: &sqlx::any::AnyRow,
+    ) -> Result<Contract, PncError> {
+        let bytes: Vec<u8> = row.try_get("contract_pb").map_err(map_sqlx_error)?;
+        let mut contract = Contract::decode(bytes.as_slice()).map_err(|error| {
+            PncError::internal(format!("stored contract does not decode: {error}"))
+        })?;
+        contract.pcid = row.try_get("pcid").map_err(map_sqlx_error)?;
+        contract.emaid = row.try_get("emaid").map_err(map_sqlx_error)?;
+        contract.is_default = row
+            .try_get::<i64, _>("is_default")
+            .map_err(map_sqlx_error)?
+            != 0;
+        contract.cancelled = row.try_get::<i64, _>("cancelled").map_err(map_sqlx_error)? != 0;
+        let format: i64 = row.try_get("format").map_err(map_sqlx_error)?;
+        if format >= FORMAT_COMPACT {
+            let fingerprints: String = row.try_get("chain_fingerprints").map_err(map_sqlx_error)?;
+            self.cas
+                .extend_chain(connection, &mut contract.contract_chain, &fingerprints)
+                .await?;
+            contract.certificate_not_before = row
+                .try_get("certificate_not_before")
+                .map_err(map_sqlx_error)?;
+            contract.certificate_not_after = row
+                .try_get("certificate_not_after")
+                .map_err(map_sqlx_error)?;
+        } else if let Some(leaf) = contract
+            .contract_chain
+            .first()
+            .and_then(|leaf| pnc_pki::Certificate::from_der(&leaf.der).ok())
+        {
+            contract.certificate_not_before = leaf.not_before().unix_timestamp();
+            contract.certificate_not_after = leaf.not_after().unix_timestamp();
+        }
+        Ok(contract)
+    }
+
+    async fn contracts_from_rows(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<Vec<Contract>, PncError> {
+        let mut contracts = Vec::with_capacity(rows.len());
+        for row in rows {
+            contracts.push(self.contract_from_row(connection, row).await?);
+        }
+        Ok(contracts)
+    }
+
+    /// A signed contract data from its columns.
+    async fn signed_from_stored(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        stored: StoredSigned,
+    ) -> Result<SignedContractData, PncError> {
+        let mut data = SignedContractData::decode(stored.bytes.as_slice()).map_err(|error| {
+            PncError::internal(format!("stored signed data does not decode: {error}"))
+        })?;
+        if stored.format >= FORMAT_COMPACT {
+            self.cas
+                .extend_chain(
+                    connection,
+                    &mut data.cps_chain,
+                    &stored.cps_chain_fingerprints,
+                )
+                .await?;
+            self.cas
+                .extend_chain(
+                    connection,
+                    &mut data.contract_chain,
+                    &stored.contract_chain_fingerprints,
+                )
+                .await?;
+            data.v2g_root_distinguished_name = stored.v2g_root_dn;
+        } else {
+            data.v2g_root_distinguished_name = v2g_root_dn(&data.cps_chain);
+        }
+        Ok(data)
+    }
+
     /// Contracts of a PCID, without signed data.
     pub async fn contracts_of_pcid(
         &self,
@@ -95,10 +197,7 @@ impl RegistryCore {
         .fetch_all(&mut *connection)
         .await
         .map_err(map_sqlx_error)?;
-        let contracts = rows
-            .iter()
-            .map(contract_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let contracts = self.contracts_from_rows(connection, &rows).await?;
         Ok(contracts
             .into_iter()
             .filter(|contract| include_cancelled || !contract.cancelled)
@@ -112,10 +211,10 @@ impl RegistryCore {
         emaid_key: &str,
         only_root: Option<&str>,
     ) -> Result<Vec<SignedContractData>, PncError> {
-        let rows = sqlx::query(
-            "SELECT v2g_root_fingerprint, signed_data_pb FROM signed_contract_data \
-             WHERE pcid_key = $1 AND emaid_key = $2 ORDER BY v2g_root_fingerprint",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {SIGNED_COLUMNS} FROM signed_contract_data \
+             WHERE pcid_key = $1 AND emaid_key = $2 ORDER BY v2g_root_fingerprint"
+        ))
         .bind(pcid_key)
         .bind(emaid_key)
         .fetch_all(&mut *connection)
@@ -129,17 +228,8 @@ impl RegistryCore {
             if only_root.is_some_and(|wanted| wanted != fingerprint) {
                 continue;
             }
-            let bytes: Vec<u8> = row.try_get("signed_data_pb").map_err(map_sqlx_error)?;
-            let mut data = SignedContractData::decode(bytes.as_slice()).map_err(|error| {
-                PncError::internal(format!("stored signed data does not decode: {error}"))
-            })?;
-            data.v2g_root_distinguished_name = data
-                .cps_chain
-                .last()
-                .and_then(|sub_ca1| pnc_pki::Certificate::from_der(&sub_ca1.der).ok())
-                .map(|sub_ca1| sub_ca1.issuer().to_string())
-                .unwrap_or_default();
-            signed.push(data);
+            let stored = StoredSigned::from_row(&row)?;
+            signed.push(self.signed_from_stored(connection, stored).await?);
         }
         Ok(signed)
     }
@@ -299,9 +389,14 @@ impl RegistryCore {
         .bind(emaid_key)
         .fetch_optional(transaction.connection())
         .await
-        .map_err(map_sqlx_error)?
-        .map(|row| contract_from_row(&row))
-        .transpose()?;
+        .map_err(map_sqlx_error)?;
+        let existing = match existing {
+            Some(row) => Some(
+                self.contract_from_row(transaction.connection(), &row)
+                    .await?,
+            ),
+            None => None,
+        };
         // The first contract of a PCID becomes its default, and so does a new contract
         // when the default was cancelled (a cancelled default is never promoted away).
         let live_default = sqlx::query(
@@ -327,13 +422,21 @@ impl RegistryCore {
         }
         contract.is_default = is_default;
         let stored_bytes = stored_contract_bytes(&contract);
+        let chain_fingerprints = self
+            .cas
+            .store_all(transaction.connection(), &contract.contract_chain[1..], now)
+            .await?;
         sqlx::query(
             "INSERT INTO contracts (pcid_key, emaid_key, pcid, emaid, provider_id, is_default, \
-             cancelled, contract_pb, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10) \
+             cancelled, contract_pb, created_by, created_at, updated_at, format, \
+             chain_fingerprints, certificate_not_before, certificate_not_after) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (pcid_key, emaid_key) DO UPDATE SET pcid = excluded.pcid, \
              emaid = excluded.emaid, is_default = excluded.is_default, cancelled = 0, \
-             contract_pb = excluded.contract_pb, updated_at = excluded.updated_at",
+             contract_pb = excluded.contract_pb, updated_at = excluded.updated_at, \
+             format = excluded.format, chain_fingerprints = excluded.chain_fingerprints, \
+             certificate_not_before = excluded.certificate_not_before, \
+             certificate_not_after = excluded.certificate_not_after",
         )
         .bind(&pcid_key)
         .bind(emaid_key)
@@ -345,6 +448,10 @@ impl RegistryCore {
         .bind(caller.actor().0)
         .bind(now)
         .bind(now)
+        .bind(FORMAT_COMPACT)
+        .bind(&chain_fingerprints)
+        .bind(leaf.not_before().unix_timestamp())
+        .bind(leaf.not_after().unix_timestamp())
         .execute(transaction.connection())
         .await
         .map_err(map_sqlx_error)?;
@@ -355,15 +462,39 @@ impl RegistryCore {
             .await
             .map_err(map_sqlx_error)?;
         for signed in &contract.signed_data {
+            let cps_chain_fingerprints = self
+                .cas
+                .store_all(transaction.connection(), &signed.cps_chain, now)
+                .await?;
+            let contract_chain_fingerprints = self
+                .cas
+                .store_all(
+                    transaction.connection(),
+                    signed.contract_chain.get(1..).unwrap_or_default(),
+                    now,
+                )
+                .await?;
+            let stored = SignedContractData {
+                cps_chain: Vec::new(),
+                contract_chain: signed.contract_chain.iter().take(1).cloned().collect(),
+                v2g_root_distinguished_name: String::new(),
+                ..signed.clone()
+            };
             sqlx::query(
                 "INSERT INTO signed_contract_data (pcid_key, emaid_key, v2g_root_fingerprint, \
-                 signed_data_pb, created_at) VALUES ($1, $2, $3, $4, $5)",
+                 signed_data_pb, created_at, format, cps_chain_fingerprints, \
+                 contract_chain_fingerprints, v2g_root_dn) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&pcid_key)
             .bind(emaid_key)
             .bind(&signed.v2g_root_fingerprint)
-            .bind(signed.encode_to_vec())
+            .bind(stored.encode_to_vec())
             .bind(now)
+            .bind(FORMAT_COMPACT)
+            .bind(&cps_chain_fingerprints)
+            .bind(&contract_chain_fingerprints)
+            .bind(v2g_root_dn(&signed.cps_chain))
             .execute(transaction.connection())
             .await
             .map_err(map_sqlx_error)?;
@@ -451,7 +582,7 @@ impl RegistryCore {
         let Some(row) = row else {
             return Err(PncError::not_found(format!("no contract for PCID {pcid}")));
         };
-        let mut contract = contract_from_row(&row)?;
+        let mut contract = self.contract_from_row(&mut connection, &row).await?;
         let emaid = Emaid::parse(&contract.emaid)?;
         if !caller.may_see_contract(&pcid, &emaid) || caller.role() == Some(Role::Charger) {
             return Err(PncError::permission_denied(
@@ -518,17 +649,59 @@ impl RegistryCore {
                 let emaid = Emaid::parse(&emaid)?;
                 caller.require_role(&[Role::Emsp])?;
                 caller.require_provider_of(&emaid)?;
-                let rows = sqlx::query(&format!(
-                    "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE emaid_key = $1 AND cancelled = 0 \
-                     ORDER BY pcid_key"
-                ))
+                // One query: the contracts and their signed data, joined.
+                let rows = sqlx::query(
+                    "SELECT c.pcid, c.emaid, c.is_default, c.cancelled, c.contract_pb, c.format, \
+                     c.chain_fingerprints, c.certificate_not_before, c.certificate_not_after, \
+                     c.pcid_key, s.v2g_root_fingerprint, s.signed_data_pb, \
+                     s.format AS signed_format, s.cps_chain_fingerprints, \
+                     s.contract_chain_fingerprints, s.v2g_root_dn \
+                     FROM contracts c LEFT JOIN signed_contract_data s \
+                     ON s.pcid_key = c.pcid_key AND s.emaid_key = c.emaid_key \
+                     WHERE c.emaid_key = $1 AND c.cancelled = 0 \
+                     ORDER BY c.pcid_key, s.v2g_root_fingerprint",
+                )
                 .bind(emaid.lookup_key())
                 .fetch_all(&mut *connection)
                 .await
                 .map_err(map_sqlx_error)?;
-                rows.iter()
-                    .map(contract_from_row)
-                    .collect::<Result<Vec<_>, _>>()?
+                let mut contracts: Vec<Contract> = Vec::new();
+                let mut last_pcid_key: Option<String> = None;
+                for row in &rows {
+                    let pcid_key: String = row.try_get("pcid_key").map_err(map_sqlx_error)?;
+                    if last_pcid_key.as_deref() != Some(pcid_key.as_str()) {
+                        contracts.push(self.contract_from_row(&mut connection, row).await?);
+                        last_pcid_key = Some(pcid_key);
+                    }
+                    let fingerprint: Option<String> = row
+                        .try_get("v2g_root_fingerprint")
+                        .map_err(map_sqlx_error)?;
+                    let Some(fingerprint) = fingerprint else {
+                        continue;
+                    };
+                    if only_root
+                        .as_ref()
+                        .is_some_and(|wanted| *wanted != fingerprint)
+                    {
+                        continue;
+                    }
+                    let stored = StoredSigned {
+                        bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
+                        format: row.try_get("signed_format").map_err(map_sqlx_error)?,
+                        cps_chain_fingerprints: row
+                            .try_get("cps_chain_fingerprints")
+                            .map_err(map_sqlx_error)?,
+                        contract_chain_fingerprints: row
+                            .try_get("contract_chain_fingerprints")
+                            .map_err(map_sqlx_error)?,
+                        v2g_root_dn: row.try_get("v2g_root_dn").map_err(map_sqlx_error)?,
+                    };
+                    let data = self.signed_from_stored(&mut connection, stored).await?;
+                    if let Some(contract) = contracts.last_mut() {
+                        contract.signed_data.push(data);
+                    }
+                }
+                return Ok(contracts);
             }
             Some(list_contracts_request::Selector::Pcid(pcid)) => {
                 let pcid = Pcid::parse(&pcid)?;
@@ -574,7 +747,9 @@ impl RegistryCore {
         .await
         .map_err(map_sqlx_error)?
         .ok_or_else(|| PncError::not_found(format!("no contract {emaid} on PCID {pcid}")))?;
-        let mut contract = contract_from_row(&row)?;
+        let mut contract = self
+            .contract_from_row(transaction.connection(), &row)
+            .await?;
         if contract.cancelled {
             return Err(PncError::new(
                 ErrorKind::ContractCanceled,
@@ -647,10 +822,15 @@ impl RegistryCore {
         .fetch_all(self.database.pool())
         .await
         .map_err(map_sqlx_error)?;
-        let contracts: Vec<Contract> = rows
-            .iter()
-            .map(contract_from_row)
-            .collect::<Result<Vec<_>, _>>()?
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
+        let contracts: Vec<Contract> = self.contracts_from_rows(&mut connection, &rows).await?;
+        drop(connection);
+        let contracts: Vec<Contract> = contracts
             .into_iter()
             .filter(|contract| {
                 only_pcid

@@ -9,6 +9,7 @@ use pnc_common::db::Database;
 use pnc_common::grpc::GrpcChannel;
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
 
+use crate::ca::CaCertificates;
 use crate::issued::IssuedStore;
 
 /// ISO 15118-2's message namespace, the default of every OPCP `xsdMsgDefNamespace`.
@@ -36,6 +37,8 @@ pub struct RegistryCore {
     pub database: Database,
     pub config: Arc<RegistryConfig>,
     pub issued: IssuedStore,
+    /// CA certificates of the stored chains, by fingerprint.
+    pub cas: CaCertificates,
     truststore_channel: GrpcChannel,
 }
 
@@ -55,6 +58,7 @@ impl RegistryCore {
     ) -> RegistryCore {
         RegistryCore {
             issued: IssuedStore::new(database.clone()),
+            cas: CaCertificates::default(),
             database,
             config: Arc::new(config),
             truststore_channel,

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod ca;
 pub mod clients;
 pub mod contracts;
 mod core;

@@ -35,7 +35,12 @@ const KEY_USAGE_DIGITAL_SIGNATURE: u16 = 1 << 0;
 const KEY_USAGE_KEY_AGREEMENT: u16 = 1 << 4;
 
 const PCP_COLUMNS: &str = "pcid, leaf_der, sub_ca2_der, sub_ca1_der, oem_root_fingerprint, \
-                           oem_root_der, xsd_msg_def_namespace, v2g_root_akis, previous_pcid";
+                           oem_root_der, xsd_msg_def_namespace, v2g_root_akis, previous_pcid, \
+                           format, sub_ca2_fingerprint, sub_ca1_fingerprint, leaf_fingerprint, \
+                           root_subject, root_serial, root_key_identifier";
+
+/// Row format of the compact rows (migration 0021): CAs by fingerprint, rendered fields.
+pub const FORMAT_COMPACT: i64 = 1;
 
 pub fn parse_certificate(which: &str, der: &[u8]) -> Result<Certificate, PncError> {
     if der.is_empty() {
@@ -113,41 +118,101 @@ fn validated_akis(values: &[String]) -> Result<Vec<String>, PncError> {
     Ok(unique)
 }
 
-/// Builds the answer from stored columns.
-fn record_from_row(row: &sqlx::any::AnyRow) -> Result<ProvisioningCertificate, PncError> {
-    let get_bytes = |column: &str| row.try_get::<Vec<u8>, _>(column).map_err(map_sqlx_error);
-    let get_text = |column: &str| row.try_get::<String, _>(column).map_err(map_sqlx_error);
-    let leaf = get_bytes("leaf_der")?;
-    let sub_ca2 = get_bytes("sub_ca2_der")?;
-    let sub_ca1 = get_bytes("sub_ca1_der")?;
-    let root_der = get_bytes("oem_root_der")?;
-    let root = Certificate::from_der(&root_der)
-        .map_err(|error| PncError::internal(format!("stored OEM root does not parse: {error}")))?;
-    let root_key_identifier = root
-        .authority_key_identifier()
-        .or(root.subject_key_identifier())
-        .map(colon_hex)
-        .unwrap_or_default();
-    let mut sub_cas = Vec::new();
-    if !sub_ca2.is_empty() {
-        sub_cas.push(certificate_message(sub_ca2));
-    }
-    sub_cas.push(certificate_message(sub_ca1));
-    Ok(ProvisioningCertificate {
-        pcid: get_text("pcid")?,
-        fingerprint: sha256_hex_upper(&leaf).to_ascii_lowercase(),
-        certificate: Some(certificate_message(leaf)),
-        sub_cas,
-        oem_root_fingerprint: get_text("oem_root_fingerprint")?,
-        root_issuer_distinguished_name: root.subject().to_string(),
-        root_issuer_serial_number: root.serial_hex().to_ascii_lowercase(),
-        root_authority_key_identifier: root_key_identifier,
-        oem_root: Some(certificate_message(root_der)),
-        xsd_msg_def_namespace: get_text("xsd_msg_def_namespace")?,
-        v2g_root_authority_key_identifiers: serde_json::from_str(&get_text("v2g_root_akis")?)
+/// The OPCP view of an OEM root: RFC 4514 subject, lower-case hex serial, AKI (or SKI).
+pub fn root_view(root: &Certificate) -> (String, String, String) {
+    (
+        root.subject().to_string(),
+        root.serial_hex().to_ascii_lowercase(),
+        root.authority_key_identifier()
+            .or(root.subject_key_identifier())
+            .map(colon_hex)
             .unwrap_or_default(),
-        previous_pcid: get_text("previous_pcid")?,
-    })
+    )
+}
+
+impl RegistryCore {
+    /// Builds the answer from stored columns. Compact rows need no parsing; their CAs come
+    /// from `ca_certificates` (cached). Older rows are rendered as before.
+    pub async fn record_from_row(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        row: &sqlx::any::AnyRow,
+    ) -> Result<ProvisioningCertificate, PncError> {
+        let get_bytes = |column: &str| row.try_get::<Vec<u8>, _>(column).map_err(map_sqlx_error);
+        let get_text = |column: &str| row.try_get::<String, _>(column).map_err(map_sqlx_error);
+        let format: i64 = row.try_get("format").map_err(map_sqlx_error)?;
+        let leaf = get_bytes("leaf_der")?;
+        let mut sub_ca2 = get_bytes("sub_ca2_der")?;
+        let sub_ca2_fingerprint = get_text("sub_ca2_fingerprint")?;
+        if sub_ca2.is_empty() && !sub_ca2_fingerprint.is_empty() {
+            sub_ca2 = self
+                .cas
+                .der(connection, &sub_ca2_fingerprint)
+                .await?
+                .to_vec();
+        }
+        let mut sub_ca1 = get_bytes("sub_ca1_der")?;
+        let sub_ca1_fingerprint = get_text("sub_ca1_fingerprint")?;
+        if sub_ca1.is_empty() && !sub_ca1_fingerprint.is_empty() {
+            sub_ca1 = self
+                .cas
+                .der(connection, &sub_ca1_fingerprint)
+                .await?
+                .to_vec();
+        }
+        let oem_root_fingerprint = get_text("oem_root_fingerprint")?;
+        let mut root_der = get_bytes("oem_root_der")?;
+        if root_der.is_empty() {
+            root_der = self
+                .cas
+                .der(connection, &oem_root_fingerprint)
+                .await?
+                .to_vec();
+        }
+        let (fingerprint, (root_subject, root_serial, root_key_identifier)) =
+            if format >= FORMAT_COMPACT {
+                (
+                    get_text("leaf_fingerprint")?,
+                    (
+                        get_text("root_subject")?,
+                        get_text("root_serial")?,
+                        get_text("root_key_identifier")?,
+                    ),
+                )
+            } else {
+                let root = Certificate::from_der(&root_der).map_err(|error| {
+                    PncError::internal(format!("stored OEM root does not parse: {error}"))
+                })?;
+                (
+                    sha256_hex_upper(&leaf).to_ascii_lowercase(),
+                    root_view(&root),
+                )
+            };
+        let mut sub_cas = Vec::new();
+        if !sub_ca2.is_empty() {
+            sub_cas.push(certificate_message(sub_ca2));
+        }
+        sub_cas.push(certificate_message(sub_ca1));
+        let akis = get_text("v2g_root_akis")?;
+        Ok(ProvisioningCertificate {
+            pcid: get_text("pcid")?,
+            fingerprint,
+            certificate: Some(certificate_message(leaf)),
+            sub_cas,
+            oem_root_fingerprint,
+            root_issuer_distinguished_name: root_subject,
+            root_issuer_serial_number: root_serial,
+            root_authority_key_identifier: root_key_identifier,
+            oem_root: Some(certificate_message(root_der)),
+            xsd_msg_def_namespace: get_text("xsd_msg_def_namespace")?,
+            v2g_root_authority_key_identifiers: if akis == "[]" {
+                Vec::new()
+            } else {
+                serde_json::from_str(&akis).unwrap_or_default()
+            },
+            previous_pcid: get_text("previous_pcid")?,
+        })
+    }
 }
 
 impl RegistryCore {
@@ -286,11 +351,30 @@ impl RegistryCore {
             .map(|row| row.try_get::<Vec<u8>, _>("leaf_der"))
             .transpose()
             .map_err(map_sqlx_error)?;
+        let sub_ca2_fingerprint = if sub_ca2.is_empty() {
+            String::new()
+        } else {
+            self.cas
+                .store(transaction.connection(), &sub_ca2, now)
+                .await?
+        };
+        let sub_ca1_fingerprint = self
+            .cas
+            .store(transaction.connection(), &sub_ca1, now)
+            .await?;
+        let root_fingerprint = self
+            .cas
+            .store(transaction.connection(), root.der(), now)
+            .await?;
+        let (root_subject, root_serial, root_key_identifier) = root_view(root);
         sqlx::query(
             "INSERT INTO provisioning_certificates (pcid_key, pcid, wmi, leaf_der, sub_ca2_der, \
              sub_ca1_der, oem_root_fingerprint, oem_root_der, xsd_msg_def_namespace, \
-             v2g_root_akis, previous_pcid, not_after, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             v2g_root_akis, previous_pcid, not_after, created_by, created_at, updated_at, \
+             format, sub_ca2_fingerprint, sub_ca1_fingerprint, leaf_fingerprint, root_subject, \
+             root_serial, root_key_identifier) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22) \
              ON CONFLICT (pcid_key) DO UPDATE SET pcid = excluded.pcid, \
              leaf_der = excluded.leaf_der, sub_ca2_der = excluded.sub_ca2_der, \
              sub_ca1_der = excluded.sub_ca1_der, \
@@ -298,16 +382,21 @@ impl RegistryCore {
              oem_root_der = excluded.oem_root_der, \
              xsd_msg_def_namespace = excluded.xsd_msg_def_namespace, \
              v2g_root_akis = excluded.v2g_root_akis, previous_pcid = excluded.previous_pcid, \
-             not_after = excluded.not_after, updated_at = excluded.updated_at",
+             not_after = excluded.not_after, updated_at = excluded.updated_at, \
+             format = excluded.format, sub_ca2_fingerprint = excluded.sub_ca2_fingerprint, \
+             sub_ca1_fingerprint = excluded.sub_ca1_fingerprint, \
+             leaf_fingerprint = excluded.leaf_fingerprint, \
+             root_subject = excluded.root_subject, root_serial = excluded.root_serial, \
+             root_key_identifier = excluded.root_key_identifier",
         )
         .bind(&pcid_key)
         .bind(pcid.as_str())
         .bind(pcid.wmi().as_str())
         .bind(leaf.der())
-        .bind(&sub_ca2)
-        .bind(&sub_ca1)
-        .bind(sha256_hex_upper(root.der()))
-        .bind(root.der())
+        .bind(Vec::<u8>::new())
+        .bind(Vec::<u8>::new())
+        .bind(&root_fingerprint)
+        .bind(Vec::<u8>::new())
         .bind(&namespace)
         .bind(serde_json::to_string(&akis).unwrap_or_else(|_| "[]".into()))
         .bind(&previous_pcid)
@@ -315,6 +404,13 @@ impl RegistryCore {
         .bind(caller.actor().0)
         .bind(now)
         .bind(now)
+        .bind(FORMAT_COMPACT)
+        .bind(&sub_ca2_fingerprint)
+        .bind(&sub_ca1_fingerprint)
+        .bind(sha256_hex_upper(leaf.der()).to_ascii_lowercase())
+        .bind(&root_subject)
+        .bind(&root_serial)
+        .bind(&root_key_identifier)
         .execute(transaction.connection())
         .await
         .map_err(map_sqlx_error)?;
@@ -369,7 +465,7 @@ impl RegistryCore {
         .fetch_one(transaction.connection())
         .await
         .map_err(map_sqlx_error)?;
-        let record = record_from_row(&row)?;
+        let record = self.record_from_row(transaction.connection(), &row).await?;
         transaction.commit().await?;
         tracing::info!(pcid = %pcid, updated = before.is_some(), "provisioning certificate stored");
         Ok(record)
@@ -382,17 +478,23 @@ impl RegistryCore {
     ) -> Result<ProvisioningCertificate, PncError> {
         let pcid = Pcid::parse(pcid)?;
         caller.require_pcp_read(&pcid)?;
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
         let row = sqlx::query(&format!(
             "SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1"
         ))
         .bind(pcid.lookup_key())
-        .fetch_optional(self.database.pool())
+        .fetch_optional(&mut *connection)
         .await
         .map_err(map_sqlx_error)?
         .ok_or_else(|| {
             PncError::not_found(format!("no provisioning certificate for PCID {pcid}"))
         })?;
-        record_from_row(&row)
+        self.record_from_row(&mut connection, &row).await
     }
 
     pub async fn delete_provisioning_certificate(
