@@ -728,11 +728,13 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(report) => {
             println!("{report}");
-            if let Some(out) = out {
-                if let Err(error) = std::fs::write(&out, &report) {
-                    eprintln!("install_load: writing {}: {error}", out.display());
-                    return std::process::ExitCode::FAILURE;
-                }
+            let written = out.map_or(Ok(()), |out| {
+                std::fs::write(&out, &report)
+                    .map_err(|error| format!("writing {}: {error}", out.display()))
+            });
+            if let Err(message) = written {
+                eprintln!("install_load: {message}");
+                return std::process::ExitCode::FAILURE;
             }
             std::process::ExitCode::SUCCESS
         }
