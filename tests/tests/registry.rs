@@ -608,7 +608,7 @@ async fn contracts_on(backend: Backend) {
         ),
         (
             Method::GET,
-            format!("/opnc/v1/ccp/contractData/emaid/DEPNCC00000001"),
+            "/opnc/v1/ccp/contractData/emaid/DEPNCC00000001".to_string(),
             &who.other_emsp.token,
         ),
     ] {
@@ -730,9 +730,12 @@ async fn contracts_on(backend: Backend) {
 
 /// A loopback webhook receiver: answers the scripted statuses in turn (then 200) and keeps
 /// what it received.
+/// One delivery as the receiver saw it: its headers and body.
+type ReceivedDelivery = (Vec<(String, String)>, String);
+
 #[derive(Clone, Default)]
 struct Receiver {
-    received: Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>,
+    received: Arc<std::sync::Mutex<Vec<ReceivedDelivery>>>,
     connections: Arc<AtomicUsize>,
 }
 

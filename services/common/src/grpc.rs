@@ -126,8 +126,7 @@ impl GrpcServer {
                 // TCP_NODELAY on every accepted connection: the builder's tcp_nodelay only
                 // applies to listeners tonic binds itself, and Nagle plus delayed ACKs cost
                 // about 40 ms per call otherwise.
-                tonic::transport::server::TcpIncoming::from(self.listener)
-                    .with_nodelay(Some(true)),
+                tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 shutdown.cancelled_owned(),
             )
             .await?;

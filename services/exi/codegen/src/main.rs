@@ -1676,8 +1676,12 @@ mod tests {
         ] {
             super::build(name, &schemas.join(path), &out).unwrap();
             let fresh = std::fs::read_to_string(out.join(format!("{name}.rs"))).unwrap();
-            let committed = std::fs::read_to_string(root.join(format!("../src/generated/{name}.rs"))).unwrap();
-            assert!(fresh == committed, "{name}.rs is stale: rerun pnc-exi-codegen (see services/exi/README.md)");
+            let committed =
+                std::fs::read_to_string(root.join(format!("../src/generated/{name}.rs"))).unwrap();
+            assert!(
+                fresh == committed,
+                "{name}.rs is stale: rerun pnc-exi-codegen (see services/exi/README.md)"
+            );
         }
         let _ = std::fs::remove_dir_all(&out);
     }
