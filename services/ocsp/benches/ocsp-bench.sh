@@ -84,9 +84,35 @@ wrk.method = "POST"; wrk.headers["Content-Type"] = "application/ocsp-request"
 LUA
 
 run() {
-  echo "== $1"
-  wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s post.lua "$2" | \
+  local name=$1 url=$2 connections=$3; shift 3
+  echo "== $name, $connections connection(s)"
+  wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" --latency -s post.lua "$@" "$url" | \
     grep -E 'Requests/sec|Latency  |99%|50%|Non-2xx|Socket errors'
 }
-run "openssl ocsp (direct, one process)" http://127.0.0.1:$OPENSSL_PORT/
-run "pnc POST /ocsp (cached)" http://127.0.0.1:$PNC_PORT/ocsp
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# `openssl ocsp` serves one connection at a time and stalls on an idle keep-alive one (wrk
+# completes nothing against it), so both servers are first measured the same way: one
+# client, a new connection per request.
+cat > sequential.py <<'PY'
+import http.client, sys, time, urllib.parse
+url, seconds = urllib.parse.urlparse(sys.argv[1]), float(sys.argv[2])
+body = open("req.der", "rb").read()
+latencies, deadline = [], time.monotonic() + seconds
+while time.monotonic() < deadline:
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    connection.request("POST", url.path or "/", body, {"Content-Type": "application/ocsp-request", "Connection": "close"})
+    response = connection.getresponse(); response.read(); connection.close()
+    if response.status != 200: sys.exit(f"HTTP {response.status}")
+    latencies.append(time.perf_counter() - started)
+latencies.sort()
+pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
+print(f"    requests {len(latencies)}  Requests/sec: {len(latencies) / seconds:.0f}  p50 {pick(0.5):.2f} ms  p99 {pick(0.99):.2f} ms")
+PY
+echo "== openssl ocsp (direct), 1 client, a connection per request"
+python3 sequential.py http://127.0.0.1:$OPENSSL_PORT/ "$SECONDS_PER_RUN"
+echo "== pnc POST /ocsp (cached), 1 client, a connection per request"
+python3 sequential.py http://127.0.0.1:$PNC_PORT/ocsp "$SECONDS_PER_RUN"
+run "pnc POST /ocsp (cached)" http://127.0.0.1:$PNC_PORT/ocsp 1
+run "pnc POST /ocsp (cached)" http://127.0.0.1:$PNC_PORT/ocsp "$CONNECTIONS"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
