@@ -47,4 +47,5 @@ UPDATE provisioning_certificates SET
     sub_ca1_fingerprint = upper(encode(sha256(sub_ca1_der), 'hex')),
     sub_ca2_fingerprint = CASE WHEN length(sub_ca2_der) > 0
         THEN upper(encode(sha256(sub_ca2_der), 'hex')) ELSE '' END,
+    oem_root_fingerprint = upper(encode(sha256(oem_root_der), 'hex')),
     sub_ca1_der = ''::bytea, sub_ca2_der = ''::bytea, oem_root_der = ''::bytea;

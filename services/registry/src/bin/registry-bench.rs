@@ -67,6 +67,18 @@ fn emaid_of(index: u64) -> String {
     format!("DEBNCC{index:08}")
 }
 
+/// /proc/loadavg's first three fields (other engineers may be building).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 fn bytea(bytes: &[u8]) -> String {
     format!("\\\\x{}", hex::encode(bytes))
 }
@@ -183,11 +195,52 @@ async fn seed(args: &Args, pool: &sqlx::PgPool) -> anyhow::Result<()> {
             .collect();
     let now = pnc_common::db::unix_now();
     let not_after = contract_leaf.not_after().unix_timestamp();
+    let not_before = contract_leaf.not_before().unix_timestamp();
+    let fingerprint = |der: &[u8]| hex::encode_upper(sha2::Sha256::digest(der));
+    let sub_ca2_fingerprint = fingerprint(&sub_ca2);
+    let sub_ca1_fingerprint = fingerprint(&sub_ca1);
+    let leaf_fingerprint = fingerprint(&leaf).to_ascii_lowercase();
+    let (root_subject, root_serial, root_key_identifier) =
+        pnc_registry::pcp::root_view(&pnc_pki::Certificate::from_der(&root)?);
+    let contract_sub_ca_fingerprints = contract_chain[1..]
+        .iter()
+        .map(|certificate| fingerprint(&certificate.der))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cps_fingerprints = cps_chain
+        .iter()
+        .map(|certificate| fingerprint(&certificate.der))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let v2g_root_dn = pnc_pki::Certificate::from_der(&cps_chain[2].der)?
+        .issuer()
+        .to_string();
 
     let mut connection = pool.acquire().await?;
-    sqlx::query("TRUNCATE provisioning_certificates, contracts, signed_contract_data, oem_sub_cas")
+    sqlx::query(
+        "TRUNCATE provisioning_certificates, contracts, signed_contract_data, oem_sub_cas, \
+         ca_certificates",
+    )
+    .execute(&mut *connection)
+    .await?;
+    // The shared certificates, once (compact rows reference them by fingerprint).
+    let shared = [&sub_ca2, &sub_ca1, &root]
+        .into_iter()
+        .cloned()
+        .chain(contract_chain[1..].iter().map(|c| c.der.clone()))
+        .chain(cps_chain.iter().map(|c| c.der.clone()));
+    for der in shared {
+        sqlx::query(
+            "INSERT INTO ca_certificates (fingerprint, der, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (fingerprint) DO NOTHING",
+        )
+        .bind(fingerprint(&der))
+        .bind(&der)
+        .bind(now)
         .execute(&mut *connection)
         .await?;
+    }
+    let contract_leaf_only = contract_chain[..1].to_vec();
     let started = Instant::now();
     let mut index = 0;
     while index < args.count {
@@ -199,31 +252,28 @@ async fn seed(args: &Args, pool: &sqlx::PgPool) -> anyhow::Result<()> {
             let pcid = pcid_of(row);
             let emaid = emaid_of(row);
             vehicles.push_str(&format!(
-                "{pcid}\t{pcid}\tBNC\t{}\t{}\t{}\t{root_fingerprint}\t{}\turn:iso:15118:2:2013:MsgDef\t[]\t\t{not_after}\tbench\t{now}\t{now}\n",
+                "{pcid}\t{pcid}\tBNC\t{}\t\\\\x\t\\\\x\t{root_fingerprint}\t\\\\x\turn:iso:15118:2:2013:MsgDef\t[]\t\t{not_after}\tbench\t{now}\t{now}\t1\t{sub_ca2_fingerprint}\t{sub_ca1_fingerprint}\t{leaf_fingerprint}\t{root_subject}\t{root_serial}\t{root_key_identifier}\n",
                 bytea(&leaf),
-                bytea(&sub_ca2),
-                bytea(&sub_ca1),
-                bytea(&root),
             ));
             let contract = Contract {
                 emaid: emaid.clone(),
                 pcid: pcid.clone(),
                 mode: ContractMode::Generated as i32,
-                contract_chain: contract_chain.clone(),
+                contract_chain: contract_leaf_only.clone(),
                 contract_begins: now,
                 contract_ends: now + 365 * 86_400,
                 ..Contract::default()
             };
             contracts.push_str(&format!(
-                "{pcid}\t{emaid}\t{pcid}\t{emaid}\tDEBNC\t1\t0\t{}\tbench\t{now}\t{now}\n",
+                "{pcid}\t{emaid}\t{pcid}\t{emaid}\tDEBNC\t1\t0\t{}\tbench\t{now}\t{now}\t1\t{contract_sub_ca_fingerprints}\t{not_before}\t{not_after}\n",
                 bytea(&contract.encode_to_vec())
             ));
             let mut random = [0u8; 177];
             rand::thread_rng().fill(&mut random[..]);
             let data = SignedContractData {
                 v2g_root_fingerprint: v2g_fingerprint.clone(),
-                cps_chain: cps_chain.clone(),
-                contract_chain: contract_chain.clone(),
+                cps_chain: Vec::new(),
+                contract_chain: contract_leaf_only.clone(),
                 encrypted_private_key: random[..48].to_vec(),
                 dh_public_key: random[48..113].to_vec(),
                 emaid: emaid.clone(),
@@ -242,7 +292,7 @@ async fn seed(args: &Args, pool: &sqlx::PgPool) -> anyhow::Result<()> {
                 v2g_root_distinguished_name: String::new(),
             };
             signed.push_str(&format!(
-                "{pcid}\t{emaid}\t{v2g_fingerprint}\t{}\t{now}\n",
+                "{pcid}\t{emaid}\t{v2g_fingerprint}\t{}\t{now}\t1\t{cps_fingerprints}\t{contract_sub_ca_fingerprints}\t{v2g_root_dn}\n",
                 bytea(&data.encode_to_vec())
             ));
         }
@@ -251,18 +301,22 @@ async fn seed(args: &Args, pool: &sqlx::PgPool) -> anyhow::Result<()> {
                 "provisioning_certificates",
                 "pcid_key, pcid, wmi, leaf_der, sub_ca2_der, sub_ca1_der, oem_root_fingerprint, \
                  oem_root_der, xsd_msg_def_namespace, v2g_root_akis, previous_pcid, not_after, \
-                 created_by, created_at, updated_at",
+                 created_by, created_at, updated_at, format, sub_ca2_fingerprint, \
+                 sub_ca1_fingerprint, leaf_fingerprint, root_subject, root_serial, \
+                 root_key_identifier",
                 vehicles,
             ),
             (
                 "contracts",
                 "pcid_key, emaid_key, pcid, emaid, provider_id, is_default, cancelled, \
-                 contract_pb, created_by, created_at, updated_at",
+                 contract_pb, created_by, created_at, updated_at, format, chain_fingerprints, \
+                 certificate_not_before, certificate_not_after",
                 contracts,
             ),
             (
                 "signed_contract_data",
-                "pcid_key, emaid_key, v2g_root_fingerprint, signed_data_pb, created_at",
+                "pcid_key, emaid_key, v2g_root_fingerprint, signed_data_pb, created_at, format, \
+                 cps_chain_fingerprints, contract_chain_fingerprints, v2g_root_dn",
                 signed,
             ),
         ] {
@@ -399,6 +453,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let max = Duration::from_secs(args.max_seconds);
 
+    println!("load average before the load run: {}", load_average());
     println!();
     println!("| operation | concurrency | requests | req/s | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
@@ -464,6 +519,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(summary) => print_row("pgbench SELECT by primary key", concurrency, summary),
             Err(error) => eprintln!("pgbench not measured: {error:#}"),
         }
+        eprintln!(
+            "load average after concurrency {concurrency}: {}",
+            load_average()
+        );
     }
     shutdown.cancel();
     let _ = running.wait().await;
