@@ -484,3 +484,56 @@ async fn fail_database_outage_at_run_time_is_503_not_a_panic() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn ok_in_flight_requests_finish_after_shutdown_is_requested() {
+    // Services that accept connections but never answer make /healthz wait for its 2 s
+    // health-check deadline: a request that is certainly in flight when shutdown comes.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("https://{}", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = pnc_common::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    for component in Component::SERVICES {
+        config.services.set_url_of(component, silent_url.clone());
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = pnc::serve::start_one(Component::Gateway, config, shutdown.clone())
+        .await
+        .unwrap();
+    let address = running.address_of(Component::Gateway).unwrap();
+
+    let in_flight =
+        tokio::spawn(async move { reqwest::get(format!("http://{address}/healthz")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    shutdown.cancel();
+
+    // The request started before the shutdown still gets its full answer.
+    let response = in_flight.await.unwrap().expect("an answer, not a reset");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["errorMessages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    running.wait().await.unwrap();
+
+    // And the listener is closed afterwards.
+    assert!(
+        reqwest::get(format!("http://{address}/healthz"))
+            .await
+            .is_err()
+    );
+    hold.abort();
+}
