@@ -316,34 +316,10 @@ pub fn open_contract_key_with(
     HeldKey::from_scalar(&scalar[..])
 }
 
-/// A `RootCertificateID` naming `root`, with the issuer written the RFC 4514 way.
+/// A `RootCertificateID` naming `root`, with the issuer written the RFC 4514 way (as the EV
+/// simulator writes it).
 pub fn root_id(root: &Certificate) -> pnc_exi::iso2::X509IssuerSerial {
-    let issuer_name = root
-        .subject()
-        .rdns()
-        .iter()
-        .rev()
-        .flatten()
-        .map(|attribute| {
-            let name = match attribute.oid.as_str() {
-                "2.5.4.3" => "CN",
-                "2.5.4.6" => "C",
-                "2.5.4.10" => "O",
-                "0.9.2342.19200300.100.1.25" => "DC",
-                other => other,
-            };
-            format!("{name}={}", attribute.value)
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    pnc_exi::iso2::X509IssuerSerial {
-        issuer_name,
-        serial_number: openssl::bn::BigNum::from_slice(root.serial())
-            .expect("serial")
-            .to_dec_str()
-            .expect("decimal")
-            .to_string(),
-    }
+    pnc::ev::root_certificate_id(root).expect("root certificate ID")
 }
 
 /// The EV's side: a CertificateInstallationReq signed with the vehicle key, as EXI.
