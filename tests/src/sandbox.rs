@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use pnc_common::config::Config;
+use pnc_common::runtime::ValidityClock;
 use pnc_proto::principal::Role;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,16 @@ impl Sandbox {
 
     /// Starts every component; `adjust` may change the config first.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Sandbox {
+        Sandbox::start_with_clock(backend, ValidityClock::system(), adjust).await
+    }
+
+    /// Starts every component judging certificate validity at `validity_clock`, for
+    /// fixtures with fixed dates (published examples); everything else runs on real time.
+    pub async fn start_with_clock(
+        backend: Backend,
+        validity_clock: ValidityClock,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Sandbox {
         let data_dir = tempfile::tempdir().expect("temp data dir");
         let database = match backend {
             Backend::Sqlite => None,
@@ -61,9 +72,10 @@ impl Sandbox {
         };
         adjust(&mut config);
         let shutdown = CancellationToken::new();
-        let running = pnc::serve::start_all(config.clone(), shutdown.clone())
-            .await
-            .expect("sandbox starts");
+        let running =
+            pnc::serve::start_all_with_clock(config.clone(), shutdown.clone(), validity_clock)
+                .await
+                .expect("sandbox starts");
         let gateway = running
             .address_of(pnc_common::Component::Gateway)
             .expect("gateway address");

@@ -120,6 +120,7 @@ pub fn context_for(
         listen,
         shutdown,
         config,
+        validity_clock: crate::runtime::ValidityClock::system(),
     })
 }
 

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,51 @@ pub struct ComponentContext {
     /// Where to listen: gRPC for services, HTTP for the gateway.
     pub listen: SocketAddr,
     pub shutdown: CancellationToken,
+    /// The time certificate validity is checked at.
+    pub validity_clock: ValidityClock,
+}
+
+/// The moment certificate validity (notBefore/notAfter, root expiry) is judged at. In
+/// production it is the system clock. A test may pin it to a moment when fixtures with
+/// fixed dates (published example certificates) were valid, so they are checked for real
+/// instead of with the checks switched off. Record timestamps, schedules and tokens always
+/// use the system clock.
+#[derive(Debug, Clone, Default)]
+pub struct ValidityClock {
+    pinned: Option<Arc<AtomicI64>>,
+}
+
+impl ValidityClock {
+    pub fn system() -> ValidityClock {
+        ValidityClock::default()
+    }
+
+    /// A clock that stays at `unix_seconds` until [`ValidityClock::set`] moves it.
+    pub fn pinned_at(unix_seconds: i64) -> ValidityClock {
+        ValidityClock {
+            pinned: Some(Arc::new(AtomicI64::new(unix_seconds))),
+        }
+    }
+
+    /// Moves a pinned clock (every component sharing it sees the change); `false` for the
+    /// system clock, which cannot be moved.
+    pub fn set(&self, unix_seconds: i64) -> bool {
+        match &self.pinned {
+            Some(pinned) => {
+                pinned.store(unix_seconds, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Unix seconds.
+    pub fn unix_now(&self) -> i64 {
+        match &self.pinned {
+            Some(pinned) => pinned.load(Ordering::SeqCst),
+            None => crate::db::unix_now(),
+        }
+    }
 }
 
 impl ComponentContext {

@@ -7,6 +7,7 @@ use pnc_common::Component;
 use pnc_common::cli::{StartFn, context_for};
 use pnc_common::config::Config;
 use pnc_common::runtime::RunningComponent;
+use pnc_common::runtime::ValidityClock;
 use pnc_common::tls::InternalCa;
 use tokio_util::sync::CancellationToken;
 
@@ -55,18 +56,29 @@ impl Running {
 /// `config.listen`. Calls between them still go over gRPC with mTLS, so this mode runs
 /// the same code path as one process per service.
 pub async fn start_all(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    start_all_with_clock(config, shutdown, ValidityClock::system()).await
+}
+
+/// [`start_all`] with every component judging certificate validity at `validity_clock`
+/// (tests replaying fixtures with fixed dates; production uses the system clock).
+pub async fn start_all_with_clock(
+    config: Config,
+    shutdown: CancellationToken,
+    validity_clock: ValidityClock,
+) -> anyhow::Result<Running> {
     let ca = InternalCa::from_config(&config)?;
     let mut config = config;
     let mut components = Vec::new();
     for component in Component::SERVICES {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let context = context_for(
+        let mut context = context_for(
             component,
             Arc::new(config.clone()),
             &ca,
             loopback,
             shutdown.clone(),
         )?;
+        context.validity_clock = validity_clock.clone();
         let running = start_fn(component)(context)
             .await
             .map_err(|error| error.context(format!("{component} failed to start")))?;
@@ -74,13 +86,14 @@ pub async fn start_all(config: Config, shutdown: CancellationToken) -> anyhow::R
         components.push(running);
     }
     let config = Arc::new(config);
-    let context = context_for(
+    let mut context = context_for(
         Component::Gateway,
         config.clone(),
         &ca,
         config.listen,
         shutdown.clone(),
     )?;
+    context.validity_clock = validity_clock;
     let gateway = start_fn(Component::Gateway)(context)
         .await
         .map_err(|error| error.context("gateway failed to start"))?;

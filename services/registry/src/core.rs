@@ -7,6 +7,7 @@ use pnc_common::PncError;
 use pnc_common::config::RegistryConfig;
 use pnc_common::db::Database;
 use pnc_common::grpc::GrpcChannel;
+use pnc_common::runtime::ValidityClock;
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
 
 use crate::ca::CaCertificates;
@@ -39,6 +40,8 @@ pub struct RegistryCore {
     pub issued: IssuedStore,
     /// CA certificates of the stored chains, by fingerprint.
     pub cas: CaCertificates,
+    /// The moment certificate validity is judged at (the system clock outside tests).
+    pub validity_clock: ValidityClock,
     truststore_channel: GrpcChannel,
 }
 
@@ -55,14 +58,22 @@ impl RegistryCore {
         database: Database,
         config: RegistryConfig,
         truststore_channel: GrpcChannel,
+        validity_clock: ValidityClock,
     ) -> RegistryCore {
         RegistryCore {
+            validity_clock,
             issued: IssuedStore::new(database.clone()),
             cas: CaCertificates::default(),
             database,
             config: Arc::new(config),
             truststore_channel,
         }
+    }
+
+    /// The moment certificates are judged at.
+    pub fn validity_now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
     }
 
     pub fn truststore(&self) -> TrustStoreClient<GrpcChannel> {

@@ -273,7 +273,7 @@ impl RegistryCore {
             leaf.der(),
             &intermediate_refs,
             &anchor_refs,
-            time::OffsetDateTime::now_utc(),
+            self.validity_now(),
         )
         .map_err(|error| path_error(error, "OEM"))
     }

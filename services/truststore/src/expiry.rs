@@ -5,12 +5,18 @@
 
 use std::time::Duration;
 
-use pnc_common::db::unix_now;
+use pnc_common::runtime::ValidityClock;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::RootStore;
 
-pub async fn watch(store: RootStore, interval: Duration, shutdown: CancellationToken) {
+/// Roots expire by `validity_clock` (the system clock outside tests).
+pub async fn watch(
+    store: RootStore,
+    interval: Duration,
+    validity_clock: ValidityClock,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -19,7 +25,7 @@ pub async fn watch(store: RootStore, interval: Duration, shutdown: CancellationT
             // The first tick completes at once: the watch runs at start.
             _ = ticker.tick() => {}
         }
-        match store.expire_due(unix_now()).await {
+        match store.expire_due(validity_clock.unix_now()).await {
             Ok(expired) => {
                 for fingerprint in expired {
                     tracing::info!(%fingerprint, "root expired; root.cert.expired written");

@@ -48,10 +48,11 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     tokio::spawn(expiry::watch(
         store.clone(),
         interval,
+        context.validity_clock.clone(),
         context.shutdown.clone(),
     ));
     let routes = tonic::service::Routes::new(TrustStoreServer::new(
-        service::TrustStoreService::new(store),
+        service::TrustStoreService::new(store, context.validity_clock.clone()),
     ));
     let task = tokio::spawn(async move {
         server

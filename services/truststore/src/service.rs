@@ -1,6 +1,7 @@
 //! The gRPC face of the truststore: checks what comes in, asks the store, answers in the
 //! contract's types.
 
+use pnc_common::runtime::ValidityClock;
 use pnc_common::{ErrorKind, PncError};
 use pnc_proto::common::v1::Certificate;
 use pnc_proto::principal::{self, Role};
@@ -30,11 +31,21 @@ pub const CTL_TAGS: [&str; 2] = ["european", "american"];
 #[derive(Debug)]
 pub struct TrustStoreService {
     store: RootStore,
+    validity_clock: ValidityClock,
 }
 
 impl TrustStoreService {
-    pub fn new(store: RootStore) -> TrustStoreService {
-        TrustStoreService { store }
+    pub fn new(store: RootStore, validity_clock: ValidityClock) -> TrustStoreService {
+        TrustStoreService {
+            store,
+            validity_clock,
+        }
+    }
+
+    /// The moment certificates are judged at (the system clock outside tests).
+    fn validity_now(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
+            .unwrap_or_else(|_| now())
     }
 }
 
@@ -255,17 +266,22 @@ impl TrustStoreService {
         let intermediate_ders: Vec<&[u8]> =
             intermediates.iter().map(|ca| ca.der.as_slice()).collect();
         let anchor_ders: Vec<&[u8]> = anchors.iter().map(|ca| ca.der.as_slice()).collect();
-        pnc_pki::validate_path(intermediate.der(), &intermediate_ders, &anchor_ders, now())
-            .map(|_| ())
-            .map_err(|error| {
-                PncError::new(
-                    ErrorKind::CertificateChain,
-                    format!(
-                        "{} does not chain to a root of the pool: {error}",
-                        intermediate.describe()
-                    ),
-                )
-            })
+        pnc_pki::validate_path(
+            intermediate.der(),
+            &intermediate_ders,
+            &anchor_ders,
+            self.validity_now(),
+        )
+        .map(|_| ())
+        .map_err(|error| {
+            PncError::new(
+                ErrorKind::CertificateChain,
+                format!(
+                    "{} does not chain to a root of the pool: {error}",
+                    intermediate.describe()
+                ),
+            )
+        })
     }
 }
 
@@ -377,7 +393,7 @@ impl TrustStore for TrustStoreService {
         let tags = ctl_tags(&request.ctl_tags)?;
         let der = certificate_der(request.certificate.as_ref())?;
         let inspected = InspectedCa::parse(der)?;
-        inspected.check_root(now())?;
+        inspected.check_root(self.validity_now())?;
         let (stored, change) = self
             .store
             .put_root(&inspected, &roles, &tags, now().unix_timestamp())
@@ -458,7 +474,7 @@ impl TrustStore for TrustStoreService {
         }
         inspected.check_signature_algorithm()?;
         inspected.check_ca_flags()?;
-        inspected.check_validity(now())?;
+        inspected.check_validity(self.validity_now())?;
         self.check_chains_to_pool(&inspected).await?;
         let stored = self
             .store

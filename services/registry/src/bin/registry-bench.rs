@@ -444,6 +444,7 @@ async fn main() -> anyhow::Result<()> {
         storage: storage.clone(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         shutdown: shutdown.clone(),
+        validity_clock: pnc_common::runtime::ValidityClock::system(),
     };
     let running = pnc_registry::start(context).await?;
     let channel = pnc_common::grpc::connect(
