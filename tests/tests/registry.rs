@@ -736,6 +736,8 @@ type ReceivedDelivery = (Vec<(String, String)>, String);
 #[derive(Clone, Default)]
 struct Receiver {
     received: Arc<std::sync::Mutex<Vec<ReceivedDelivery>>>,
+    /// When each delivery arrived, in the order of `received`.
+    arrivals: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -784,11 +786,15 @@ impl Receiver {
                         body.extend_from_slice(&chunk[..read]);
                     }
                     let status = script.lock().unwrap().next().unwrap_or(200);
-                    state
-                        .received
-                        .lock()
-                        .unwrap()
-                        .push((headers, String::from_utf8_lossy(&body).to_string()));
+                    {
+                        let mut received = state.received.lock().unwrap();
+                        received.push((headers, String::from_utf8_lossy(&body).to_string()));
+                        state
+                            .arrivals
+                            .lock()
+                            .unwrap()
+                            .push(std::time::Instant::now());
+                    }
                     let answer = format!(
                         "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     );
@@ -1099,5 +1105,680 @@ async fn webhooks_on(backend: Backend) {
         pnc_registry::audit::verify(&database).await.unwrap(),
         Verdict::Intact { .. }
     ));
+    sandbox.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Signed contract data from a CPS (OPCP `PUT /v1/ccp/signedContractData`, OPNC
+// `PUT /opnc/v1/ccp/signedcontractdata`)
+
+/// An eMSP contract for `emaid` under the sandbox's MO Sub-CA 2, sealed for the dev OEM
+/// provisioning key, signed by pnc's CPS without storing (sign-and-return): the XML
+/// V2G_Message as a CPS hands it to its eMSP, base64.
+async fn cps_signed_xml(sandbox: &Sandbox, pki: &DevPki, token: &str, emaid: &str) -> String {
+    let contract_key = pnc_pki::key_transport::iso2::generate_contract_key().expect("key");
+    let contract = pki
+        .issue_contract(
+            emaid,
+            contract_key.public_key_spki_der(),
+            time::Duration::days(90),
+        )
+        .expect("contract");
+    let sealed = pnc_pki::key_transport::iso2::seal(
+        pki.certificate(DevCert::OemProvisioning)
+            .public_key_spki_der(),
+        contract_key.private_key(),
+    )
+    .expect("seal");
+    let (status, signed) = send(
+        sandbox,
+        reqwest::Method::PUT,
+        "/v1/cps/contractData/signed",
+        Some(token),
+        Some(json!({
+            "contractData": {
+                "contractCertificate": STANDARD.encode(contract.der()),
+                "contractSubCa2Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa2).der()),
+                "contractSubCa1Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa1).der()),
+                "contractSignatureEncryptedPrivateKey": STANDARD.encode(sealed.encrypted_private_key),
+                "dHpublickey": STANDARD.encode(sealed.dh_public_key),
+            },
+            "xsdMsgDefNamespace": ISO2,
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "sign-and-return: {signed}");
+    signed["signedData"]
+        .as_str()
+        .expect("signedData")
+        .to_string()
+}
+
+fn opcp_upload(emaid: &str, pcid: &str, signed_base64: &str) -> Value {
+    json!({
+        "xsdMsgDefNamespace": ISO2,
+        "emaid": emaid,
+        "pcid": pcid,
+        "signedContractDataXML": signed_base64,
+        "metadata": "from the eMSP's CPS",
+    })
+}
+
+/// The stored contracts of `emaid` as its eMSP sees them (404: none).
+async fn lookup_contract(sandbox: &Sandbox, token: &str, emaid: &str) -> (u16, Value) {
+    send(
+        sandbox,
+        reqwest::Method::GET,
+        &format!("/v1/ccp/lookupContract/{emaid}"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+/// Decodes an OPCP/OPNC `certificateInstallationRes` and verifies it as an EV would with
+/// the CPS leaf; returns the message tree.
+fn verify_installation_res(exi_base64: &str, cps_leaf: &Certificate) -> pnc_exi::Element {
+    let exi = STANDARD.decode(exi_base64).expect("base64 EXI");
+    let message = pnc_exi::decode_document(pnc_exi::Schema::Iso2, &exi).expect("EXI decodes");
+    let key = pnc_exi::signature::public_key_from_cert_der(cps_leaf.der()).expect("CPS key");
+    pnc_exi::signature::verify_iso2_message(&message, &key).expect("CPS signature verifies");
+    message
+}
+
+#[tokio::test]
+async fn signed_contract_data_from_a_cps_is_verified_then_stored() {
+    for backend in Backend::ALL {
+        signed_contract_data_upload_on(backend).await;
+    }
+}
+
+async fn signed_contract_data_upload_on(backend: Backend) {
+    use reqwest::Method;
+    let sandbox = Sandbox::start(backend).await;
+    let who = parties(&sandbox).await;
+    let pki = dev_pki(&sandbox);
+    wait_for_roots(&sandbox, &who.admin.token, &pki).await;
+    let pcid = "PNCUPLOADCAR00001";
+    let emaid = "DEPNCU00000001";
+    let (status, body) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/oem/provCerts",
+        Some(&who.oem.token),
+        Some(pcp_body(&pki, &valid_leaf(&pki, pcid))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let signed = cps_signed_xml(&sandbox, &pki, &who.emsp.token, emaid).await;
+    let (status, _) = lookup_contract(&sandbox, &who.emsp.token, emaid).await;
+    assert_eq!(status, 404, "{backend:?}: sign-and-return stores nothing");
+
+    // A tampered copy: the DH public key changed after signing.
+    let xml = String::from_utf8(STANDARD.decode(&signed).unwrap()).unwrap();
+    let dh_start = xml.find("DHpublickey").expect("DHpublickey element");
+    let value_start = dh_start + xml[dh_start..].find('>').unwrap() + 1;
+    let mut tampered = xml.clone();
+    let first = &xml[value_start + 4..value_start + 5];
+    let replacement = if first == "A" { "B" } else { "A" };
+    tampered.replace_range(value_start + 4..value_start + 5, replacement);
+    let tampered = STANDARD.encode(tampered);
+    // A signed message for another eMAID of the same eMSP.
+    let other_contract = cps_signed_xml(&sandbox, &pki, &who.emsp.token, "DEPNCU00000002").await;
+    // Hubject's real CPS-signed answer: its chain ends at a QA root pnc's pool lacks.
+    let hubject = STANDARD.encode(
+        std::fs::read(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/vectors/hubject-opcp/hubject_install_res.exi"),
+        )
+        .expect("hubject vector"),
+    );
+
+    // fail/cases: each refused, nothing stored.
+    let mut without_xml = opcp_upload(emaid, pcid, &signed);
+    without_xml
+        .as_object_mut()
+        .unwrap()
+        .remove("signedContractDataXML");
+    let cases: Vec<(&str, &str, Value, u16)> = vec![
+        (
+            "fail/other-provider",
+            &who.other_emsp.token,
+            opcp_upload(emaid, pcid, &signed),
+            403,
+        ),
+        (
+            "fail/oem",
+            &who.oem.token,
+            opcp_upload(emaid, pcid, &signed),
+            403,
+        ),
+        (
+            "fail/cpo",
+            &who.cpo.token,
+            opcp_upload(emaid, pcid, &signed),
+            403,
+        ),
+        (
+            "fail/not-base64",
+            &who.emsp.token,
+            opcp_upload(emaid, pcid, "%%% not base64 %%%"),
+            400,
+        ),
+        (
+            "fail/not-a-message",
+            &who.emsp.token,
+            opcp_upload(emaid, pcid, &STANDARD.encode(b"\x80\x98 garbage")),
+            400,
+        ),
+        (
+            "fail/not-xml",
+            &who.emsp.token,
+            opcp_upload(emaid, pcid, &STANDARD.encode("<V2G_Message")),
+            400,
+        ),
+        (
+            "fail/tampered",
+            &who.emsp.token,
+            opcp_upload(emaid, pcid, &tampered),
+            400,
+        ),
+        (
+            "fail/other-emaid",
+            &who.emsp.token,
+            opcp_upload(emaid, pcid, &other_contract),
+            400,
+        ),
+        (
+            "fail/foreign-cps",
+            &who.emsp.token,
+            opcp_upload("EMP99CQAPAB004", pcid, &hubject),
+            403,
+        ),
+        (
+            "fail/bad-pcid",
+            &who.emsp.token,
+            opcp_upload(emaid, "PNC-BAD", &signed),
+            400,
+        ),
+        (
+            "fail/unknown-pcid",
+            &who.emsp.token,
+            opcp_upload(emaid, "PNCNOSUCHCAR00001", &signed),
+            404,
+        ),
+        ("fail/missing-field", &who.emsp.token, without_xml, 400),
+        (
+            "fail/iso20",
+            &who.emsp.token,
+            {
+                let mut body = opcp_upload(emaid, pcid, &signed);
+                body["xsdMsgDefNamespace"] = json!("urn:iso:std:iso:15118:-20:CommonMessages");
+                body
+            },
+            400,
+        ),
+    ];
+    for (name, token, body, expected) in cases {
+        let (status, answer) = send(
+            &sandbox,
+            Method::PUT,
+            "/v1/ccp/signedContractData",
+            Some(token),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, expected, "{backend:?} {name}: {answer}");
+        assert_opcp_error(&answer, name);
+        let (status, _) = lookup_contract(&sandbox, &who.emsp.token, emaid).await;
+        assert_eq!(status, 404, "{backend:?} {name}: nothing stored");
+    }
+    // The Hubject answer for an eMSP that owns its provider: refused for its chain.
+    let hubject_emsp = sandbox.client(Role::Emsp, &[], &["EMP99"], &[]).await;
+    let (status, answer) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/ccp/signedContractData",
+        Some(&hubject_emsp.token),
+        Some(opcp_upload("EMP99CQAPAB004", pcid, &hubject)),
+    )
+    .await;
+    assert_eq!(status, 400, "{backend:?}: {answer}");
+    let message = answer["errorMessages"][0].as_str().unwrap_or_default();
+    assert!(
+        message.contains("V2G root") || message.contains("expired"),
+        "{backend:?}: the chain is named as the reason: {message}"
+    );
+    let database = pnc_registry::open_database(&sandbox.storage())
+        .await
+        .unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contracts")
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "{backend:?}: no refused upload left a row");
+
+    // ok/opcp: stored; the eMSP finds it, the OEM back end gets it as EXI signed by the CPS.
+    let (status, answer) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/ccp/signedContractData",
+        Some(&who.emsp.token),
+        Some(opcp_upload(emaid, pcid, &signed)),
+    )
+    .await;
+    assert_eq!(status, 201, "{backend:?}: {answer}");
+    let (status, found) = lookup_contract(&sandbox, &who.emsp.token, emaid).await;
+    assert_eq!(status, 200, "{found}");
+    let contracts = found["XMLContracts"].as_array().expect("XMLContracts");
+    assert_eq!(contracts.len(), 1, "{found}");
+    assert_eq!(contracts[0]["pcid"], pcid);
+    assert_eq!(
+        contracts[0]["defaultContract"], true,
+        "first contract of the PCID"
+    );
+    let (status, provided) = send(
+        &sandbox,
+        Method::GET,
+        &format!("/v1/ccp/provideSignedContractData/{emaid}/{pcid}"),
+        Some(&who.oem.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{provided}");
+    let exi = provided["certificateInstallationRes"]
+        .as_str()
+        .expect("certificateInstallationRes")
+        .to_string();
+    let message = verify_installation_res(&exi, pki.certificate(DevCert::CpsLeaf));
+    let body = message.find("Body").expect("Body");
+    let response = pnc_exi::iso2::CertificateInstallationRes::from_element(
+        body.elements().next().expect("CertificateInstallationRes"),
+    )
+    .expect("parses");
+    assert_eq!(response.emaid.value, emaid);
+    assert_eq!(
+        provided["cpsV2GRootCertificateFingerprint"],
+        hex::encode(pki.certificate(DevCert::V2gRoot).sha256_fingerprint())
+    );
+
+    // ok/opnc: the same data as EXI through OPNC replaces it (an update, still one contract).
+    let (status, answer) = sandbox
+        .http
+        .put(sandbox.url("/opnc/v1/ccp/signedcontractdata"))
+        .bearer_auth(&who.emsp.token)
+        .header("OPNC-from-party-type", "emsp")
+        .header("OPNC-from-party-id", "DE-PNC")
+        .json(&json!({
+            "certificateInstallationRes": exi,
+            "emaid": emaid,
+            "pcid": pcid,
+            "xsdMsgDefNamespace": ISO2,
+            "cpsV2GRootCertificateFingerprint": hex::encode(pki.certificate(DevCert::V2gRoot).sha256_fingerprint()),
+        }))
+        .send()
+        .await
+        .map(|response| response.status().as_u16())
+        .map(|status| (status, ()))
+        .expect("opnc put");
+    assert_eq!(status, 201, "{backend:?}: OPNC upload {answer:?}");
+    // A root selector naming another root than the chain's is refused.
+    let (status, answer) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/ccp/signedContractData",
+        Some(&who.emsp.token),
+        Some({
+            let mut body = opcp_upload(emaid, pcid, &signed);
+            body["cpsV2GRootCertificateFingerprint"] = json!(hex::encode(
+                pki.certificate(DevCert::MoRoot).sha256_fingerprint()
+            ));
+            body
+        }),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contracts")
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "{backend:?}: one contract");
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'contract.%' ORDER BY sequence",
+    )
+    .fetch_all(database.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        ["contract.create", "contract.update"],
+        "{backend:?}"
+    );
+    sandbox.stop().await;
+}
+
+/// Waits until `receiver` got an event of `event_type` for `emaid`.
+async fn wait_for_event(receiver: &Receiver, event_type: &str, emaid: &str) -> Option<Value> {
+    for _ in 0..100 {
+        let found = receiver.received().into_iter().find_map(|(_, body)| {
+            let event: Value = serde_json::from_str(&body).ok()?;
+            (event["eventType"] == event_type && event["payload"]["emaid"] == emaid)
+                .then_some(event)
+        });
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn oem_delivery_event_and_opnc_wmi_filter() {
+    for backend in Backend::ALL {
+        delivery_and_wmi_filter_on(backend).await;
+    }
+}
+
+async fn delivery_and_wmi_filter_on(backend: Backend) {
+    use reqwest::Method;
+    let (emsp_receiver, emsp_url) = Receiver::start(vec![]).await;
+    let (pnc_receiver, pnc_url) = Receiver::start(vec![]).await;
+    let (abc_receiver, abc_url) = Receiver::start(vec![]).await;
+    let prefixes: Vec<String> = [&emsp_url, &pnc_url, &abc_url]
+        .iter()
+        .map(|url| url.trim_end_matches("hooks").to_string())
+        .collect();
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.registry.webhook_allowed_url_prefixes = prefixes.clone();
+        config.registry.webhook_poll_interval_ms = 100;
+    })
+    .await;
+    let who = parties(&sandbox).await;
+    let pki = dev_pki(&sandbox);
+    wait_for_roots(&sandbox, &who.admin.token, &pki).await;
+    // An OEM with two WMIs subscribes twice through OPNC, each endpoint filtered to one.
+    let oem = sandbox.client(Role::Oem, &["PNC", "ABC"], &[], &[]).await;
+    let subscribe = |token: String, url: String, wmi: Value| {
+        let sandbox = &sandbox;
+        async move {
+            send(
+                sandbox,
+                Method::POST,
+                "/opnc/v1/event/endpoints",
+                Some(&token),
+                Some(json!({
+                    "url": url,
+                    "enabledEvents": ["oem.contract.created", "oem.contract.updated"],
+                    "wmi": wmi,
+                })),
+            )
+            .await
+        }
+    };
+    let (status, pnc_endpoint) =
+        subscribe(oem.token.clone(), pnc_url.clone(), json!(["pnc"])).await;
+    assert_eq!(status, 201, "{pnc_endpoint}");
+    assert_eq!(pnc_endpoint["wmis"], json!(["PNC"]), "{pnc_endpoint}");
+    let (status, abc_endpoint) =
+        subscribe(oem.token.clone(), abc_url.clone(), json!(["ABC"])).await;
+    assert_eq!(status, 201, "{abc_endpoint}");
+    // fail/wmi: not one of the OEM's WMIs (403), malformed (400), not an OEM (400).
+    let (status, body) = subscribe(oem.token.clone(), pnc_url.clone(), json!(["XYZ"])).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = subscribe(oem.token.clone(), pnc_url.clone(), json!(["TOOLONG"])).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = subscribe(who.emsp.token.clone(), pnc_url.clone(), json!(["PNC"])).await;
+    assert_eq!(status, 400, "{body}");
+    // The eMSP hears about deliveries to the OEM.
+    let (status, body) = send(
+        &sandbox,
+        Method::POST,
+        "/v1/webhook/endpoints",
+        Some(&who.emsp.token),
+        Some(json!({"url": emsp_url, "enabledEvents": ["mo.contract.delivered.to.oem"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let emsp_secret = body["secret"].as_str().unwrap().to_string();
+
+    let pcid = "PNCDELIVERCAR0001";
+    let emaid = "DEPNCD00000001";
+    let (status, body) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/oem/provCerts",
+        Some(&oem.token),
+        Some(pcp_body(&pki, &valid_leaf(&pki, pcid))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = generate(&sandbox, &who.emsp.token, emaid, pcid).await;
+    assert_eq!(status, 201, "{body}");
+
+    // The PNC-filtered endpoint gets the contract event; the ABC-filtered one does not.
+    let event = wait_for_event(&pnc_receiver, "oem.contract.created", emaid).await;
+    assert!(
+        event.is_some(),
+        "{backend:?}: oem.contract.created for WMI PNC"
+    );
+    assert!(
+        abc_receiver.received().is_empty(),
+        "{backend:?}: an endpoint filtered to ABC got a PNC vehicle's event"
+    );
+
+    // No delivery event while only the eMSP looks at its own contract.
+    let (status, _) = send(
+        &sandbox,
+        Method::GET,
+        &format!("/v1/ccp/provideSignedContractData/{emaid}/{pcid}"),
+        Some(&who.emsp.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The OEM back end fetches it: mo.contract.delivered.to.oem, signed, to the eMSP.
+    let (status, provided) = send(
+        &sandbox,
+        Method::GET,
+        &format!("/v1/ccp/provideSignedContractData/{emaid}/{pcid}"),
+        Some(&oem.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{provided}");
+    let delivered = wait_for_event(&emsp_receiver, "mo.contract.delivered.to.oem", emaid)
+        .await
+        .expect("mo.contract.delivered.to.oem within 10 s");
+    assert_eq!(delivered["payload"]["pcid"], pcid);
+    assert_eq!(
+        delivered["payload"]["cpsSignerRootFingerprint"],
+        provided["cpsV2GRootCertificateFingerprint"]
+    );
+    let received = emsp_receiver.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "{backend:?}: only the OEM's fetch is an event"
+    );
+    let (headers, body) = &received[0];
+    let signature = headers
+        .iter()
+        .find(|(name, _)| name == "x-hubject-signature")
+        .map(|(_, value)| value.clone());
+    assert_eq!(
+        signature,
+        Some(format!("sha256={}", hmac_hex(&emsp_secret, body)))
+    );
+    // An OEM of another WMI cannot fetch it, and no event follows.
+    let (status, _) = send(
+        &sandbox,
+        Method::GET,
+        &format!("/v1/ccp/provideSignedContractData/{emaid}/{pcid}"),
+        Some(&who.other_oem.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(emsp_receiver.received().len(), 1);
+    assert!(abc_receiver.received().is_empty());
+
+    // Updating the filter to ABC stops PNC events at that endpoint.
+    let pnc_id = pnc_endpoint["id"].as_str().unwrap();
+    let (status, updated) = send(
+        &sandbox,
+        Method::PUT,
+        &format!("/opnc/v1/event/endpoints/{pnc_id}"),
+        Some(&oem.token),
+        Some(json!({"url": pnc_url, "wmi": ["ABC"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["wmis"], json!(["ABC"]));
+    let before = pnc_receiver.received().len();
+    let (status, body) = generate(&sandbox, &who.emsp.token, "DEPNCD00000002", pcid).await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        pnc_receiver.received().len(),
+        before,
+        "{backend:?}: filtered out"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_two_registry_replicas_deliver_each_event_once() {
+    use reqwest::Method;
+    // The first delivery attempt fails with a 500; every later one succeeds.
+    let (receiver, url) = Receiver::start(vec![500]).await;
+    let allowed_prefix = url.trim_end_matches("hooks").to_string();
+    let sandbox = Sandbox::start_with(Backend::Postgres, |config| {
+        config.registry.webhook_allowed_url_prefixes = vec![allowed_prefix.clone()];
+        config.registry.webhook_retry_base_ms = 1000;
+        config.registry.webhook_poll_interval_ms = 20;
+    })
+    .await;
+    // A second registry on the same database, as `pnc serve --only registry` runs it: its
+    // dispatcher races the first one for every delivery.
+    let replica_shutdown = tokio_util::sync::CancellationToken::new();
+    let internal_ca = pnc_common::tls::InternalCa::from_config(&sandbox.config).expect("ca");
+    let context = pnc_common::cli::context_for(
+        pnc_common::Component::Registry,
+        Arc::new(sandbox.config.clone()),
+        &internal_ca,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        replica_shutdown.clone(),
+    )
+    .expect("replica context");
+    let replica = pnc_registry::start(context).await.expect("second registry");
+
+    let who = parties(&sandbox).await;
+    let pki = dev_pki(&sandbox);
+    wait_for_roots(&sandbox, &who.admin.token, &pki).await;
+    let (status, endpoint) = send(
+        &sandbox,
+        Method::POST,
+        "/v1/webhook/endpoints",
+        Some(&who.emsp.token),
+        Some(json!({"url": url, "enabledEvents": ["mo.contract.created.sent.to.oem"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let pcid = "PNCREPLICACAR0001";
+    let (status, body) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/oem/provCerts",
+        Some(&who.oem.token),
+        Some(pcp_body(&pki, &valid_leaf(&pki, pcid))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let emaids: Vec<String> = (1..=8)
+        .map(|index| format!("DEPNCR0000000{index}"))
+        .collect();
+    for emaid in &emaids {
+        let (status, body) = generate(&sandbox, &who.emsp.token, emaid, pcid).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Every event delivered, per the log.
+    let mut log = Value::Null;
+    for _ in 0..150 {
+        let (_, deliveries) = send(
+            &sandbox,
+            Method::GET,
+            &format!("/v1/webhook/endpoints/{endpoint_id}/deliveries"),
+            Some(&who.emsp.token),
+            None,
+        )
+        .await;
+        let all_delivered = deliveries.as_array().is_some_and(|list| {
+            list.len() == emaids.len() && list.iter().all(|entry| entry["status"] == "delivered")
+        });
+        if all_delivered {
+            log = deliveries;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = log
+        .as_array()
+        .cloned()
+        .expect("all deliveries done within 15 s");
+    // Grace for a duplicate a racing replica would send late.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received();
+    let arrivals = receiver.arrivals.lock().unwrap().clone();
+    assert_eq!(
+        received.len(),
+        emaids.len() + 1,
+        "each event once, plus the retried one"
+    );
+    let mut event_ids = std::collections::BTreeMap::<String, Vec<usize>>::new();
+    for (index, (headers, body)) in received.iter().enumerate() {
+        let signature = headers
+            .iter()
+            .find(|(name, _)| name == "x-hubject-signature")
+            .map(|(_, value)| value.clone());
+        assert_eq!(
+            signature,
+            Some(format!("sha256={}", hmac_hex(&secret, body))),
+            "the HMAC-SHA256 signature verifies"
+        );
+        let event: Value = serde_json::from_str(body).unwrap();
+        event_ids
+            .entry(event["eventId"].as_str().unwrap().to_string())
+            .or_default()
+            .push(index);
+    }
+    assert_eq!(event_ids.len(), emaids.len(), "one event per contract");
+    let retried: Vec<&Vec<usize>> = event_ids.values().filter(|seen| seen.len() > 1).collect();
+    assert_eq!(
+        retried.len(),
+        1,
+        "only the event answered with 500 came twice"
+    );
+    let (first, second) = (retried[0][0], retried[0][1]);
+    assert_eq!(first, 0, "the 500 went to the first delivery");
+    let backoff = arrivals[second] - arrivals[first];
+    assert!(
+        backoff >= Duration::from_millis(900),
+        "the retry waited for the backoff: {backoff:?}"
+    );
+    let retried_entries: Vec<&Value> = log.iter().filter(|entry| entry["attempts"] == 2).collect();
+    assert_eq!(retried_entries.len(), 1, "the log shows the retry: {log:?}");
+    assert!(
+        log.iter()
+            .filter(|entry| entry["attempts"] != 2)
+            .all(|entry| entry["attempts"] == 1),
+        "every other delivery took one attempt: {log:?}"
+    );
+    replica_shutdown.cancel();
+    replica.wait().await.expect("replica stops");
     sandbox.stop().await;
 }

@@ -92,8 +92,14 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::cps::get_cps_signer))
         .routes(routes!(routes::ev::get_15118_ev_certificate))
         .routes(routes!(routes::ev::ocpp16_data_transfer))
-        .routes(routes!(routes::ev::get_signed_contract_data))
-        .routes(routes!(routes::ev::opnc_get_signed_contract_data))
+        .routes(routes!(
+            routes::ev::get_signed_contract_data,
+            routes::ccp::add_signed_contract_data
+        ))
+        .routes(routes!(
+            routes::ev::opnc_get_signed_contract_data,
+            routes::opnc_ccp::add_signed_contract_data
+        ))
         .routes(routes!(routes::ev::provide_signed_contract_data))
         .routes(routes!(routes::ev::opnc_provide_signed_contract_data))
         .routes(routes!(routes::opnc_cps::generate_and_sign))

@@ -204,7 +204,7 @@ impl RegistryCore {
             .collect())
     }
 
-    async fn signed_data_of(
+    pub(crate) async fn signed_data_of(
         &self,
         connection: &mut sqlx::AnyConnection,
         pcid_key: &str,
@@ -537,6 +537,12 @@ impl RegistryCore {
                 Some(leaf.der()),
             ),
         ];
+        let mut events = events;
+        if let Some(signed) = contract.signed_data.first() {
+            for event in &mut events {
+                event.add_cps_signer_root(signed);
+            }
+        }
         crate::events::emit(transaction.connection(), &events).await?;
         transaction.commit().await?;
         tracing::info!(pcid = %pcid, emaid = %emaid, is_default, "contract stored");

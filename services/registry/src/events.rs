@@ -87,6 +87,23 @@ impl Event {
     }
 }
 
+impl Event {
+    /// OPCP's `cpsSignerRootFingerprint` and `cpsSignerRootCommonName`: the V2G root the
+    /// contract data was signed under (its CN is the issuer CN of the last CPS Sub-CA).
+    pub fn add_cps_signer_root(&mut self, signed: &pnc_proto::registry::v1::SignedContractData) {
+        self.payload["cpsSignerRootFingerprint"] =
+            Value::String(signed.v2g_root_fingerprint.to_ascii_lowercase());
+        let common_name = signed
+            .cps_chain
+            .last()
+            .and_then(|sub_ca| pnc_pki::Certificate::from_der(&sub_ca.der).ok())
+            .and_then(|sub_ca| sub_ca.issuer().values("2.5.4.3").next().map(str::to_string));
+        if let Some(common_name) = common_name {
+            self.payload["cpsSignerRootCommonName"] = Value::String(common_name);
+        }
+    }
+}
+
 struct Subscriber {
     endpoint_id: String,
     role: Option<Role>,

@@ -12,6 +12,7 @@ mod core;
 pub mod events;
 pub mod issued;
 pub mod pcp;
+pub mod signed;
 pub mod webhooks;
 
 pub use crate::core::{ISO2_NAMESPACE, ISO20_NAMESPACE, RegistryCore, normalise_namespace};
@@ -50,6 +51,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         database.clone(),
         context.config.registry.clone(),
         context.connect(Component::Truststore)?,
+        context.validity_clock.clone(),
     );
     let routes = routes
         .add_service(
@@ -64,7 +66,12 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         )
         .add_service(pnc_proto::registry::v1::webhooks_server::WebhooksServer::new(
             webhooks::WebhooksService::new(core.clone()),
-        ));
+        ))
+        .add_service(
+            pnc_proto::registry::v1::contract_data_pool_server::ContractDataPoolServer::new(
+                signed::ContractDataPoolService::new(core.clone()),
+            ),
+        );
     let dispatcher = webhooks::Dispatcher::new(core)?;
     tokio::spawn(dispatcher.run(context.shutdown.clone()));
     let task = tokio::spawn(async move {

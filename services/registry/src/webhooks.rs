@@ -18,7 +18,8 @@ use hmac::{Hmac, Mac};
 use pnc_common::PncError;
 use pnc_common::config::RegistryConfig;
 use pnc_common::db::{map_sqlx_error, unix_now};
-use pnc_proto::principal::Role;
+use pnc_common::ids::Wmi;
+use pnc_proto::principal::{Principal, Role};
 use pnc_proto::registry::v1::webhooks_server::Webhooks;
 use pnc_proto::registry::v1::{
     ListWebhookDeliveriesRequest, ListWebhookDeliveriesResponse, ListWebhookEndpointsRequest,
@@ -79,6 +80,39 @@ struct ValidatedInput {
     description: String,
     metadata_json: String,
     status: String,
+}
+
+/// The WMIs an endpoint gets OEM events for: the subscriber's, or the OPNC `wmi` filter,
+/// which only narrows an OEM's own WMIs.
+fn subscribed_wmis(principal: &Principal, filter: &[String]) -> Result<Vec<String>, PncError> {
+    if filter.is_empty() {
+        return Ok(principal.wmis.clone());
+    }
+    if Role::try_from(principal.role).ok() != Some(Role::Oem) {
+        return Err(PncError::invalid(
+            "wmi filters an OEM's events; other subscribers cannot set it",
+        ));
+    }
+    if filter.len() > 100 {
+        return Err(PncError::invalid("wmi lists at most 100 WMIs"));
+    }
+    let mut wmis: Vec<String> = Vec::new();
+    for given in filter {
+        let wmi = Wmi::parse(given)?;
+        if !principal
+            .wmis
+            .iter()
+            .any(|granted| granted.eq_ignore_ascii_case(wmi.as_str()))
+        {
+            return Err(PncError::permission_denied(format!(
+                "WMI {wmi} is not one of this client's WMIs"
+            )));
+        }
+        if !wmis.iter().any(|seen| seen == wmi.as_str()) {
+            wmis.push(wmi.as_str().to_string());
+        }
+    }
+    Ok(wmis)
 }
 
 fn validate_input(input: WebhookEndpointInput) -> Result<ValidatedInput, PncError> {
@@ -237,6 +271,7 @@ impl RegistryCore {
         input: WebhookEndpointInput,
     ) -> Result<WebhookEndpoint, PncError> {
         let principal = Self::require_subscriber(caller)?.clone();
+        let wmis = subscribed_wmis(&principal, &input.wmi_filter)?;
         let input = validate_input(input)?;
         let role = Role::try_from(principal.role).unwrap_or(Role::Unspecified);
         let mut secret_bytes = [0u8; 32];
@@ -270,7 +305,7 @@ impl RegistryCore {
         .bind(&principal.client_id)
         .bind(&principal.client_id)
         .bind(role.name())
-        .bind(json_list(&principal.wmis))
+        .bind(json_list(&wmis))
         .bind(json_list(&principal.provider_ids))
         .bind(&input.url)
         .bind(&secret)
@@ -353,6 +388,12 @@ impl RegistryCore {
             .owned_endpoint_row(transaction.connection(), caller, id)
             .await?;
         let current = endpoint_from_row(&row)?;
+        let wmis = match caller.principal() {
+            Some(principal) if !input.wmi_filter.is_empty() => {
+                subscribed_wmis(principal, &input.wmi_filter)?
+            }
+            _ => current.wmis.clone(),
+        };
         let input = validate_input(WebhookEndpointInput {
             enabled_events: if input.enabled_events.is_empty() {
                 current.enabled_events.clone()
@@ -368,8 +409,8 @@ impl RegistryCore {
         })?;
         sqlx::query(
             "UPDATE webhook_endpoints SET url = $1, enabled_events = $2, api_version = $3, \
-             description = $4, metadata_json = $5, status = $6, updated_at = $7 \
-             WHERE endpoint_id = $8",
+             description = $4, metadata_json = $5, status = $6, updated_at = $7, wmis = $8 \
+             WHERE endpoint_id = $9",
         )
         .bind(&input.url)
         .bind(json_list(&input.enabled_events))
@@ -378,6 +419,7 @@ impl RegistryCore {
         .bind(&input.metadata_json)
         .bind(&input.status)
         .bind(unix_now())
+        .bind(json_list(&wmis))
         .bind(id)
         .execute(transaction.connection())
         .await

@@ -60,6 +60,8 @@ pub struct XmlContract {
     /// Base64 DER of the contract leaf.
     pub contract_certificate: String,
     pub default_contract: bool,
+    /// In OPCP's example, not its schema: 1 for the vehicle's default contract, 2 otherwise.
+    pub priority: u32,
     pub cert_valid_from: String,
     pub cert_valid_to: String,
     #[serde(rename = "cpsRootCertificateDN")]
@@ -102,6 +104,7 @@ pub fn flatten(contracts: Vec<Contract>) -> Vec<XmlContract> {
                 xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
                 contract_certificate: leaf.clone(),
                 default_contract: contract.is_default,
+                priority: if contract.is_default { 1 } else { 2 },
                 cert_valid_from: rfc3339(contract.certificate_not_before),
                 cert_valid_to: rfc3339(contract.certificate_not_after),
                 cps_root_certificate_dn: signed.v2g_root_distinguished_name.clone(),
@@ -329,4 +332,139 @@ pub async fn make_default(
         ))
         .await?;
     Ok(())
+}
+
+/// Signed contract data larger than this (base64-decoded) is not one answer.
+const MAX_SIGNED_MESSAGE: usize = 24 * 1024;
+
+/// OPCP CCP `SignedContractDataRequest`: contract data a CPS signed, to be stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddSignedContractDataRequest {
+    pub xsd_msg_def_namespace: String,
+    pub emaid: String,
+    pub pcid: String,
+    /// The signed V2G_Message with its CertificateInstallationRes, base64 (XML as the CPS
+    /// returns it, or EXI).
+    #[serde(rename = "signedContractDataXML")]
+    pub signed_contract_data_xml: String,
+    #[serde(default)]
+    pub metadata: Option<String>,
+    #[serde(default)]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
+    pub cps_v2g_root_certificate_fingerprint: Option<String>,
+}
+
+/// The fields of an OPCP or OPNC "add signed contract data" request.
+pub struct SignedContractDataUpload<'a> {
+    pub namespace: &'a str,
+    pub emaid: &'a str,
+    pub pcid: &'a str,
+    /// The request's field name, for error messages.
+    pub message_field: &'a str,
+    pub message_base64: &'a str,
+    pub root_selector: Option<&'a str>,
+}
+
+/// Checks the request's shape and has the registry verify and store the data.
+pub async fn store_signed_contract_data(
+    state: &AppState,
+    caller: &Authenticated,
+    upload: SignedContractDataUpload<'_>,
+) -> Result<(), ApiError> {
+    use crate::routes::cps::{
+        base64_field, check_namespace, parse_emaid, parse_pcid, root_selector,
+    };
+    caller.require_role(&[Role::Emsp])?;
+    check_namespace(upload.namespace)?;
+    let emaid = parse_emaid(upload.emaid)?;
+    let pcid = parse_pcid(upload.pcid)?;
+    let selector = root_selector(upload.root_selector)?;
+    let signed_message = base64_field(
+        upload.message_field,
+        upload.message_base64,
+        MAX_SIGNED_MESSAGE,
+    )?;
+    pnc_proto::registry::v1::contract_data_pool_client::ContractDataPoolClient::new(
+        state.channels.registry.clone(),
+    )
+    .store_signed_contract_data(request_as(
+        &caller.0,
+        pnc_proto::registry::v1::StoreSignedContractDataRequest {
+            emaid: emaid.as_str().to_string(),
+            pcid: pcid.as_str().to_string(),
+            xsd_msg_def_namespace: upload.namespace.trim().to_string(),
+            signed_message,
+            cps_v2g_root_selector: selector,
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A CPS's (or an eMSP's) signed contract data, stored for the OEM and CPO back ends. The
+/// registry verifies the CPS signature and both chains before storing anything.
+#[utoipa::path(
+    put,
+    path = "/v1/ccp/signedContractData",
+    tag = "ccp",
+    request_body = AddSignedContractDataRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored"),
+        (status = 400, description = "Malformed, unsigned, badly signed, expired or foreign data", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not the eMSP of this eMAID", body = crate::error::ErrorBody),
+        (status = 404, description = "The PCID is not in the pool", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn add_signed_contract_data(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<AddSignedContractDataRequest>,
+) -> Result<StatusCode, ApiError> {
+    store_signed_contract_data(
+        &state,
+        &caller,
+        SignedContractDataUpload {
+            namespace: &body.xsd_msg_def_namespace,
+            emaid: &body.emaid,
+            pcid: &body.pcid,
+            message_field: "signedContractDataXML",
+            message_base64: &body.signed_contract_data_xml,
+            root_selector: body.cps_v2g_root_certificate_fingerprint.as_deref(),
+        },
+    )
+    .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// After an OEM back end fetched a contract's signed data, the registry tells its eMSP
+/// (`mo.contract.delivered.to.oem`). The data is already handed out, so a failure to
+/// record the delivery is logged rather than failing the request.
+pub async fn note_delivery_to_oem(
+    state: &AppState,
+    caller: &Authenticated,
+    emaid: &str,
+    pcid: &str,
+    v2g_root_fingerprint: &str,
+) {
+    if caller.role() != Role::Oem {
+        return;
+    }
+    let recorded = pnc_proto::registry::v1::contract_data_pool_client::ContractDataPoolClient::new(
+        state.channels.registry.clone(),
+    )
+    .record_delivery_to_oem(request_as(
+        &caller.0,
+        pnc_proto::registry::v1::RecordDeliveryToOemRequest {
+            emaid: emaid.to_string(),
+            pcid: pcid.to_string(),
+            v2g_root_fingerprint: v2g_root_fingerprint.to_string(),
+        },
+    ))
+    .await;
+    if let Err(status) = recorded {
+        tracing::warn!(%emaid, %pcid, error = %status.message(), "delivery to the OEM not recorded");
+    }
 }

@@ -183,3 +183,60 @@ pub async fn set_default(
     make_default(&state, &caller, &pcid, &emaid).await?;
     Ok(StatusCode::OK)
 }
+
+/// OPNC `signedContractData`: the signed data to store, with the answer as EXI.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpncAddSignedContractDataRequest {
+    /// Base64 EXI of the signed CertificateInstallationRes.
+    pub certificate_installation_res: String,
+    pub emaid: String,
+    pub pcid: String,
+    pub xsd_msg_def_namespace: String,
+    #[serde(default)]
+    pub meta_data: Option<String>,
+    #[serde(default)]
+    #[serde(rename = "cpsV2GRootCertificateFingerprint")]
+    pub cps_v2g_root_certificate_fingerprint: Option<String>,
+    /// Informative only.
+    #[serde(default)]
+    pub cps_root_distinguished_name: Option<String>,
+}
+
+/// Stores signed contract data (OPNC `addSignedContractDataV1`), verified like OPCP's.
+#[utoipa::path(
+    put,
+    path = "/opnc/v1/ccp/signedcontractdata",
+    tag = "opnc-ccp",
+    request_body = OpncAddSignedContractDataRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Signed contract data added"),
+        (status = 400, description = "Malformed, unsigned, badly signed, expired or foreign data", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Not the eMSP of this eMAID", body = crate::error::ErrorBody),
+        (status = 404, description = "The PCID is not in the pool", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn add_signed_contract_data(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<OpncAddSignedContractDataRequest>,
+) -> Result<StatusCode, ApiError> {
+    RoutingHeaders::check(&headers, &caller)?;
+    crate::routes::ccp::store_signed_contract_data(
+        &state,
+        &caller,
+        crate::routes::ccp::SignedContractDataUpload {
+            namespace: &body.xsd_msg_def_namespace,
+            emaid: &body.emaid,
+            pcid: &body.pcid,
+            message_field: "certificateInstallationRes",
+            message_base64: &body.certificate_installation_res,
+            root_selector: body.cps_v2g_root_certificate_fingerprint.as_deref(),
+        },
+    )
+    .await?;
+    Ok(StatusCode::CREATED)
+}
