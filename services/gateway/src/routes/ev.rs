@@ -614,6 +614,14 @@ pub async fn provide_signed_contract_data(
 ) -> Result<Json<ProvideSignedContractDataResponse>, ApiError> {
     caller.require_role(&[Role::Oem, Role::Emsp])?;
     let answer = render_contract(&state, &caller, &emaid, &pcid, &query).await?;
+    crate::routes::ccp::note_delivery_to_oem(
+        &state,
+        &caller,
+        &answer.emaid,
+        &answer.pcid,
+        &answer.v2g_root_fingerprint,
+    )
+    .await;
     Ok(Json(ProvideSignedContractDataResponse {
         certificate_installation_res: STANDARD.encode(&answer.exi_response),
         xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
@@ -649,6 +657,14 @@ pub async fn opnc_provide_signed_contract_data(
 ) -> Result<Json<OpncSignedContractDataCollection>, ApiError> {
     caller.require_role(&[Role::Oem, Role::Emsp])?;
     let answer = render_contract(&state, &caller, &emaid, &pcid, &query).await?;
+    crate::routes::ccp::note_delivery_to_oem(
+        &state,
+        &caller,
+        &answer.emaid,
+        &answer.pcid,
+        &answer.v2g_root_fingerprint,
+    )
+    .await;
     let root_distinguished_name = cps_chains(&state, &caller)
         .await?
         .into_iter()

@@ -34,6 +34,8 @@ pub struct EndpointRequest {
     pub metadata: Option<serde_json::Value>,
     /// `enabled` or `disabled`.
     pub status: Option<String>,
+    /// OPNC: only events of these WMIs (an OEM's own).
+    pub wmi: Option<Vec<String>>,
 }
 
 /// `EndpointResponse`.
@@ -146,6 +148,7 @@ pub fn endpoint_input(
         description: body.description.unwrap_or_default(),
         metadata_json,
         status: body.status.unwrap_or_default(),
+        wmi_filter: body.wmi.unwrap_or_default(),
     })
 }
 
