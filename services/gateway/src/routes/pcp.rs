@@ -92,6 +92,8 @@ pub struct ProvisioningCertificateData {
     pub root_issuer_distinguished_name: String,
     pub root_issuer_serial_number: String,
     pub v2g_root_authority_key_identifiers: Vec<String>,
+    /// The singular form OPCP's response example carries: the first of the list, or empty.
+    pub v2g_root_authority_key_identifier: String,
     pub root_authority_key_identifier: String,
     pub fingerprint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,6 +118,11 @@ impl From<ProvisioningCertificate> for ProvisioningCertificateData {
             xsd_msg_def_namespace: record.xsd_msg_def_namespace,
             root_issuer_distinguished_name: record.root_issuer_distinguished_name,
             root_issuer_serial_number: record.root_issuer_serial_number,
+            v2g_root_authority_key_identifier: record
+                .v2g_root_authority_key_identifiers
+                .first()
+                .cloned()
+                .unwrap_or_default(),
             v2g_root_authority_key_identifiers: record.v2g_root_authority_key_identifiers,
             root_authority_key_identifier: record.root_authority_key_identifier,
             fingerprint: record.fingerprint,
