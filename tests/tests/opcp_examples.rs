@@ -234,6 +234,81 @@ async fn replay_on(backend: Backend) {
         "GET provCerts/{pcid} OEMMessage",
     );
 
+    // CPS: the eMSP's own PKI (Hubject's QA MO chain, EMP99CQATEST001, valid Feb to Dec
+    // 2022) signed by pnc's CPS. SignedContractDataRequest's example carries the legacy
+    // contractData shape its schema no longer has; the schema's ContractData example is
+    // sent in it, as a client following the schema does.
+    let cps = spec("cps.v1.json");
+    let mut sign_request = at(
+        &cps,
+        "/components/schemas/SignedContractDataRequest/x-examples/example-1",
+    );
+    sign_request["contractData"] = at(
+        &cps,
+        "/components/schemas/ContractData/x-examples/example-1",
+    );
+    let (status, signed) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/cps/contractData/signed",
+        Some(&emsp.token),
+        Some(sign_request),
+    )
+    .await;
+    assert_eq!(status, 201, "{backend:?} CPS sign example: {signed}");
+    assert_has_example_fields(
+        &signed,
+        &at(
+            &cps,
+            "/components/schemas/SignedContractDataResponse/x-examples/example-1",
+        ),
+        "PUT cps/contractData/signed",
+    );
+    let legacy = at(
+        &cps,
+        "/components/schemas/CreateSignedContractDataRequest/x-examples/example-1",
+    );
+    let (status, signed) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/cps/signedContractData",
+        Some(&emsp.token),
+        Some(legacy.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{backend:?} CPS legacy example: {signed}");
+    assert_has_example_fields(
+        &signed,
+        &at(
+            &cps,
+            "/components/schemas/CreateSignedContractDataResponse/x-examples/example",
+        ),
+        "PUT cps/signedContractData",
+    );
+    let (status, forwarded) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/cps/forward/signedContractData",
+        Some(&emsp.token),
+        Some(legacy),
+    )
+    .await;
+    assert_eq!(status, 201, "{backend:?} CPS forward example: {forwarded}");
+    // The generate example asks for a contract that ended in December 2022; pnc issues
+    // certificates in real time and does not backdate one that is over.
+    let (status, refused) = send(
+        &sandbox,
+        Method::PUT,
+        "/v1/cps/generate/signedContractData",
+        Some(&emsp.token),
+        Some(at(
+            &cps,
+            "/components/schemas/GenerateSignedContractDataRequest/x-examples/example",
+        )),
+    )
+    .await;
+    assert_eq!(status, 400, "{backend:?} CPS generate example: {refused}");
+
     // Webhooks: the request example subscribes; the eMSP's subscription records what pnc
     // would send, compared below with the payload example.
     let create = at(

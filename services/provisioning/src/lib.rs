@@ -68,6 +68,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         holdings,
         downstream,
         enforce_emaid_check_digit: context.config.registry.enforce_emaid_check_digit,
+        validity_clock: context.validity_clock.clone(),
     }));
     let task = tokio::spawn(async move {
         server

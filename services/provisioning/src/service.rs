@@ -43,6 +43,8 @@ pub struct ProvisioningService {
     pub holdings: Arc<Holdings>,
     pub downstream: Downstream,
     pub enforce_emaid_check_digit: bool,
+    /// When an eMSP's contract chain is judged valid (the system clock outside tests).
+    pub validity_clock: pnc_common::runtime::ValidityClock,
 }
 
 /// A downstream request carrying the caller's principal on, so the registry can enforce
@@ -448,7 +450,8 @@ impl ProvisioningService {
             chain[0].der(),
             &intermediates,
             &anchor_refs,
-            OffsetDateTime::now_utc(),
+            OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
+                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
         )
         .map_err(|error| match error {
             pnc_pki::PathError::Expired { .. } | pnc_pki::PathError::NotYetValid { .. } => {
