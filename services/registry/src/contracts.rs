@@ -619,14 +619,19 @@ impl RegistryCore {
                 "no signed contract data for PCID {pcid} under a V2G root the EV trusts"
             )));
         };
-        let others = self
-            .contracts_of_pcid(&mut connection, &pcid_key, false)
-            .await?
-            .into_iter()
-            .filter(|other| {
-                Emaid::parse(&other.emaid).is_ok_and(|other| !other.same_account(&emaid))
-            })
-            .count();
+        // Counted in SQL: decoding the vehicle's other contracts only to count them cost an
+        // allocation per contract on the installation path.
+        let others: i64 = sqlx::query(
+            "SELECT COUNT(*) AS others FROM contracts \
+             WHERE pcid_key = $1 AND cancelled = 0 AND emaid_key <> $2",
+        )
+        .bind(&pcid_key)
+        .bind(emaid.lookup_key())
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(map_sqlx_error)?
+        .try_get("others")
+        .map_err(map_sqlx_error)?;
         contract.signed_data = signed;
         Ok(GetSignedContractDataResponse {
             contract: Some(contract),

@@ -397,6 +397,21 @@ fn pgbench(url: &str, count: u64, concurrency: usize, seconds: u64) -> anyhow::R
     Ok(summarise(latencies, Duration::from_secs(seconds)))
 }
 
+/// A 16-connection pool on the registry schema, like the registry's own.
+async fn floor_pool(database_url: &str, test_before_acquire: bool) -> anyhow::Result<sqlx::PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(16)
+        .test_before_acquire(test_before_acquire)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(connection, "SET search_path TO registry").await?;
+                Ok(())
+            })
+        })
+        .connect(database_url)
+        .await?)
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -407,16 +422,10 @@ async fn main() -> anyhow::Result<()> {
     pnc_registry::open_database(&storage).await?;
     // As many connections as the registry's own pool, so the floor is comparable (and
     // registry + this pool + pgbench stay under PostgreSQL's default max_connections).
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .after_connect(|connection, _| {
-            Box::pin(async move {
-                sqlx::Executor::execute(connection, "SET search_path TO registry").await?;
-                Ok(())
-            })
-        })
-        .connect(&args.database_url)
-        .await?;
+    // Configured like the registry's pool (no ping before each acquire).
+    let pool = floor_pool(&args.database_url, false).await?;
+    // sqlx's default: a ping round trip before every acquire, to show what that costs.
+    let pinging_pool = floor_pool(&args.database_url, true).await?;
     if !args.skip_seed {
         seed(&args, &pool).await?;
     }
@@ -516,7 +525,32 @@ async fn main() -> anyhow::Result<()> {
             raw,
         );
 
-        match pgbench(&args.database_url, count, concurrency, 10) {
+        let raw_pool = pinging_pool.clone();
+        let pinged = drive(concurrency, args.requests, max, count, move |index| {
+            let pool = raw_pool.clone();
+            async move {
+                let _: Vec<u8> = sqlx::query_scalar(
+                    "SELECT leaf_der FROM provisioning_certificates WHERE pcid_key = $1",
+                )
+                .bind(pcid_of(index))
+                .fetch_one(&pool)
+                .await?;
+                Ok(())
+            }
+        })
+        .await;
+        print_row(
+            "raw SELECT, sqlx default ping before acquire",
+            concurrency,
+            pinged,
+        );
+
+        match pgbench(
+            &args.database_url,
+            count,
+            concurrency,
+            args.max_seconds.clamp(1, 10),
+        ) {
             Ok(summary) => print_row("pgbench SELECT by primary key", concurrency, summary),
             Err(error) => eprintln!("pgbench not measured: {error:#}"),
         }
