@@ -843,7 +843,9 @@ impl Dispatcher {
                     let exponent = u32::try_from(attempts - 1).unwrap_or(0).min(20);
                     let delay_ms = base_ms.saturating_mul(1u64 << exponent);
                     let delay = (delay_ms / 1000).clamp(1, MAX_RETRY_DELAY_SECONDS);
-                    ("pending", code, error, now + delay as i64, 0)
+                    // Times are whole seconds: one more, so a retry never comes before its
+                    // backoff (a 1 s backoff started at x.9 s would otherwise be 0.1 s).
+                    ("pending", code, error, now + delay as i64 + 1, 0)
                 }
             }
         };
