@@ -32,6 +32,13 @@ pub const ISO2_NAMESPACE: &str = "urn:iso:15118:2:2013:MsgDef";
 /// is applied to the decoded DER (ecosystem-apis §2.12).
 pub const MAX_CERTIFICATE_DER: usize = 800;
 
+/// The names callers use for ISO 15118-20 (notes §2).
+pub(crate) const ISO20_NAMESPACES: [&str; 3] = [
+    "urn:iso:std:iso:15118:-20:CommonMessages",
+    "urn:iso:15118:20:2022:MsgDef",
+    "urn:iso:15118:20:2020:MsgDef",
+];
+
 pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
     match namespace.trim() {
         "" | ISO2_NAMESPACE => Ok(()),
@@ -205,7 +212,11 @@ pub async fn generate_signed_contract_data(
     ApiJson(body): ApiJson<GenerateSignedContractDataRequest>,
 ) -> Result<(StatusCode, Json<SignedContractDataResponse>), ApiError> {
     caller.require_role(&[Role::Emsp])?;
-    check_namespace(body.xsd_msg_def_namespace.as_deref().unwrap_or_default())?;
+    // Generate mode serves -20 vehicles too: the registered provisioning key decides.
+    let namespace = body.xsd_msg_def_namespace.as_deref().unwrap_or_default();
+    if !ISO20_NAMESPACES.contains(&namespace.trim()) {
+        check_namespace(namespace)?;
+    }
     let emaid = parse_emaid(&body.emaid)?;
     let pcid = parse_pcid(&body.pcid)?;
     let request = GenerateContractRequest {

@@ -89,6 +89,27 @@ pub struct Get15118EvCertificateResponse {
     pub remaining_contracts: Option<u32>,
 }
 
+/// OCPP 2.1's copies of the -20 request's MaximumContractCertificateChains and
+/// PrioritizedEMAIDs (ecosystem-apis §7): checked for shape; the EV's EXI request governs.
+fn check_ocpp21_fields(body: &Get15118EvCertificateRequest) -> Result<(), ApiError> {
+    if body
+        .maximum_contract_certificate_chains
+        .is_some_and(|maximum| maximum > u32::from(u8::MAX))
+    {
+        return Err(ApiError::bad_request(
+            "maximumContractCertificateChains is larger than 255",
+        ));
+    }
+    if let Some(emaids) = &body.prioritized_emaids
+        && (emaids.is_empty() || emaids.len() > 8 || emaids.iter().any(|emaid| emaid.len() > 255))
+    {
+        return Err(ApiError::bad_request(
+            "prioritizedEMAIDs holds 1 to 8 identifiers of at most 255 characters",
+        ));
+    }
+    Ok(())
+}
+
 fn reason_code(text: &str) -> String {
     text.chars().take(20).collect()
 }
@@ -143,6 +164,7 @@ async fn answer_get_15118_ev_certificate(
         ));
     }
     let exi_request = base64_field("exiRequest", &body.exi_request, MAX_EXI_REQUEST_BYTES)?;
+    check_ocpp21_fields(&body)?;
     let failed = |reason: &str, info: &str| Get15118EvCertificateResponse {
         status: "Failed".to_string(),
         status_info: Some(StatusInfo {
