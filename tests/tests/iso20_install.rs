@@ -1,0 +1,614 @@
+//! ISO 15118-20 CertificateInstallation end to end: an OEM registers a P-521 vehicle, an
+//! eMSP generates three contracts for it (pre-signed at registration), and the test plays the
+//! EV through the OCPP-shaped endpoint: the answer's signature with the CPS leaf, the CPS
+//! chain to the -20 V2G root it listed, the decrypted contract key against the contract
+//! certificate, the SessionID, MaximumContractCertificateChains →
+//! RemainingContractCertificateChains, PrioritizedEMAIDs; then the refusals. The answer is
+//! also decoded and its signature re-checked with the reference codec (EXIficient).
+
+mod provisioning_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pnc_exi::iso20::{
+    CertificateChain, CertificateInstallationReq, CertificateInstallationRes, EncryptedPrivateKey,
+    Header, ResponseCode,
+};
+use pnc_exi::signature::{self, Profile};
+use pnc_pki::dev::DevCert;
+use pnc_pki::key_transport::iso20::{self as key20, Curve, SealedContractKey};
+use pnc_pki::{Certificate, CertificateTemplate, SignatureAlgorithm, SoftwareSigner, SubjectName};
+use pnc_pki::{issue, validate_path};
+use pnc_proto::principal::Role;
+use pnc_tests::{Backend, Sandbox};
+use provisioning_support::*;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+const ISO20_SCHEMA: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
+const ISO20_MSG_DEF: &str = "urn:iso:15118:20:2022:MsgDef";
+/// The dev PKI's example -20 vehicle (DevPkiOptions::default).
+const PCID20: &str = "PNCDEMOVEHICLE0201";
+const EMAIDS: [&str; 3] = ["DEPNCC00000201", "DEPNCC00000202", "DEPNCC00000203"];
+const SESSION_ID: [u8; 8] = [0x5E, 0x55, 0x10, 0x20, 0x15, 0x11, 0x8A, 0x0F];
+
+struct Ready {
+    sandbox: Sandbox,
+    pki: pnc_pki::DevPki,
+    cpo_token: String,
+}
+
+/// A sandbox with the -20 example vehicle registered and three generated contracts (the
+/// first is the default).
+async fn ready(backend: Backend) -> Ready {
+    let sandbox = Sandbox::start(backend).await;
+    let pki = dev_pki(&sandbox);
+    assert!(pki.has_iso20(), "the dev pki has the -20 hierarchy");
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/oem/provCerts"))
+        .bearer_auth(&oem.token)
+        .json(&json!({
+            "vehicleCertificate": STANDARD.encode(pki.certificate(DevCert::Iso20OemProvisioning).der()),
+            "subCA2Certificate": STANDARD.encode(pki.certificate(DevCert::Iso20OemSubCa2).der()),
+            "subCA1Certificate": STANDARD.encode(pki.certificate(DevCert::Iso20OemSubCa1).der()),
+            "xsdMsgDefNamespace": ISO20_MSG_DEF,
+        }))
+        .send()
+        .await
+        .expect("put provisioning certificate");
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "PCP upload of the -20 vehicle: {body}");
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    for emaid in EMAIDS {
+        let (status, body) = generate(&sandbox, &emsp.token, emaid, PCID20).await;
+        assert_eq!(status, 201, "generate {emaid}: {body}");
+    }
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    Ready {
+        sandbox,
+        pki,
+        cpo_token: cpo.token,
+    }
+}
+
+/// `PUT /v1/cps/generate/signedContractData` without a namespace: the vehicle's key decides.
+async fn generate(sandbox: &Sandbox, token: &str, emaid: &str, pcid: &str) -> (u16, Value) {
+    let now = OffsetDateTime::now_utc();
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/cps/generate/signedContractData"))
+        .bearer_auth(token)
+        .json(&json!({
+            "contractBegins": rfc3339(now - Duration::days(30)),
+            "contractEnds": rfc3339(now + Duration::days(365)),
+            "emaid": emaid,
+            "pcid": pcid,
+        }))
+        .send()
+        .await
+        .expect("generate");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The EV's side: a -20 CertificateInstallationReq whose OEMProvisioningCertificateChain is
+/// signed with `vehicle_key` (P-521, SHA-512), as EXI.
+fn request20(
+    vehicle_key: &dyn pnc_pki::Signer,
+    chain: &[&Certificate],
+    root_ids: Vec<pnc_exi::iso20::X509IssuerSerial>,
+    maximum: u8,
+    prioritized: &[&str],
+) -> Vec<u8> {
+    let oem_chain = CertificateChain {
+        id: Some("chain".to_string()),
+        certificate: chain[0].der().to_vec(),
+        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
+    };
+    let element = oem_chain
+        .to_element("OEMProvisioningCertificateChain")
+        .expect("element");
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
+        vehicle_key
+            .sign_raw(signed_info)
+            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
+    };
+    let signature = signature::sign_elements(Profile::Iso20, &[&element], &sign).expect("sign");
+    CertificateInstallationReq {
+        header: Header {
+            session_id: SESSION_ID.to_vec(),
+            time_stamp: 1_763_700_000,
+            signature: Some(signature),
+        },
+        oem_provisioning_certificate_chain: oem_chain,
+        list_of_root_certificate_ids: root_ids,
+        maximum_contract_certificate_chains: maximum,
+        prioritized_emaids: prioritized.iter().map(|e| e.to_string()).collect(),
+    }
+    .encode()
+    .expect("encode request")
+}
+
+fn vehicle_chain(pki: &pnc_pki::DevPki) -> [&Certificate; 3] {
+    [
+        pki.certificate(DevCert::Iso20OemProvisioning),
+        pki.certificate(DevCert::Iso20OemSubCa2),
+        pki.certificate(DevCert::Iso20OemSubCa1),
+    ]
+}
+
+/// `POST /v1/ocpp/get-15118-ev-certificate` with the -20 schema.
+async fn ocpp_install20(sandbox: &Sandbox, token: &str, exi: &[u8], action: &str) -> (u16, Value) {
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-15118-ev-certificate"))
+        .bearer_auth(token)
+        .json(&json!({
+            "iso15118SchemaVersion": ISO20_SCHEMA,
+            "action": action,
+            "exiRequest": STANDARD.encode(exi),
+            "maximumContractCertificateChains": 8,
+        }))
+        .send()
+        .await
+        .expect("get-15118-ev-certificate");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn answer_of(sandbox: &Sandbox, token: &str, exi: &[u8]) -> (Value, Vec<u8>) {
+    let (status, body) = ocpp_install20(sandbox, token, exi, "Install").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "Accepted", "{body}");
+    let exi = STANDARD
+        .decode(body["exiResponse"].as_str().expect("exiResponse"))
+        .expect("base64");
+    (body, exi)
+}
+
+/// Checks a positive answer as the EV does and returns the eMAID and the remaining count.
+fn verify_answer20(pki: &pnc_pki::DevPki, exi: &[u8]) -> (String, u8) {
+    let root = pnc_exi::decode_document(pnc_exi::Schema::Iso20, exi).expect("the answer decodes");
+    let res = CertificateInstallationRes::from_element(&root).expect("typed answer");
+    assert_eq!(res.response_code, ResponseCode::Ok);
+    assert_eq!(res.header.session_id, SESSION_ID, "SessionID echoed");
+
+    // The signature: one reference, to SignedInstallationData, verified with the CPS leaf.
+    let header_signature = res.header.signature.as_ref().expect("signed");
+    let references = &header_signature.signed_info.references;
+    assert_eq!(references.len(), 1, "a single signed element");
+    assert_eq!(
+        references[0].uri.as_deref(),
+        Some(format!("#{}", res.signed_installation_data.id).as_str())
+    );
+    assert_eq!(
+        header_signature.signed_info.signature_method,
+        signature::ECDSA_SHA512
+    );
+    assert_eq!(references[0].digest_method, signature::DIGEST_SHA512);
+    let cps_leaf = Certificate::from_der(&res.cps_certificate_chain.certificate).expect("cps leaf");
+    let cps_key = signature::public_key_from_cert_der(cps_leaf.der()).expect("cps key");
+    signature::verify_iso20_message(&root, &cps_key).expect("verifies with the CPS leaf");
+
+    // The CPS chain reaches the -20 V2G root the EV listed.
+    let sub_cas: Vec<Vec<u8>> = res.cps_certificate_chain.sub_certificates.clone();
+    let sub_ca_refs: Vec<&[u8]> = sub_cas.iter().map(Vec::as_slice).collect();
+    validate_path(
+        cps_leaf.der(),
+        &sub_ca_refs,
+        &[pki.certificate(DevCert::Iso20V2gRoot).der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the CPS chain reaches the -20 V2G root");
+
+    // The contract chain reaches the -20 MO root; SubCertificates are there.
+    let data = &res.signed_installation_data;
+    let contract_leaf =
+        Certificate::from_der(&data.contract_certificate_chain.certificate).expect("contract");
+    assert!(!data.contract_certificate_chain.sub_certificates.is_empty());
+    let contract_subs: Vec<&[u8]> = data
+        .contract_certificate_chain
+        .sub_certificates
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    validate_path(
+        contract_leaf.der(),
+        &contract_subs,
+        &[pki.certificate(DevCert::Iso20MoRoot).der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the contract chain reaches the -20 MO root");
+    assert_eq!(
+        contract_leaf.signature_algorithm_oid(),
+        "1.2.840.10045.4.3.4",
+        "ecdsa-with-SHA512"
+    );
+
+    // The contract key: SECP521, opens with the vehicle key and matches the certificate.
+    let EncryptedPrivateKey::Secp521(encrypted) = &data.encrypted_private_key else {
+        panic!("a P-521 vehicle gets SECP521_EncryptedPrivateKey");
+    };
+    assert_eq!(encrypted.len(), 94);
+    assert_eq!(data.dh_public_key.len(), 133);
+    let sealed = SealedContractKey {
+        curve: Curve::Secp521,
+        encrypted_private_key: encrypted.clone(),
+        dh_public_key: data.dh_public_key.clone(),
+    };
+    let vehicle = pki.software_signer(DevCert::Iso20OemProvisioning);
+    let key = key20::open(
+        vehicle.as_ref(),
+        &sealed,
+        PCID20,
+        contract_leaf.subject_key_identifier().expect("ski"),
+        contract_leaf.public_key_spki_der(),
+    )
+    .expect("the contract key opens and matches the contract certificate");
+    assert_eq!(key.len(), 66);
+    (
+        contract_leaf.common_name().expect("cn").to_string(),
+        res.remaining_contract_certificate_chains,
+    )
+}
+
+/// Decodes a negative answer: complete, unsigned, the request's SessionID.
+fn negative_code(body: &Value) -> String {
+    assert_eq!(body["status"], "Accepted", "{body}");
+    let exi = STANDARD
+        .decode(body["exiResponse"].as_str().expect("exiResponse"))
+        .expect("base64");
+    let res = CertificateInstallationRes::decode(&exi).expect("a complete -20 answer");
+    assert_eq!(res.header.session_id, SESSION_ID, "SessionID echoed");
+    assert!(
+        res.header.signature.is_none(),
+        "negative answers are unsigned"
+    );
+    assert_eq!(
+        body["statusInfo"]["additionalInfo"]
+            .as_str()
+            .unwrap_or_default()
+            .split(':')
+            .next(),
+        Some(res.response_code.as_str())
+    );
+    res.response_code.as_str().to_string()
+}
+
+async fn install_answers_the_ev_on(backend: Backend) {
+    let Ready {
+        sandbox,
+        pki,
+        cpo_token,
+    } = ready(backend).await;
+    let vehicle = pki.software_signer(DevCert::Iso20OemProvisioning);
+    let chain = vehicle_chain(&pki);
+    // A -2 root first (pnc signs no -20 data under it), then the -20 root.
+    let roots = || {
+        vec![
+            root_id(pki.certificate(DevCert::V2gRoot)),
+            root_id(pki.certificate(DevCert::Iso20V2gRoot)),
+        ]
+    };
+
+    // All three contracts, the EV takes up to 8: the default first, two remain.
+    let exi = request20(vehicle.as_ref(), &chain, roots(), 8, &[]);
+    let (body, answer) = answer_of(&sandbox, &cpo_token, &exi).await;
+    // Six P-521 certificates do not fit OCPP 2.0.1's 5600 characters (they fit 2.1's 17000,
+    // the OCPP version that carries -20 installations): Accepted, and statusInfo says so.
+    assert!(body["exiResponse"].as_str().unwrap_or_default().len() > 5600);
+    assert_eq!(
+        body["statusInfo"]["reasonCode"], "ExiResponseTooLarge",
+        "{body}"
+    );
+    let (emaid, remaining) = verify_answer20(&pki, &answer);
+    assert_eq!(emaid, EMAIDS[0], "the default contract comes first");
+    assert_eq!(remaining, 2);
+    assert_eq!(body["remainingContracts"], 2);
+    check_with_reference_codec(&answer);
+
+    // MaximumContractCertificateChains 2 < 3 contracts: one remains.
+    let exi = request20(vehicle.as_ref(), &chain, roots(), 2, &[]);
+    let (body, answer) = answer_of(&sandbox, &cpo_token, &exi).await;
+    let (_, remaining) = verify_answer20(&pki, &answer);
+    assert_eq!(remaining, 1);
+    assert_eq!(body["remainingContracts"], 1);
+
+    // PrioritizedEMAIDs: the EV's first choice wins (separators and case as EVs send them).
+    let exi = request20(
+        vehicle.as_ref(),
+        &chain,
+        roots(),
+        1,
+        &["DE-PNC-C00000203", "DEPNCC00000202"],
+    );
+    let (body, answer) = answer_of(&sandbox, &cpo_token, &exi).await;
+    let (emaid, remaining) = verify_answer20(&pki, &answer);
+    assert_eq!(emaid, EMAIDS[2]);
+    assert_eq!(remaining, 0, "the EV takes one chain");
+    assert_eq!(body["remainingContracts"], 0);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_iso20_install_answers_the_ev_sqlite() {
+    install_answers_the_ev_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_iso20_install_answers_the_ev_postgres() {
+    install_answers_the_ev_on(Backend::Postgres).await;
+}
+
+/// A P-521 provisioning certificate for `pcid` under the -20 OEM Sub-CA 2.
+fn vehicle20(
+    pki: &pnc_pki::DevPki,
+    pcid: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> (std::sync::Arc<SoftwareSigner>, Certificate) {
+    let key = std::sync::Arc::new(
+        SoftwareSigner::generate("vehicle20", SignatureAlgorithm::EcdsaP521Sha512).expect("key"),
+    );
+    let mut template = CertificateTemplate::new(
+        pnc_pki::Profile::OemProvisioning,
+        SubjectName::new(pcid),
+        pnc_pki::Signer::public_key_spki_der(key.as_ref()).to_vec(),
+        from,
+        to,
+    );
+    template.ocsp_url = Some("http://127.0.0.1:8080/ocsp".to_string());
+    let certificate = issue(
+        &template,
+        Some(pki.certificate(DevCert::Iso20OemSubCa2)),
+        pki.signer(DevCert::Iso20OemSubCa2).as_ref(),
+    )
+    .expect("issue");
+    (key, certificate)
+}
+
+/// A P-256 signer whose raw r ‖ s is left-padded to the 2 × 66 bytes of a -20 signature.
+struct Widened(std::sync::Arc<SoftwareSigner>);
+
+impl pnc_pki::Signer for Widened {
+    fn key_id(&self) -> &str {
+        self.0.key_id()
+    }
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.0.algorithm()
+    }
+    fn public_key_spki_der(&self) -> &[u8] {
+        self.0.public_key_spki_der()
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, pnc_pki::SignerError> {
+        self.0.sign(message)
+    }
+    fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, pnc_pki::SignerError> {
+        let raw = self.0.sign_raw(message)?;
+        let mut widened = vec![0; 34];
+        widened.extend_from_slice(&raw[..32]);
+        widened.extend_from_slice(&[0; 34]);
+        widened.extend_from_slice(&raw[32..]);
+        Ok(widened)
+    }
+}
+
+async fn install_failures_on(backend: Backend) {
+    let Ready {
+        sandbox,
+        pki,
+        cpo_token,
+    } = ready(backend).await;
+    let vehicle = pki.software_signer(DevCert::Iso20OemProvisioning);
+    let chain = vehicle_chain(&pki);
+    let roots = || vec![root_id(pki.certificate(DevCert::Iso20V2gRoot))];
+    let now = OffsetDateTime::now_utc();
+    let sub_cas = [
+        pki.certificate(DevCert::Iso20OemSubCa2),
+        pki.certificate(DevCert::Iso20OemSubCa1),
+    ];
+
+    // Bad signature: signed by another P-521 key than the certificate's.
+    let (other_key, _) = vehicle20(&pki, "PNCOTHERVEHICLE201", now, now + Duration::days(1));
+    let exi = request20(other_key.as_ref(), &chain, roots(), 8, &[]);
+    let (_, body) = ocpp_install20(&sandbox, &cpo_token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "FAILED_SignatureError");
+
+    // Expired provisioning certificate (inside the issuer's validity, already over).
+    let issuer_start = pki.certificate(DevCert::Iso20OemSubCa2).not_before();
+    let (expired_key, expired) = vehicle20(
+        &pki,
+        PCID20,
+        issuer_start,
+        issuer_start + Duration::minutes(30),
+    );
+    assert!(expired.not_after() < now);
+    let exi = request20(
+        expired_key.as_ref(),
+        &[&expired, sub_cas[0], sub_cas[1]],
+        roots(),
+        8,
+        &[],
+    );
+    let (_, body) = ocpp_install20(&sandbox, &cpo_token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "WARNING_CertificateExpired");
+
+    // Unknown PCID: a valid chain, nobody registered or contracted this vehicle.
+    let (stranger_key, stranger) = vehicle20(
+        &pki,
+        "PNCSTRANGERVEHI201",
+        issuer_start,
+        now + Duration::days(30),
+    );
+    let exi = request20(
+        stranger_key.as_ref(),
+        &[&stranger, sub_cas[0], sub_cas[1]],
+        roots(),
+        8,
+        &[],
+    );
+    let (_, body) = ocpp_install20(&sandbox, &cpo_token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "WARNING_NoContractMatchingPCIDFound");
+
+    // The EV trusts only the -2 V2G root: no -20 installation data under it.
+    let exi = request20(
+        vehicle.as_ref(),
+        &chain,
+        vec![root_id(pki.certificate(DevCert::V2gRoot))],
+        8,
+        &[],
+    );
+    let (_, body) = ocpp_install20(&sandbox, &cpo_token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "WARNING_NoCertificateAvailable");
+
+    // A -2 (P-256) vehicle whose r and s are widened to the -20 field: not ECDSA-SHA512 on
+    // P-521, the signature fails.
+    let widened = Widened(pki.software_signer(DevCert::OemProvisioning));
+    let exi = request20(
+        &widened,
+        &[pki.certificate(DevCert::OemProvisioning)],
+        roots(),
+        8,
+        &[],
+    );
+    let (_, body) = ocpp_install20(&sandbox, &cpo_token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "FAILED_SignatureError");
+
+    // -20 has no CertificateUpdate; a -2 message under the -20 schema is undecodable.
+    let exi = request20(vehicle.as_ref(), &chain, roots(), 8, &[]);
+    let (status, body) = ocpp_install20(&sandbox, &cpo_token, &exi, "Update").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "Failed", "{body}");
+    let (_, iso2_exi) = installation_request(
+        pki.software_signer(DevCert::OemProvisioning).as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(pki.certificate(DevCert::V2gRoot))],
+    );
+    let (status, body) = ocpp_install20(&sandbox, &cpo_token, &iso2_exi, "Install").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "Failed", "{body}");
+    assert_eq!(body["exiResponse"], "");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn fail_iso20_install_codes_sqlite() {
+    install_failures_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn fail_iso20_install_codes_postgres() {
+    install_failures_on(Backend::Postgres).await;
+}
+
+fn oracle() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/exi-oracle/exi-oracle")
+}
+
+/// Runs EXIficient; fails the test (with its message) when java or the oracle is missing.
+fn exificient(mode: &str, schema: &str, fragment: bool, input: &[u8], dir: &Path) -> Vec<u8> {
+    let stamp = uuid::Uuid::new_v4().simple().to_string();
+    let input_file = dir.join(format!("{stamp}.in"));
+    let output_file = dir.join(format!("{stamp}.out"));
+    std::fs::write(&input_file, input).unwrap();
+    let mut command = Command::new(oracle());
+    command.arg(mode).arg(schema);
+    if fragment {
+        command.arg("--fragment");
+    }
+    let output = command
+        .arg(&input_file)
+        .arg(&output_file)
+        .output()
+        .expect("the reference codec runs (needs java 17+ and python3)");
+    assert!(
+        output.status.success(),
+        "exi-oracle {mode} {schema}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(&output_file).unwrap()
+}
+
+fn base64_of(element: &pnc_exi::Element) -> Vec<u8> {
+    let text: String = element
+        .text_content()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    STANDARD.decode(text).expect("base64 content")
+}
+
+/// Differential check: EXIficient decodes pnc's answer; the SignedInstallationData it decoded,
+/// re-encoded by EXIficient as an -20 fragment, has the SHA-512 digest pnc signed, and the
+/// SignedInfo re-encoded by EXIficient verifies with the CPS leaf (P-521, SHA-512).
+fn check_with_reference_codec(answer: &[u8]) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let xml = exificient("decode", "iso-20", false, answer, work.path());
+    let message = pnc_exi::xml::parse(std::str::from_utf8(&xml).expect("utf-8")).expect("xml");
+    assert_eq!(message.name.local, "CertificateInstallationRes");
+    let header = message.find("Header").expect("Header");
+    assert_eq!(
+        header
+            .find("SessionID")
+            .expect("SessionID")
+            .text_content()
+            .to_ascii_uppercase(),
+        hex::encode_upper(SESSION_ID)
+    );
+    assert_eq!(
+        message
+            .find("ResponseCode")
+            .expect("ResponseCode")
+            .text_content(),
+        "OK"
+    );
+    let data = message
+        .find("SignedInstallationData")
+        .expect("SignedInstallationData");
+    let fragment = exificient(
+        "encode",
+        "iso-20",
+        true,
+        pnc_exi::xml::write(data).as_bytes(),
+        work.path(),
+    );
+    let signature = header.find("Signature").expect("Signature");
+    let signed_info = signature.find("SignedInfo").expect("SignedInfo");
+    let reference = signed_info.find("Reference").expect("Reference");
+    assert_eq!(
+        openssl::sha::sha512(&fragment).to_vec(),
+        base64_of(reference.find("DigestValue").expect("DigestValue")),
+        "EXIficient's fragment of SignedInstallationData has the signed digest"
+    );
+    let signed_info_fragment = exificient(
+        "encode",
+        "xmldsig",
+        true,
+        pnc_exi::xml::write(signed_info).as_bytes(),
+        work.path(),
+    );
+    let cps_key = signature::public_key_from_cert_der(&base64_of(
+        message
+            .find("CPSCertificateChain")
+            .expect("CPSCertificateChain")
+            .find("Certificate")
+            .expect("Certificate"),
+    ))
+    .expect("cps key");
+    signature::verify_raw(
+        Profile::Iso20,
+        &cps_key,
+        &signed_info_fragment,
+        &base64_of(signature.find("SignatureValue").expect("SignatureValue")),
+    )
+    .expect("the signature verifies over EXIficient's SignedInfo");
+}
