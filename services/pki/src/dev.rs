@@ -798,6 +798,17 @@ impl DevPki {
                 let path = directory.join(name);
                 fs::write(&path, bytes).map_err(io_error(&path))?;
             }
+            // A key the manifest does not list is an orphan of an interrupted upgrade: keep
+            // it aside rather than overwrite or refuse forever.
+            let key_path = key_store
+                .directory()
+                .join(format!("{}.key", which.file_stem()));
+            if key_path.exists() {
+                let aside =
+                    key_path.with_extension(format!("key.orphaned-{}", now.unix_timestamp()));
+                fs::rename(&key_path, &aside).map_err(io_error(&key_path))?;
+                tracing::warn!(path = %aside.display(), "set aside an unlisted dev pki key");
+            }
             key_store.store(&entry.signer)?;
             self.entries.insert(which, entry);
         }
