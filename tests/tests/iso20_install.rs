@@ -612,3 +612,93 @@ fn check_with_reference_codec(answer: &[u8]) {
     )
     .expect("the signature verifies over EXIficient's SignedInfo");
 }
+
+/// `pnc ev install --iso20` from files, as an operator's smoke test: the simulator takes the
+/// contract, prints RemainingContractCertificateChains, and its decrypted key is the
+/// contract certificate's.
+async fn simulator_installs_on(backend: Backend) {
+    let Ready {
+        sandbox,
+        pki,
+        cpo_token,
+    } = ready(backend).await;
+    let files = tempfile::tempdir().expect("out dir");
+    let key_store = pnc_pki::KeyStore::open(
+        files.path().join("keys"),
+        pnc_pki::Kek::load_or_create(&files.path().join("kek")).expect("kek"),
+    )
+    .expect("key store");
+    pki.write_out(files.path(), &key_store, pnc_pki::PlaintextTestKeys::Write)
+        .expect("write dev pki");
+    let path = |name: &str| files.path().join(name);
+    let mut args = pnc::ev::InstallArgs {
+        connection: pnc::ev::Connection {
+            url: sandbox.base_url.clone(),
+            token: cpo_token.clone(),
+            roots: vec![path("iso20-v2g-root.pem")],
+            session_id: Some(hex::encode_upper(SESSION_ID)),
+            out_key: None,
+        },
+        oem_cert: path("iso20-oem-provisioning.pem"),
+        oem_key: path("iso20-oem-provisioning-key.pem"),
+        oem_chain: Some(path("iso20-oem-provisioning-chain.pem")),
+        iso20: true,
+        maximum_contracts: 8,
+        prioritized_emaids: vec![EMAIDS[1].to_string()],
+    };
+    let outcome = pnc::ev::install(&args)
+        .await
+        .expect("the -20 car accepts the contract");
+    assert_eq!(outcome.emaid, EMAIDS[1]);
+    assert_eq!(outcome.remaining_contract_certificate_chains, Some(2));
+    assert_eq!(outcome.session_id, SESSION_ID);
+    assert_eq!(
+        outcome.cps_root_fingerprint,
+        hex::encode_upper(pki.certificate(DevCert::Iso20V2gRoot).sha256_fingerprint())
+    );
+    let report = outcome.report();
+    assert!(
+        report.contains("RemainingContractCertificateChains: 2"),
+        "{report}"
+    );
+    let key_file = path("contract-key.pem");
+    outcome.write_key(&key_file).expect("write key");
+    let key = SoftwareSigner::from_pem("contract", &std::fs::read(&key_file).unwrap())
+        .expect("a PEM key");
+    assert_eq!(
+        pnc_pki::Signer::algorithm(&key),
+        SignatureAlgorithm::EcdsaP521Sha512
+    );
+    assert_eq!(
+        pnc_pki::Signer::public_key_spki_der(&key),
+        outcome.contract_chain[0].public_key_spki_der()
+    );
+
+    // A -2 root only: pnc has no -20 data under it, the car hears so.
+    args.connection.roots = vec![path("v2g-root.pem")];
+    match pnc::ev::install(&args).await {
+        Err(pnc::ev::EvError::Refused(code)) => {
+            assert_eq!(code, "WARNING_NoCertificateAvailable")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A P-256 key is not a -20 car.
+    args.connection.roots = vec![path("iso20-v2g-root.pem")];
+    args.oem_cert = path("oem-provisioning.pem");
+    args.oem_key = path("oem-provisioning-key.pem");
+    match pnc::ev::install(&args).await {
+        Err(pnc::ev::EvError::Input(message)) => assert!(message.contains("P-521"), "{message}"),
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_iso20_simulator_installs_sqlite() {
+    simulator_installs_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_iso20_simulator_installs_postgres() {
+    simulator_installs_on(Backend::Postgres).await;
+}
