@@ -4,7 +4,9 @@
 //! chain to the -20 V2G root it listed, the decrypted contract key against the contract
 //! certificate, the SessionID, MaximumContractCertificateChains →
 //! RemainingContractCertificateChains, PrioritizedEMAIDs; then the refusals. The answer is
-//! also decoded and its signature re-checked with the reference codec (EXIficient).
+//! also decoded and its signature re-checked with the reference codec (EXIficient), a car
+//! built on EXIficient and OpenSSL alone asks as well, and `pnc ev install --iso20` plays
+//! the car from files.
 
 mod provisioning_support;
 
@@ -701,4 +703,122 @@ async fn ok_iso20_simulator_installs_sqlite() {
 #[tokio::test]
 async fn ok_iso20_simulator_installs_postgres() {
     simulator_installs_on(Backend::Postgres).await;
+}
+
+const CM: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
+const CT: &str = "urn:iso:std:iso:15118:-20:CommonTypes";
+const XMLDSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// The -20 car's request written as XML, encoded by EXIficient (the signed chain as a
+/// fragment, SignedInfo as an xmldsig fragment, the message as a document), signed by OpenSSL
+/// with P-521/SHA-512: no pnc code on the car's side.
+fn exificient_request20(
+    work: &Path,
+    chain: &[&Certificate],
+    vehicle_key_pem: &[u8],
+    v2g_root: &Certificate,
+    prioritized: &str,
+) -> Vec<u8> {
+    use openssl::hash::MessageDigest;
+    let root_id = root_id(v2g_root);
+    let sub_certificates: String = chain[1..]
+        .iter()
+        .map(|c| {
+            format!(
+                "<m:Certificate>{}</m:Certificate>",
+                STANDARD.encode(c.der())
+            )
+        })
+        .collect();
+    let oem_chain = format!(
+        "<m:OEMProvisioningCertificateChain xmlns:m=\"{CM}\" m:Id=\"oem\">\
+         <m:Certificate>{}</m:Certificate><m:SubCertificates>{sub_certificates}</m:SubCertificates>\
+         </m:OEMProvisioningCertificateChain>",
+        STANDARD.encode(chain[0].der()),
+    );
+    let chain_fragment = exificient("encode", "iso-20", true, oem_chain.as_bytes(), work);
+    let signed_info = format!(
+        "<ds:SignedInfo xmlns:ds=\"{XMLDSIG}\">\
+         <ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/canonical-exi/\"/>\
+         <ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512\"/>\
+         <ds:Reference URI=\"#oem\"><ds:Transforms>\
+         <ds:Transform Algorithm=\"http://www.w3.org/TR/canonical-exi/\"/></ds:Transforms>\
+         <ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha512\"/>\
+         <ds:DigestValue>{}</ds:DigestValue></ds:Reference></ds:SignedInfo>",
+        STANDARD.encode(openssl::sha::sha512(&chain_fragment))
+    );
+    let signed_info_fragment = exificient("encode", "xmldsig", true, signed_info.as_bytes(), work);
+    let key = openssl::pkey::PKey::private_key_from_pem(vehicle_key_pem).unwrap();
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha512(), &key).unwrap();
+    signer.update(&signed_info_fragment).unwrap();
+    let der = signer.sign_to_vec().unwrap();
+    let ecdsa = openssl::ecdsa::EcdsaSig::from_der(&der).unwrap();
+    let mut signature_value = ecdsa.r().to_vec_padded(66).unwrap();
+    signature_value.extend(ecdsa.s().to_vec_padded(66).unwrap());
+    let inner_signed_info = signed_info.replacen(&format!(" xmlns:ds=\"{XMLDSIG}\""), "", 1);
+    let inner_chain = oem_chain.replacen(&format!(" xmlns:m=\"{CM}\""), "", 1);
+    let message = format!(
+        "<m:CertificateInstallationReq xmlns:m=\"{CM}\" xmlns:t=\"{CT}\" xmlns:ds=\"{XMLDSIG}\">\
+         <t:Header><t:SessionID>{}</t:SessionID><t:TimeStamp>1763700000</t:TimeStamp>\
+         <ds:Signature>{inner_signed_info}<ds:SignatureValue>{}</ds:SignatureValue></ds:Signature>\
+         </t:Header>{inner_chain}\
+         <m:ListOfRootCertificateIDs><t:RootCertificateID>\
+         <ds:X509IssuerName>{}</ds:X509IssuerName><ds:X509SerialNumber>{}</ds:X509SerialNumber>\
+         </t:RootCertificateID></m:ListOfRootCertificateIDs>\
+         <m:MaximumContractCertificateChains>3</m:MaximumContractCertificateChains>\
+         <m:PrioritizedEMAIDs><m:EMAID>{prioritized}</m:EMAID></m:PrioritizedEMAIDs>\
+         </m:CertificateInstallationReq>",
+        hex::encode_upper(SESSION_ID),
+        STANDARD.encode(signature_value),
+        root_id.issuer_name,
+        root_id.serial_number,
+    );
+    exificient("encode", "iso-20", false, message.as_bytes(), work)
+}
+
+/// Interop: a -20 car built on the reference codec asks; pnc's answer is checked by pnc's
+/// EV-side checks and again by EXIficient.
+async fn reference_codec_ev_on(backend: Backend) {
+    let Ready {
+        sandbox,
+        pki,
+        cpo_token,
+    } = ready(backend).await;
+    let work = tempfile::tempdir().expect("work dir");
+    let key_store = pnc_pki::KeyStore::open(
+        work.path().join("keys"),
+        pnc_pki::Kek::load_or_create(&work.path().join("kek")).expect("kek"),
+    )
+    .expect("key store");
+    pki.write_out(work.path(), &key_store, pnc_pki::PlaintextTestKeys::Write)
+        .expect("write dev pki");
+    let key_pem = std::fs::read(work.path().join("iso20-oem-provisioning-key.pem")).unwrap();
+    let exi = exificient_request20(
+        work.path(),
+        &vehicle_chain(&pki),
+        &key_pem,
+        pki.certificate(DevCert::Iso20V2gRoot),
+        EMAIDS[2],
+    );
+    // pnc's codec reads what EXIficient wrote.
+    let decoded =
+        CertificateInstallationReq::decode(&exi).expect("pnc decodes EXIficient's request");
+    assert_eq!(decoded.maximum_contract_certificate_chains, 3);
+    let (body, answer) = answer_of(&sandbox, &cpo_token, &exi).await;
+    let (emaid, remaining) = verify_answer20(&pki, &answer);
+    assert_eq!(emaid, EMAIDS[2], "the car's prioritized eMAID");
+    assert_eq!(remaining, 2);
+    assert_eq!(body["remainingContracts"], 2);
+    check_with_reference_codec(&answer);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_iso20_install_interop_with_reference_codec_sqlite() {
+    reference_codec_ev_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_iso20_install_interop_with_reference_codec_postgres() {
+    reference_codec_ev_on(Backend::Postgres).await;
 }
