@@ -337,7 +337,73 @@ async fn install_answers_the_ev_on(backend: Backend) {
     assert_eq!(emaid, EMAIDS[2]);
     assert_eq!(remaining, 0, "the EV takes one chain");
     assert_eq!(body["remainingContracts"], 0);
+
+    // OPCP and OPNC CCP answer the same request under a -20 namespace.
+    let exi = request20(vehicle.as_ref(), &chain, roots(), 8, &[]);
+    let (status, body) = ccp(&sandbox, &cpo_token, "/v1/ccp/signedContractData", &exi).await;
+    assert_eq!(status, 200, "{body}");
+    let message_def = &body["CCPResponse"]["emaidContent"][0]["messageDef"];
+    assert_eq!(message_def["emaid"], EMAIDS[0]);
+    let answer = STANDARD
+        .decode(message_def["certificateInstallationRes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_answer20(&pki, &answer), (EMAIDS[0].to_string(), 2));
+    let (status, body) = ccp(
+        &sandbox,
+        &cpo_token,
+        "/opnc/v1/ccp/signedcontractdata",
+        &exi,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["signedContractDataCollection"][0];
+    assert_eq!(entry["xsdMsgDefNamespace"], "urn:iso:15118:20:2020:MsgDef");
+    assert_eq!(entry["pcid"], PCID20);
+    let answer = STANDARD
+        .decode(entry["certificateInstallationRes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_answer20(&pki, &answer).0, EMAIDS[0]);
+    // No usable contract: 404 still carrying the failure EXI (alwaysReturnEXI).
+    let exi = request20(
+        vehicle.as_ref(),
+        &chain,
+        vec![root_id(pki.certificate(DevCert::V2gRoot))],
+        8,
+        &[],
+    );
+    let (status, body) = ccp(&sandbox, &cpo_token, "/v1/ccp/signedContractData", &exi).await;
+    assert_eq!(status, 404, "{body}");
+    let answer = STANDARD
+        .decode(
+            body["CCPResponse"]["emaidContent"][0]["messageDef"]["certificateInstallationRes"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let res = CertificateInstallationRes::decode(&answer).expect("complete answer");
+    assert_eq!(
+        res.response_code,
+        ResponseCode::WarningNoCertificateAvailable
+    );
+    assert_eq!(res.header.session_id, SESSION_ID);
     sandbox.stop().await;
+}
+
+/// OPCP / OPNC CCP `signedContractData` with the -20 namespace OPCP uses.
+async fn ccp(sandbox: &Sandbox, token: &str, path: &str, exi: &[u8]) -> (u16, Value) {
+    let response = sandbox
+        .http
+        .post(sandbox.url(path))
+        .bearer_auth(token)
+        .json(&json!({
+            "certificateInstallationReq": STANDARD.encode(exi),
+            "xsdMsgDefNamespace": ISO20_MSG_DEF,
+        }))
+        .send()
+        .await
+        .expect("ccp");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

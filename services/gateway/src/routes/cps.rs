@@ -45,7 +45,7 @@ pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
         "urn:iso:std:iso:15118:-20:CommonMessages"
         | "urn:iso:15118:20:2022:MsgDef"
         | "urn:iso:15118:20:2020:MsgDef" => Err(ApiError::bad_request(
-            "xsdMsgDefNamespace: ISO 15118-20 contract data is not supported yet",
+            "xsdMsgDefNamespace: ISO 15118-20 is supported in generate mode and for installation requests only",
         )),
         other => Err(ApiError::bad_request(format!(
             "xsdMsgDefNamespace `{}` is not an ISO 15118 namespace",
