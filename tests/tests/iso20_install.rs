@@ -72,7 +72,41 @@ async fn ready(backend: Backend) -> Ready {
     for emaid in EMAIDS {
         let (status, body) = generate(&sandbox, &emsp.token, emaid, PCID20).await;
         assert_eq!(status, 201, "generate {emaid}: {body}");
+        // The eMSP sees the -20 form: namespace, the -20 root, the signed -20 XML.
+        assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
+        assert_eq!(
+            body["cpsV2GRootCertificateFingerprint"],
+            hex::encode(pki.certificate(DevCert::Iso20V2gRoot).sha256_fingerprint())
+        );
+        assert!(
+            body["cpsRootDistinguishedName"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("pnc Dev -20 V2G Root CA"),
+            "{body}"
+        );
+        let xml = String::from_utf8(
+            STANDARD
+                .decode(body["signedData"].as_str().expect("signedData"))
+                .expect("base64"),
+        )
+        .expect("utf-8");
+        assert!(xml.contains("CertificateInstallationRes"), "{xml}");
+        assert!(xml.contains(ISO20_SCHEMA), "{xml}");
+        assert!(xml.contains("ecdsa-sha512"), "{xml}");
     }
+    let response = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/ccp/lookupContract/{}", EMAIDS[0])))
+        .bearer_auth(&emsp.token)
+        .send()
+        .await
+        .expect("lookup");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body["XMLContracts"][0]["xsdMsgDefNamespace"], ISO20_MSG_DEF,
+        "{body}"
+    );
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
     Ready {
         sandbox,

@@ -116,6 +116,7 @@ pub fn view(
 ) -> Result<SignedContractDataView, PncError> {
     let v2g_root_distinguished_name = holdings
         .cps_signer(&signed.v2g_root_fingerprint)
+        .or_else(|| holdings.iso20.cps_signer(&signed.v2g_root_fingerprint))
         .map(|cps| rfc4514(&cps.root))
         .unwrap_or_default();
     Ok(SignedContractDataView {

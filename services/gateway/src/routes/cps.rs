@@ -162,7 +162,12 @@ fn signed_response(
     Ok(SignedContractDataResponse {
         pcid: Some(contract.pcid).filter(|pcid| !pcid.is_empty()),
         emaid: contract.emaid,
-        xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+        // -20 data is marked by its schema (registry contracts.proto).
+        xsd_msg_def_namespace: if signed.schema_namespace.is_empty() {
+            ISO2_NAMESPACE.to_string()
+        } else {
+            "urn:iso:15118:20:2022:MsgDef".to_string()
+        },
         signed_data: STANDARD.encode(view.signed_xml.as_bytes()),
         cps_v2g_root_certificate_fingerprint: signed.v2g_root_fingerprint.to_ascii_lowercase(),
         cps_root_distinguished_name: view.v2g_root_distinguished_name,
