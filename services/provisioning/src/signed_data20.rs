@@ -313,3 +313,87 @@ pub fn render_negative(
     .encode()
     .map_err(|error| internal("encoding a negative -20 answer failed", error))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pnc_exi::iso20::CertificateInstallationRes;
+    use pnc_pki::{DevCert, DevPki, DevPkiOptions};
+
+    fn signed_example(pki: &DevPki) -> SignedContractData {
+        let cps = CpsSigner {
+            leaf: pki.certificate(DevCert::Iso20CpsLeaf).clone(),
+            sub_ca_2: pki.certificate(DevCert::Iso20CpsSubCa2).clone(),
+            sub_ca_1: pki.certificate(DevCert::Iso20CpsSubCa1).clone(),
+            root: pki.certificate(DevCert::Iso20V2gRoot).clone(),
+            root_fingerprint: crate::pki::fingerprint(pki.certificate(DevCert::Iso20V2gRoot)),
+            signer: pki.signer(DevCert::Iso20CpsLeaf),
+        };
+        let chain = [
+            pki.certificate(DevCert::Iso20MoSubCa2).clone(),
+            pki.certificate(DevCert::Iso20MoSubCa1).clone(),
+        ];
+        let sealed = SealedContractKey {
+            curve: Curve::Secp521,
+            encrypted_private_key: vec![7; 94],
+            dh_public_key: vec![4; 133],
+        };
+        sign(&cps, "DEPNCC00000001", &chain, &sealed).expect("signs")
+    }
+
+    fn pki() -> DevPki {
+        DevPki::generate(&DevPkiOptions {
+            ocsp_signers: false,
+            ..DevPkiOptions::default()
+        })
+        .expect("dev pki")
+    }
+
+    #[test]
+    fn ok_rendered_answer_verifies_for_any_session_and_remaining_count() {
+        let pki = pki();
+        let signed = signed_example(&pki);
+        assert!(is_iso20(&signed));
+        assert_eq!(signed.references.len(), 1);
+        assert_eq!(signed.references[0].sha256_digest.len(), 64, "SHA-512");
+        assert_eq!(signed.signature_value.len(), 132, "P-521 r || s");
+        let key = signature::public_key_from_cert_der(pki.certificate(DevCert::Iso20CpsLeaf).der())
+            .expect("key");
+        for (session, remaining) in [([0u8; 8], 0u8), ([1, 2, 3, 4, 5, 6, 7, 8], 7)] {
+            let exi = render_exi(&signed, &session, remaining).expect("render");
+            let root = pnc_exi::decode_document(pnc_exi::Schema::Iso20, &exi).expect("decode");
+            signature::verify_iso20_message(&root, &key).expect("verifies");
+            let res = CertificateInstallationRes::from_element(&root).expect("typed");
+            assert_eq!(res.header.session_id, session);
+            assert_eq!(res.remaining_contract_certificate_chains, remaining);
+            assert_eq!(res.cps_certificate_chain.sub_certificates.len(), 2);
+        }
+        // The -2 "no session" 00 is widened to the 8 bytes -20 requires.
+        let exi = crate::signed_data::render_exi(&signed, &crate::signed_data::NO_SESSION)
+            .expect("render through the -2 entry point");
+        let res = CertificateInstallationRes::decode(&exi).expect("a -20 answer");
+        assert_eq!(res.header.session_id, NO_SESSION);
+    }
+
+    #[test]
+    fn fail_tampered_installation_data_does_not_verify() {
+        let pki = pki();
+        let mut signed = signed_example(&pki);
+        signed.encrypted_private_key[20] ^= 1;
+        assert!(verify(&signed, pki.certificate(DevCert::Iso20CpsLeaf)).is_err());
+    }
+
+    #[test]
+    fn ok_negative_answer_is_complete_and_unsigned() {
+        let exi = render_negative(&[9; 8], ResponseCode::WarningNoContractMatchingPCIDFound)
+            .expect("render");
+        let res = CertificateInstallationRes::decode(&exi).expect("decodes");
+        assert_eq!(res.header.session_id, vec![9; 8]);
+        assert!(res.header.signature.is_none());
+        assert_eq!(
+            res.response_code,
+            ResponseCode::WarningNoContractMatchingPCIDFound
+        );
+        assert_eq!(res.signed_installation_data.dh_public_key.len(), 133);
+    }
+}
