@@ -41,6 +41,7 @@ struct Ready {
     sandbox: Sandbox,
     pki: pnc_pki::DevPki,
     cpo_token: String,
+    emsp_token: String,
 }
 
 /// A sandbox with the -20 example vehicle registered and three generated contracts (the
@@ -112,6 +113,7 @@ async fn ready(backend: Backend) -> Ready {
         sandbox,
         pki,
         cpo_token: cpo.token,
+        emsp_token: emsp.token,
     }
 }
 
@@ -324,6 +326,7 @@ async fn install_answers_the_ev_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        emsp_token,
     } = ready(backend).await;
     let vehicle = pki.software_signer(DevCert::Iso20OemProvisioning);
     let chain = vehicle_chain(&pki);
@@ -420,6 +423,24 @@ async fn install_answers_the_ev_on(backend: Backend) {
         ResponseCode::WarningNoCertificateAvailable
     );
     assert_eq!(res.header.session_id, SESSION_ID);
+
+    // The eMSP cancels the default contract: the EV gets the next one, one remains.
+    let response = sandbox
+        .http
+        .delete(sandbox.url(&format!("/v1/ccp/signedContractData/{}", EMAIDS[0])))
+        .bearer_auth(&emsp_token)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(response.status(), 200);
+    let exi = request20(vehicle.as_ref(), &chain, roots(), 8, &[EMAIDS[0]]);
+    let (body, answer) = answer_of(&sandbox, &cpo_token, &exi).await;
+    assert_eq!(
+        verify_answer20(&pki, &answer),
+        (EMAIDS[1].to_string(), 1),
+        "a cancelled contract is never handed out, even when the EV prefers it"
+    );
+    assert_eq!(body["remainingContracts"], 1);
     sandbox.stop().await;
 }
 
@@ -508,6 +529,7 @@ async fn install_failures_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        ..
     } = ready(backend).await;
     let vehicle = pki.software_signer(DevCert::Iso20OemProvisioning);
     let chain = vehicle_chain(&pki);
@@ -599,6 +621,35 @@ async fn install_failures_on(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "Failed", "{body}");
     assert_eq!(body["exiResponse"], "");
+    // Truncated EXI, and a -20 message that is not a request: no ISO answer can be built.
+    let truncated = &exi[..exi.len() / 2];
+    let (status, body) = ocpp_install20(&sandbox, &cpo_token, truncated, "Install").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "Failed", "{body}");
+    let not_a_request = pnc_exi::iso20::CertificateInstallationRes::decode(
+        &STANDARD
+            .decode(
+                ocpp_install20(&sandbox, &cpo_token, &exi, "Install")
+                    .await
+                    .1["exiResponse"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .expect("an answer")
+    .encode()
+    .expect("encode");
+    let (status, body) = ocpp_install20(&sandbox, &cpo_token, &not_a_request, "Install").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "Failed", "{body}");
+    assert!(
+        body["statusInfo"]["additionalInfo"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a CertificateInstallationReq"),
+        "{body}"
+    );
     sandbox.stop().await;
 }
 
@@ -723,6 +774,7 @@ async fn simulator_installs_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        ..
     } = ready(backend).await;
     let files = tempfile::tempdir().expect("out dir");
     let key_store = pnc_pki::KeyStore::open(
@@ -883,6 +935,7 @@ async fn reference_codec_ev_on(backend: Backend) {
         sandbox,
         pki,
         cpo_token,
+        ..
     } = ready(backend).await;
     let work = tempfile::tempdir().expect("work dir");
     let key_store = pnc_pki::KeyStore::open(
