@@ -64,6 +64,9 @@ async fn simulator_installs_a_contract_on(backend: Backend) {
         oem_cert: path("oem-provisioning.pem"),
         oem_key: path("oem-provisioning-key.pem"),
         oem_chain: None,
+        iso20: false,
+        maximum_contracts: 1,
+        prioritized_emaids: Vec::new(),
     };
     let outcome = install(&args).await.expect("the car accepts the contract");
     assert_eq!(outcome.emaid, EMAID);

@@ -10,6 +10,12 @@
 //! every CA ─── its delegated OCSP signer (EKU OCSPSigning, ocsp-nocheck)
 //! ```
 //!
+//! Beside it, the ISO 15118-20 hierarchy on P-521 with ECDSA-SHA512 ([V2G20-2674]): its own
+//! V2G root with the CPS chain, MO root with Sub-CAs, OEM root with Sub-CAs and an example
+//! P-521 provisioning certificate. -20 has no CPO chain here (TLS is not pnc's business) and
+//! no delegated OCSP signers yet. A dev PKI written before -20 existed gains the -20 part on its
+//! next load; the -2 part never changes.
+//!
 //! Certificates are written as PEM and DER; private keys only through the encrypted
 //! [`KeyStore`], except, on explicit request, the SECC and example OEM provisioning keys that a
 //! user needs to play the charger and the car.
@@ -54,6 +60,18 @@ pub enum DevCert {
     OemSubCa2,
     OemProvisioning,
     ChargingStationCa,
+    /// ISO 15118-20 (P-521) counterparts.
+    Iso20V2gRoot,
+    Iso20CpsSubCa1,
+    Iso20CpsSubCa2,
+    Iso20CpsLeaf,
+    Iso20MoRoot,
+    Iso20MoSubCa1,
+    Iso20MoSubCa2,
+    Iso20OemRoot,
+    Iso20OemSubCa1,
+    Iso20OemSubCa2,
+    Iso20OemProvisioning,
 }
 
 impl DevCert {
@@ -76,9 +94,52 @@ impl DevCert {
         DevCert::ChargingStationCa,
     ];
 
-    /// File stem and key id: `v2g-root`, `cps-sub-ca-1`, `oem-provisioning`, …
+    /// The ISO 15118-20 hierarchy (P-521), in issuance order.
+    pub const ISO20: [DevCert; 11] = [
+        DevCert::Iso20V2gRoot,
+        DevCert::Iso20CpsSubCa1,
+        DevCert::Iso20CpsSubCa2,
+        DevCert::Iso20CpsLeaf,
+        DevCert::Iso20MoRoot,
+        DevCert::Iso20MoSubCa1,
+        DevCert::Iso20MoSubCa2,
+        DevCert::Iso20OemRoot,
+        DevCert::Iso20OemSubCa1,
+        DevCert::Iso20OemSubCa2,
+        DevCert::Iso20OemProvisioning,
+    ];
+
+    /// Whether this certificate belongs to the ISO 15118-20 (P-521) hierarchy.
+    pub fn is_iso20(self) -> bool {
+        DevCert::ISO20.contains(&self)
+    }
+
+    /// The key algorithm: P-256 for -2, P-521 for -20 [V2G20-2674].
+    pub fn algorithm(self) -> SignatureAlgorithm {
+        if self.is_iso20() {
+            SignatureAlgorithm::EcdsaP521Sha512
+        } else {
+            SignatureAlgorithm::EcdsaP256Sha256
+        }
+    }
+
+    /// File stem and key id: `v2g-root`, `cps-sub-ca-1`, `oem-provisioning`, …; the -20
+    /// ones carry an `iso20-` prefix.
     pub fn file_stem(self) -> &'static str {
-        self.profile().name()
+        match self {
+            Self::Iso20V2gRoot => "iso20-v2g-root",
+            Self::Iso20CpsSubCa1 => "iso20-cps-sub-ca-1",
+            Self::Iso20CpsSubCa2 => "iso20-cps-sub-ca-2",
+            Self::Iso20CpsLeaf => "iso20-cps-leaf",
+            Self::Iso20MoRoot => "iso20-mo-root",
+            Self::Iso20MoSubCa1 => "iso20-mo-sub-ca-1",
+            Self::Iso20MoSubCa2 => "iso20-mo-sub-ca-2",
+            Self::Iso20OemRoot => "iso20-oem-root",
+            Self::Iso20OemSubCa1 => "iso20-oem-sub-ca-1",
+            Self::Iso20OemSubCa2 => "iso20-oem-sub-ca-2",
+            Self::Iso20OemProvisioning => "iso20-oem-provisioning",
+            other => other.profile().name(),
+        }
     }
 
     pub fn profile(self) -> Profile {
@@ -98,12 +159,29 @@ impl DevCert {
             Self::OemSubCa2 => Profile::OemSubCa2,
             Self::OemProvisioning => Profile::OemProvisioning,
             Self::ChargingStationCa => Profile::ChargingStationCa,
+            Self::Iso20V2gRoot => Profile::V2gRoot,
+            Self::Iso20CpsSubCa1 => Profile::CpsSubCa1,
+            Self::Iso20CpsSubCa2 => Profile::CpsSubCa2,
+            Self::Iso20CpsLeaf => Profile::CpsLeaf,
+            Self::Iso20MoRoot => Profile::MoRoot,
+            Self::Iso20MoSubCa1 => Profile::MoSubCa1,
+            Self::Iso20MoSubCa2 => Profile::MoSubCa2,
+            Self::Iso20OemRoot => Profile::OemRoot,
+            Self::Iso20OemSubCa1 => Profile::OemSubCa1,
+            Self::Iso20OemSubCa2 => Profile::OemSubCa2,
+            Self::Iso20OemProvisioning => Profile::OemProvisioning,
         }
     }
 
     pub fn issuer(self) -> Option<DevCert> {
         match self {
-            Self::V2gRoot | Self::MoRoot | Self::OemRoot | Self::ChargingStationCa => None,
+            Self::V2gRoot
+            | Self::MoRoot
+            | Self::OemRoot
+            | Self::ChargingStationCa
+            | Self::Iso20V2gRoot
+            | Self::Iso20MoRoot
+            | Self::Iso20OemRoot => None,
             Self::CpoSubCa1 | Self::CpsSubCa1 => Some(Self::V2gRoot),
             Self::CpoSubCa2 => Some(Self::CpoSubCa1),
             Self::Secc => Some(Self::CpoSubCa2),
@@ -114,6 +192,14 @@ impl DevCert {
             Self::OemSubCa1 => Some(Self::OemRoot),
             Self::OemSubCa2 => Some(Self::OemSubCa1),
             Self::OemProvisioning => Some(Self::OemSubCa2),
+            Self::Iso20CpsSubCa1 => Some(Self::Iso20V2gRoot),
+            Self::Iso20CpsSubCa2 => Some(Self::Iso20CpsSubCa1),
+            Self::Iso20CpsLeaf => Some(Self::Iso20CpsSubCa2),
+            Self::Iso20MoSubCa1 => Some(Self::Iso20MoRoot),
+            Self::Iso20MoSubCa2 => Some(Self::Iso20MoSubCa1),
+            Self::Iso20OemSubCa1 => Some(Self::Iso20OemRoot),
+            Self::Iso20OemSubCa2 => Some(Self::Iso20OemSubCa1),
+            Self::Iso20OemProvisioning => Some(Self::Iso20OemSubCa2),
         }
     }
 
@@ -138,27 +224,55 @@ impl DevCert {
             Self::OemSubCa2 => "pnc Dev OEM Sub-CA 2".into(),
             Self::OemProvisioning => options.example_pcid.clone(),
             Self::ChargingStationCa => "pnc Dev Charging Station CA".into(),
+            Self::Iso20V2gRoot => "pnc Dev -20 V2G Root CA".into(),
+            Self::Iso20CpsSubCa1 => "pnc Dev -20 CPS Sub-CA 1".into(),
+            Self::Iso20CpsSubCa2 => "pnc Dev -20 CPS Sub-CA 2".into(),
+            Self::Iso20CpsLeaf => "pnc Dev -20 CPS Leaf".into(),
+            Self::Iso20MoRoot => "pnc Dev -20 MO Root CA".into(),
+            Self::Iso20MoSubCa1 => "pnc Dev -20 MO Sub-CA 1".into(),
+            Self::Iso20MoSubCa2 => "pnc Dev -20 MO Sub-CA 2".into(),
+            Self::Iso20OemRoot => "pnc Dev -20 OEM Root CA".into(),
+            Self::Iso20OemSubCa1 => "pnc Dev -20 OEM Sub-CA 1".into(),
+            Self::Iso20OemSubCa2 => "pnc Dev -20 OEM Sub-CA 2".into(),
+            Self::Iso20OemProvisioning => options.example_pcid_iso20.clone(),
         }
     }
 
     fn validity(self) -> Duration {
         match self {
-            Self::V2gRoot | Self::MoRoot | Self::OemRoot | Self::ChargingStationCa => {
-                Duration::days(3650)
-            }
-            Self::CpoSubCa1 | Self::CpsSubCa1 | Self::MoSubCa1 | Self::OemSubCa1 => {
-                Duration::days(1460)
-            }
-            Self::CpoSubCa2 | Self::CpsSubCa2 | Self::MoSubCa2 | Self::OemSubCa2 => {
-                Duration::days(730)
-            }
-            Self::Secc | Self::CpsLeaf | Self::OemProvisioning => Duration::days(365),
+            Self::V2gRoot
+            | Self::MoRoot
+            | Self::OemRoot
+            | Self::ChargingStationCa
+            | Self::Iso20V2gRoot
+            | Self::Iso20MoRoot
+            | Self::Iso20OemRoot => Duration::days(3650),
+            Self::CpoSubCa1
+            | Self::CpsSubCa1
+            | Self::MoSubCa1
+            | Self::OemSubCa1
+            | Self::Iso20CpsSubCa1
+            | Self::Iso20MoSubCa1
+            | Self::Iso20OemSubCa1 => Duration::days(1460),
+            Self::CpoSubCa2
+            | Self::CpsSubCa2
+            | Self::MoSubCa2
+            | Self::OemSubCa2
+            | Self::Iso20CpsSubCa2
+            | Self::Iso20MoSubCa2
+            | Self::Iso20OemSubCa2 => Duration::days(730),
+            Self::Secc
+            | Self::CpsLeaf
+            | Self::OemProvisioning
+            | Self::Iso20CpsLeaf
+            | Self::Iso20OemProvisioning => Duration::days(365),
         }
     }
 
     fn from_stem(stem: &str) -> Option<DevCert> {
         DevCert::ALL
             .into_iter()
+            .chain(DevCert::ISO20)
             .find(|cert| cert.file_stem() == stem)
     }
 }
@@ -174,6 +288,8 @@ pub struct DevPkiOptions {
     pub country: String,
     /// CN of the example OEM provisioning certificate: WMI `PNC` + 14 + check character.
     pub example_pcid: String,
+    /// CN of the example ISO 15118-20 (P-521) OEM provisioning certificate.
+    pub example_pcid_iso20: String,
     /// CN of the SECC certificate (an EVSE ID).
     pub secc_common_name: String,
     /// The moment the PKI is generated (tests pass fixed or past times).
@@ -192,6 +308,8 @@ impl Default for DevPkiOptions {
             // WMI "PNC" + "DEMOVEHICLE001" + check character "1". pnc does not verify PCID check
             // characters: the algorithm is not in our sources (iso15118-notes §12.3).
             example_pcid: "PNCDEMOVEHICLE0011".into(),
+            // A second example vehicle that speaks ISO 15118-20 (same WMI).
+            example_pcid_iso20: "PNCDEMOVEHICLE0201".into(),
             secc_common_name: "DE*PNC*E0001".into(),
             now: None,
             ocsp_signers: true,
@@ -323,50 +441,58 @@ pub fn ocsp_signer_template(
     )
 }
 
+/// Issues one certificate of the hierarchy with a fresh key; its issuer must be in `entries`.
+fn issue_dev_certificate(
+    which: DevCert,
+    options: &DevPkiOptions,
+    now: OffsetDateTime,
+    entries: &BTreeMap<DevCert, DevEntry>,
+) -> Result<DevEntry, DevPkiError> {
+    // Backdate an hour for clock skew (boulder does the same).
+    let not_before = now - Duration::hours(1);
+    let signer = Arc::new(SoftwareSigner::generate(
+        which.file_stem(),
+        which.algorithm(),
+    )?);
+    let subject = SubjectName::new(which.common_name(options))
+        .organization(options.organization.clone())
+        .country(options.country.clone());
+    let mut template = CertificateTemplate::new(
+        which.profile(),
+        subject,
+        signer.public_key_spki_der().to_vec(),
+        not_before,
+        now + which.validity(),
+    );
+    let issuer = which.issuer().and_then(|issuer| entries.get(&issuer));
+    if issuer.is_some() {
+        template.ocsp_url = Some(options.ocsp_base_url.clone());
+    }
+    if let (Some(issuer_cert), Some(base)) = (which.issuer(), &options.crl_base_url) {
+        template.crl_url = Some(format!("{base}/{}.crl", issuer_cert.file_stem()));
+    }
+    let certificate = match issuer {
+        Some(issuer) => issue(&template, Some(&issuer.certificate), issuer.signer.as_ref()),
+        None => issue(&template, None, signer.as_ref()),
+    }
+    .map_err(|source| DevPkiError::Issue {
+        what: which.to_string(),
+        source,
+    })?;
+    Ok(DevEntry {
+        certificate,
+        signer,
+    })
+}
+
 impl DevPki {
     /// Generates the whole hierarchy in memory.
     pub fn generate(options: &DevPkiOptions) -> Result<DevPki, DevPkiError> {
         let now = options.now.unwrap_or_else(OffsetDateTime::now_utc);
-        // Backdate an hour for clock skew (boulder does the same).
-        let not_before = now - Duration::hours(1);
         let mut entries: BTreeMap<DevCert, DevEntry> = BTreeMap::new();
-        for which in DevCert::ALL {
-            let signer = Arc::new(SoftwareSigner::generate(
-                which.file_stem(),
-                SignatureAlgorithm::EcdsaP256Sha256,
-            )?);
-            let subject = SubjectName::new(which.common_name(options))
-                .organization(options.organization.clone())
-                .country(options.country.clone());
-            let mut template = CertificateTemplate::new(
-                which.profile(),
-                subject,
-                signer.public_key_spki_der().to_vec(),
-                not_before,
-                now + which.validity(),
-            );
-            let issuer = which.issuer().and_then(|issuer| entries.get(&issuer));
-            if issuer.is_some() {
-                template.ocsp_url = Some(options.ocsp_base_url.clone());
-            }
-            if let (Some(issuer_cert), Some(base)) = (which.issuer(), &options.crl_base_url) {
-                template.crl_url = Some(format!("{base}/{}.crl", issuer_cert.file_stem()));
-            }
-            let certificate = match issuer {
-                Some(issuer) => issue(&template, Some(&issuer.certificate), issuer.signer.as_ref()),
-                None => issue(&template, None, signer.as_ref()),
-            }
-            .map_err(|source| DevPkiError::Issue {
-                what: which.to_string(),
-                source,
-            })?;
-            entries.insert(
-                which,
-                DevEntry {
-                    certificate,
-                    signer,
-                },
-            );
+        for which in DevCert::ALL.into_iter().chain(DevCert::ISO20) {
+            let entry = issue_dev_certificate(which, options, now, &entries)?;
+            entries.insert(which, entry);
         }
 
         let mut pki = DevPki {
@@ -580,7 +706,15 @@ impl DevPki {
             (DevCert::Secc, "secc-chain.pem"),
             (DevCert::CpsLeaf, "cps-leaf-chain.pem"),
             (DevCert::OemProvisioning, "oem-provisioning-chain.pem"),
+            (DevCert::Iso20CpsLeaf, "iso20-cps-leaf-chain.pem"),
+            (
+                DevCert::Iso20OemProvisioning,
+                "iso20-oem-provisioning-chain.pem",
+            ),
         ] {
+            if !self.entries.contains_key(&leaf) {
+                continue;
+            }
             // Leaf and Sub-CAs, without the root (what a charger or EV sends).
             let chain = self.chain(leaf);
             let pem: String = chain[..chain.len() - 1]
@@ -590,7 +724,14 @@ impl DevPki {
             write(bundle, pem.as_bytes())?;
         }
         if plaintext_test_keys == PlaintextTestKeys::Write {
-            for which in [DevCert::Secc, DevCert::OemProvisioning] {
+            for which in [
+                DevCert::Secc,
+                DevCert::OemProvisioning,
+                DevCert::Iso20OemProvisioning,
+            ] {
+                if !self.entries.contains_key(&which) {
+                    continue;
+                }
                 let path = directory.join(format!("{}-key.pem", which.file_stem()));
                 let pem = self.entry(which).signer.export_pkcs8_pem()?;
                 write_new_private_file(&path, &pem)?;
@@ -600,6 +741,10 @@ impl DevPki {
                 );
             }
         }
+        self.write_manifest(directory)
+    }
+
+    fn write_manifest(&self, directory: &Path) -> Result<(), DevPkiError> {
         let manifest = Manifest {
             format: 1,
             ocsp_base_url: self.ocsp_base_url.clone(),
@@ -617,7 +762,57 @@ impl DevPki {
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|error| DevPkiError::Manifest(error.to_string()))?;
-        write(MANIFEST_FILE, &json)
+        let path = directory.join(MANIFEST_FILE);
+        fs::write(&path, json).map_err(io_error(&path))
+    }
+
+    /// Whether the ISO 15118-20 hierarchy is present (a dev PKI loaded with [`DevPki::load`]
+    /// from before -20 lacks it until [`DevPki::load_or_create`] adds it).
+    pub fn has_iso20(&self) -> bool {
+        DevCert::ISO20
+            .iter()
+            .all(|which| self.entries.contains_key(which))
+    }
+
+    /// Adds the ISO 15118-20 hierarchy to a dev PKI written before it existed: new files and
+    /// keys, and the manifest rewritten; nothing of the -2 part changes.
+    fn add_iso20(
+        &mut self,
+        directory: &Path,
+        key_store: &KeyStore,
+        options: &DevPkiOptions,
+    ) -> Result<(), DevPkiError> {
+        let now = options.now.unwrap_or_else(OffsetDateTime::now_utc);
+        for which in DevCert::ISO20 {
+            let entry = issue_dev_certificate(which, options, now, &self.entries)?;
+            for (name, bytes) in [
+                (
+                    format!("{}.pem", which.file_stem()),
+                    entry.certificate.to_pem().into_bytes(),
+                ),
+                (
+                    format!("{}.der", which.file_stem()),
+                    entry.certificate.der().to_vec(),
+                ),
+            ] {
+                let path = directory.join(name);
+                fs::write(&path, bytes).map_err(io_error(&path))?;
+            }
+            // A key the manifest does not list is an orphan of an interrupted upgrade: keep
+            // it aside rather than overwrite or refuse forever.
+            let key_path = key_store
+                .directory()
+                .join(format!("{}.key", which.file_stem()));
+            if key_path.exists() {
+                let aside =
+                    key_path.with_extension(format!("key.orphaned-{}", now.unix_timestamp()));
+                fs::rename(&key_path, &aside).map_err(io_error(&key_path))?;
+                tracing::warn!(path = %aside.display(), "set aside an unlisted dev pki key");
+            }
+            key_store.store(&entry.signer)?;
+            self.entries.insert(which, entry);
+        }
+        self.write_manifest(directory)
     }
 
     /// Loads a dev PKI written by [`DevPki::write_out`].
@@ -649,15 +844,28 @@ impl DevPki {
             })
         };
         let mut entries = BTreeMap::new();
-        for which in DevCert::ALL {
-            if !manifest
+        let listed = |which: DevCert| {
+            manifest
                 .certificates
                 .iter()
                 .any(|stem| stem == which.file_stem())
-            {
+        };
+        for which in DevCert::ALL {
+            if !listed(which) {
                 return Err(DevPkiError::Manifest(format!("{which} is missing")));
             }
             entries.insert(which, load_entry(which.file_stem())?);
+        }
+        // The -20 part is all there or (a PKI from before -20) not at all.
+        let iso20_listed = DevCert::ISO20.into_iter().filter(|w| listed(*w)).count();
+        if iso20_listed == DevCert::ISO20.len() {
+            for which in DevCert::ISO20 {
+                entries.insert(which, load_entry(which.file_stem())?);
+            }
+        } else if iso20_listed != 0 {
+            return Err(DevPkiError::Manifest(
+                "the ISO 15118-20 hierarchy is incomplete".into(),
+            ));
         }
         let mut ocsp_signers = BTreeMap::new();
         for stem in &manifest.ocsp_signers {
@@ -684,7 +892,12 @@ impl DevPki {
         let key_store = KeyStore::open(directory.join(KEYS_DIR), Kek::load_or_create(kek_path)?)?;
         if directory.join(MANIFEST_FILE).exists() {
             tracing::info!(directory = %directory.display(), "loading dev pki");
-            return DevPki::load(directory, &key_store);
+            let mut pki = DevPki::load(directory, &key_store)?;
+            if !pki.has_iso20() {
+                tracing::info!(directory = %directory.display(), "adding the iso 15118-20 hierarchy to the dev pki");
+                pki.add_iso20(directory, &key_store, options)?;
+            }
+            return Ok(pki);
         }
         tracing::info!(directory = %directory.display(), "generating dev pki");
         let pki = DevPki::generate(options)?;

@@ -13,12 +13,27 @@ use crate::ids;
 
 /// Maximum DER size of a certificate [V2G2-010].
 pub const MAX_CERTIFICATE_DER_BYTES: usize = 800;
+/// Maximum DER size of an ISO 15118-20 certificate (the -20 schema's `certificateType`
+/// allows 1600 bytes).
+pub const MAX_ISO20_CERTIFICATE_DER_BYTES: usize = 1600;
 /// Minimum bit length of serials pnc issues (CA/B-style 64 bits of entropy).
 pub const MIN_SERIAL_BITS: usize = 64;
 
 const OID_ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_PRIME256V1: &str = "1.2.840.10045.3.1.7";
+const OID_ECDSA_WITH_SHA512: &str = "1.2.840.10045.4.3.4";
+const OID_SECP521R1: &str = "1.3.132.0.35";
+
+/// Which ISO 15118 part's crypto a certificate follows. The same profiles (roles, DCs, key
+/// usages) serve both; -20 certificates carry P-521 keys and ECDSA-SHA512 signatures
+/// [V2G20-2674] and may be larger. Decided by the subject key: pnc's -20 chains are P-521
+/// throughout, so a P-521 key always sits under a P-521 issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Edition {
+    Iso2,
+    Iso20,
+}
 pub(crate) const OID_EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 pub(crate) const OID_EKU_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
 pub(crate) const OID_OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
@@ -481,13 +496,23 @@ pub fn lint(
         );
     }
 
-    // Size [V2G2-010].
+    let edition = if parsed.public_key_curve_oid.as_deref() == Some(OID_SECP521R1) {
+        Edition::Iso20
+    } else {
+        Edition::Iso2
+    };
+
+    // Size [V2G2-010] (-2), the -20 schema's 1600 bytes (-20).
     let size = certificate.der().len();
-    if size > MAX_CERTIFICATE_DER_BYTES {
+    let max_size = match edition {
+        Edition::Iso2 => MAX_CERTIFICATE_DER_BYTES,
+        Edition::Iso20 => MAX_ISO20_CERTIFICATE_DER_BYTES,
+    };
+    if size > max_size {
         add(
             Error,
             "der-too-large",
-            format!("der is {size} bytes, more than {MAX_CERTIFICATE_DER_BYTES} [V2G2-010]"),
+            format!("der is {size} bytes, more than {max_size} [V2G2-010]"),
         );
     }
 
@@ -527,13 +552,17 @@ pub fn lint(
         );
     }
 
-    // Algorithms [V2G2-006], [V2G2-007].
-    if parsed.signature_oid != OID_ECDSA_WITH_SHA256 {
+    // Algorithms [V2G2-006], [V2G2-007]; -20: [V2G20-2674].
+    let (wanted_signature, signature_name) = match edition {
+        Edition::Iso2 => (OID_ECDSA_WITH_SHA256, "ecdsa-with-SHA256"),
+        Edition::Iso20 => (OID_ECDSA_WITH_SHA512, "ecdsa-with-SHA512"),
+    };
+    if parsed.signature_oid != wanted_signature {
         add(
             Error,
             "signature-algorithm",
             format!(
-                "signature algorithm {} is not ecdsa-with-SHA256",
+                "signature algorithm {} is not {signature_name}",
                 parsed.signature_oid
             ),
         );
@@ -542,7 +571,7 @@ pub fn lint(
         add(
             Error,
             "signature-algorithm-parameters",
-            "ecdsa-with-SHA256 must have absent parameters (rfc 5758)".into(),
+            format!("{signature_name} must have absent parameters (rfc 5758)"),
         );
     }
     if parsed.tbs_signature_oid != parsed.signature_oid {
@@ -553,12 +582,13 @@ pub fn lint(
         );
     }
     if parsed.public_key_algorithm_oid != OID_EC_PUBLIC_KEY
-        || parsed.public_key_curve_oid.as_deref() != Some(OID_PRIME256V1)
+        || (edition == Edition::Iso2
+            && parsed.public_key_curve_oid.as_deref() != Some(OID_PRIME256V1))
     {
         add(
             Error,
             "public-key",
-            "public key is not an ec key on secp256r1".into(),
+            "public key is not an ec key on secp256r1 (-2) or secp521r1 (-20)".into(),
         );
     }
 

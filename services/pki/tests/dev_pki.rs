@@ -249,3 +249,81 @@ fn write_dev_pki_for_inspection() {
     let out = std::path::PathBuf::from(std::env::var("PNC_DEV_PKI_OUT").unwrap());
     DevPki::load_or_create(&out, &out.join("kek"), &DevPkiOptions::default()).unwrap();
 }
+
+#[test]
+fn iso20_hierarchy_is_p521_and_passes_its_profiles() {
+    let pki = dev_pki();
+    assert!(pki.has_iso20());
+    for which in DevCert::ISO20 {
+        let certificate = pki.certificate(which);
+        let issuer = which.issuer().map(|issuer| pki.certificate(issuer));
+        let findings = profile::lint(certificate, which.profile(), issuer);
+        assert!(findings.is_empty(), "{which}: {findings:?}");
+        assert_eq!(
+            certificate.signature_algorithm_oid(),
+            "1.2.840.10045.4.3.4",
+            "{which} is ecdsa-with-SHA512"
+        );
+        assert!(
+            certificate.der().len() <= profile::MAX_ISO20_CERTIFICATE_DER_BYTES,
+            "{which}"
+        );
+        assert_eq!(
+            pki.signer(which).algorithm(),
+            SignatureAlgorithm::EcdsaP521Sha512
+        );
+        // Distinct from the -2 hierarchy: never chains into it.
+        if let Some(issuer) = which.issuer() {
+            assert!(issuer.is_iso20(), "{which}");
+        }
+    }
+    assert_eq!(
+        pki.certificate(DevCert::Iso20OemProvisioning).common_name(),
+        Some("PNCDEMOVEHICLE0201")
+    );
+    // The -2 root still passes the -2 rules (P-256, SHA-256, 800 bytes).
+    let iso2_root = profile::lint(pki.certificate(DevCert::V2gRoot), Profile::V2gRoot, None);
+    assert!(iso2_root.is_empty(), "{iso2_root:?}");
+}
+
+#[test]
+fn a_dev_pki_from_before_iso20_gains_it_and_keeps_its_iso2_part() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("pki");
+    let kek_path = directory.path().join("kek");
+    let first = DevPki::load_or_create(&out, &kek_path, &DevPkiOptions::default()).unwrap();
+    // Rewrite the manifest as a pre-20 pnc wrote it.
+    let manifest_path = out.join("dev-pki.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let certificates = manifest["certificates"].as_array_mut().unwrap();
+    certificates.retain(|stem| !stem.as_str().unwrap().starts_with("iso20-"));
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let store = KeyStore::open(out.join("keys"), Kek::load(&kek_path).unwrap()).unwrap();
+    assert!(!DevPki::load(&out, &store).unwrap().has_iso20());
+
+    let upgraded = DevPki::load_or_create(&out, &kek_path, &DevPkiOptions::default()).unwrap();
+    assert!(upgraded.has_iso20());
+    for which in DevCert::ALL {
+        assert_eq!(
+            first.certificate(which),
+            upgraded.certificate(which),
+            "{which}"
+        );
+    }
+    assert_ne!(
+        first.certificate(DevCert::Iso20V2gRoot),
+        upgraded.certificate(DevCert::Iso20V2gRoot),
+        "a new -20 hierarchy"
+    );
+    let reloaded = DevPki::load(&out, &store).unwrap();
+    assert_eq!(
+        reloaded.certificate(DevCert::Iso20CpsLeaf),
+        upgraded.certificate(DevCert::Iso20CpsLeaf)
+    );
+    let signature = reloaded
+        .signer(DevCert::Iso20CpsLeaf)
+        .sign_raw(b"hello")
+        .unwrap();
+    assert_eq!(signature.len(), 132);
+}

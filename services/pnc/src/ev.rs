@@ -4,6 +4,11 @@
 //! CPS leaf, the CPS chain to a root the car listed, the contract key decrypted with the
 //! car's key and matching the contract certificate. A demo for users, a smoke test for
 //! operators.
+//!
+//! With `--iso20`, `pnc ev install` speaks ISO 15118-20 instead: a P-521 car signs its
+//! OEMProvisioningCertificateChain, lists `--prioritized-emaid`s and how many contracts it
+//! takes, and checks the single-reference signature over SignedInstallationData and the
+//! AES-GCM-sealed contract key (`pnc_pki::key_transport::iso20`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,9 +61,19 @@ pub struct InstallArgs {
     /// Its private key (PEM).
     #[arg(long)]
     pub oem_key: PathBuf,
-    /// The OEM Sub-CAs (PEM), shown for completeness: ISO 15118-2 sends only the leaf.
+    /// The OEM Sub-CAs (PEM): ISO 15118-2 sends only the leaf, -20 sends them as
+    /// SubCertificates (a bundle that starts with the leaf is fine).
     #[arg(long)]
     pub oem_chain: Option<PathBuf>,
+    /// Speak ISO 15118-20 (a P-521 car) instead of ISO 15118-2.
+    #[arg(long)]
+    pub iso20: bool,
+    /// -20: MaximumContractCertificateChains, how many contracts the car can take.
+    #[arg(long, default_value_t = 1, requires = "iso20")]
+    pub maximum_contracts: u8,
+    /// -20: an eMAID the car prefers (repeatable, up to 8, in order of preference).
+    #[arg(long = "prioritized-emaid", requires = "iso20")]
+    pub prioritized_emaids: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -93,6 +108,8 @@ pub struct Outcome {
     /// SHA-256 (upper-case hex) of the root the CPS chain ended at.
     pub cps_root_fingerprint: String,
     pub session_id: Vec<u8>,
+    /// -20: RemainingContractCertificateChains of the answer.
+    pub remaining_contract_certificate_chains: Option<u8>,
     /// The contract's private key as PKCS#8 PEM (only kept to write `--out-key`).
     contract_key_pem: zeroize::Zeroizing<Vec<u8>>,
 }
@@ -206,6 +223,9 @@ fn sign_body(
 
 /// `pnc ev install`, as a function.
 pub async fn install(args: &InstallArgs) -> Result<Outcome, EvError> {
+    if args.iso20 {
+        return install20(args).await;
+    }
     let oem_certificate = read_certificate(&args.oem_cert)?;
     let oem_key = read_key(&args.oem_key)?;
     if oem_key.public_key_spki_der() != oem_certificate.public_key_spki_der() {
@@ -238,7 +258,7 @@ pub async fn install(args: &InstallArgs) -> Result<Outcome, EvError> {
     let exi = message
         .encode()
         .map_err(|e| input("encoding the request")(e.to_string()))?;
-    let answer = exchange(&args.connection, "Install", &exi).await?;
+    let answer = exchange(&args.connection, ISO2_NAMESPACE, "Install", &exi).await?;
     accept(&answer, &session, &roots, &oem_key)
 }
 
@@ -285,7 +305,7 @@ pub async fn update(args: &UpdateArgs) -> Result<Outcome, EvError> {
     let exi = message
         .encode()
         .map_err(|e| input("encoding the request")(e.to_string()))?;
-    let answer = exchange(&args.connection, "Update", &exi).await?;
+    let answer = exchange(&args.connection, ISO2_NAMESPACE, "Update", &exi).await?;
     // [V2G2-821]: the new key is encrypted to the old contract certificate's key.
     accept(&answer, &session, &roots, &contract_key)
 }
@@ -298,7 +318,12 @@ fn read_roots(paths: &[PathBuf]) -> Result<Vec<Certificate>, EvError> {
 }
 
 /// Sends the request through `POST /v1/ocpp/get-15118-ev-certificate`; the EXI answer.
-async fn exchange(connection: &Connection, action: &str, exi: &[u8]) -> Result<Vec<u8>, EvError> {
+async fn exchange(
+    connection: &Connection,
+    namespace: &str,
+    action: &str,
+    exi: &[u8],
+) -> Result<Vec<u8>, EvError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -311,7 +336,7 @@ async fn exchange(connection: &Connection, action: &str, exi: &[u8]) -> Result<V
         .post(url)
         .bearer_auth(&connection.token)
         .json(&serde_json::json!({
-            "iso15118SchemaVersion": ISO2_NAMESPACE,
+            "iso15118SchemaVersion": namespace,
             "action": action,
             "exiRequest": STANDARD.encode(exi),
         }))
@@ -411,7 +436,7 @@ fn accept(
         .map_err(|e| rejected(format!("sealed key: {e}")))?;
     let scalar = open(decryption_key, &sealed, contract_leaf.public_key_spki_der())
         .map_err(|e| rejected(format!("contract key: {e}")))?;
-    let contract_key_pem = pkcs8_pem(&scalar[..], &contract_leaf)?;
+    let contract_key_pem = pkcs8_pem(Nid::X9_62_PRIME256V1, &scalar[..], &contract_leaf)?;
 
     let mut chain = vec![contract_leaf];
     for sub_ca in &contract_chain.sub_certificates {
@@ -424,17 +449,19 @@ fn accept(
         contract_chain: chain,
         cps_root_fingerprint: hex::encode_upper(anchor.sha256_fingerprint()),
         session_id: session.to_vec(),
+        remaining_contract_certificate_chains: None,
         contract_key_pem,
     })
 }
 
-/// The decrypted P-256 scalar as a PKCS#8 PEM key.
+/// The decrypted scalar (P-256 for -2, P-521 for -20) as a PKCS#8 PEM key.
 fn pkcs8_pem(
+    curve: Nid,
     scalar: &[u8],
     certificate: &Certificate,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, EvError> {
     let failed = |e: openssl::error::ErrorStack| EvError::Rejected(format!("contract key: {e}"));
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(failed)?;
+    let group = EcGroup::from_curve_name(curve).map_err(failed)?;
     let mut context = BigNumContext::new().map_err(failed)?;
     let point_bytes = certificate
         .public_key_uncompressed()
@@ -447,6 +474,199 @@ fn pkcs8_pem(
     Ok(zeroize::Zeroizing::new(
         pkey.private_key_to_pem_pkcs8().map_err(failed)?,
     ))
+}
+
+/// `pnc ev install --iso20`: the ISO 15118-20 CertificateInstallation of a P-521 car.
+async fn install20(args: &InstallArgs) -> Result<Outcome, EvError> {
+    use pnc_exi::iso20;
+    let oem_certificate = read_certificate(&args.oem_cert)?;
+    let oem_key = read_key(&args.oem_key)?;
+    if oem_key.public_key_spki_der() != oem_certificate.public_key_spki_der() {
+        return Err(EvError::Input(
+            "--oem-key does not belong to --oem-cert".into(),
+        ));
+    }
+    if oem_key.algorithm() != pnc_pki::SignatureAlgorithm::EcdsaP521Sha512 {
+        return Err(EvError::Input(
+            "--iso20 needs a P-521 OEM provisioning key".into(),
+        ));
+    }
+    let pcid = oem_certificate
+        .common_name()
+        .ok_or_else(|| EvError::Input("the OEM provisioning certificate has no CN".into()))?
+        .to_string();
+    let sub_cas: Vec<Certificate> = read_chain(args.oem_chain.as_deref())?
+        .into_iter()
+        .filter(|certificate| certificate != &oem_certificate)
+        .collect();
+    if sub_cas.len() > 3 {
+        return Err(EvError::Input("--oem-chain holds at most 3 Sub-CAs".into()));
+    }
+    if args.prioritized_emaids.len() > 8 {
+        return Err(EvError::Input("give at most 8 --prioritized-emaid".into()));
+    }
+    let roots = read_roots(&args.connection.roots)?;
+    let session = session_id(&args.connection)?;
+    if session.len() != 8 {
+        return Err(EvError::Input(
+            "an ISO 15118-20 --session-id has exactly 8 bytes".into(),
+        ));
+    }
+    let oem_chain = iso20::CertificateChain {
+        id: Some("id1".to_string()),
+        certificate: oem_certificate.der().to_vec(),
+        sub_certificates: sub_cas.iter().map(|ca| ca.der().to_vec()).collect(),
+    };
+    let element = oem_chain
+        .to_element("OEMProvisioningCertificateChain")
+        .map_err(|e| input("request")(e.to_string()))?;
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
+        oem_key
+            .sign_raw(signed_info)
+            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
+    };
+    let request_signature = signature::sign_elements(Profile::Iso20, &[&element], &sign)
+        .map_err(|e| EvError::Input(format!("signing the request: {e}")))?;
+    let request = iso20::CertificateInstallationReq {
+        header: iso20::Header {
+            session_id: session.clone(),
+            time_stamp: u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp())
+                .unwrap_or_default(),
+            signature: Some(request_signature),
+        },
+        oem_provisioning_certificate_chain: oem_chain,
+        list_of_root_certificate_ids: roots
+            .iter()
+            .map(root_certificate_id)
+            .collect::<Result<_, _>>()?,
+        maximum_contract_certificate_chains: args.maximum_contracts,
+        prioritized_emaids: args.prioritized_emaids.clone(),
+    };
+    let exi = request
+        .encode()
+        .map_err(|e| input("encoding the request")(e.to_string()))?;
+    let answer = exchange(&args.connection, iso20::NS_CM, "Install", &exi).await?;
+    accept20(&answer, &session, &roots, &oem_key, &pcid)
+}
+
+/// What a -20 car checks before it stores a contract.
+fn accept20(
+    answer: &[u8],
+    session: &[u8],
+    roots: &[Certificate],
+    oem_key: &SoftwareSigner,
+    pcid: &str,
+) -> Result<Outcome, EvError> {
+    use pnc_exi::iso20::{CertificateInstallationRes, EncryptedPrivateKey, ResponseCode};
+    use pnc_pki::key_transport::iso20 as key20;
+    let rejected = |what: String| EvError::Rejected(what);
+    let tree = pnc_exi::decode_document(pnc_exi::Schema::Iso20, answer)
+        .map_err(|e| rejected(format!("undecodable EXI: {e}")))?;
+    let res = CertificateInstallationRes::from_element(&tree)
+        .map_err(|e| rejected(format!("not a CertificateInstallationRes: {e}")))?;
+    if res.header.session_id != session {
+        return Err(rejected(format!(
+            "SessionID {} is not the session's {}",
+            hex::encode_upper(&res.header.session_id),
+            hex::encode_upper(session)
+        )));
+    }
+    if res.response_code != ResponseCode::Ok {
+        return Err(EvError::Refused(res.response_code.as_str().to_string()));
+    }
+
+    // The CPS chain must end at a root the car listed.
+    let cps_leaf = res.cps_certificate_chain.certificate.as_slice();
+    let cps_intermediates: Vec<&[u8]> = res
+        .cps_certificate_chain
+        .sub_certificates
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    let anchors: Vec<&[u8]> = roots.iter().map(Certificate::der).collect();
+    let path = validate_path(
+        cps_leaf,
+        &cps_intermediates,
+        &anchors,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| rejected(format!("CPS chain: {e}")))?;
+    let anchor = path
+        .certificates
+        .last()
+        .ok_or_else(|| rejected("CPS chain: empty path".into()))?;
+
+    // One reference, to SignedInstallationData, verified with the CPS leaf (P-521, SHA-512).
+    let data = &res.signed_installation_data;
+    let references = res
+        .header
+        .signature
+        .as_ref()
+        .map(|signature| signature.signed_info.references.len())
+        .unwrap_or_default();
+    if references != 1 {
+        return Err(rejected(format!(
+            "the signature has {references} references, not one to SignedInstallationData"
+        )));
+    }
+    let cps_key = signature::public_key_from_cert_der(cps_leaf)
+        .map_err(|e| rejected(format!("CPS leaf key: {e}")))?;
+    signature::verify_iso20_message(&tree, &cps_key)
+        .map_err(|e| rejected(format!("signature: {e}")))?;
+
+    // The contract key, decrypted and checked against the contract certificate.
+    let contract_leaf = Certificate::from_der(&data.contract_certificate_chain.certificate)
+        .map_err(|e| rejected(format!("contract certificate: {e}")))?;
+    let (curve, encrypted) = match &data.encrypted_private_key {
+        EncryptedPrivateKey::Secp521(key) => (key20::Curve::Secp521, key),
+        EncryptedPrivateKey::X448(key) => (key20::Curve::X448, key),
+        EncryptedPrivateKey::Tpm(_) => {
+            return Err(rejected(
+                "a TPM-encrypted key is for a TPM, not for this car".into(),
+            ));
+        }
+    };
+    if curve != key20::Curve::Secp521 {
+        return Err(rejected(
+            "this car is P-521 and takes SECP521 keys only".into(),
+        ));
+    }
+    let sealed = key20::SealedContractKey {
+        curve,
+        encrypted_private_key: encrypted.clone(),
+        dh_public_key: data.dh_public_key.clone(),
+    };
+    let ski = contract_leaf
+        .subject_key_identifier()
+        .ok_or_else(|| rejected("the contract certificate has no SKI".into()))?;
+    let scalar = key20::open(
+        oem_key,
+        &sealed,
+        pcid,
+        ski,
+        contract_leaf.public_key_spki_der(),
+    )
+    .map_err(|e| rejected(format!("contract key: {e}")))?;
+    let contract_key_pem = pkcs8_pem(Nid::SECP521R1, &scalar[..], &contract_leaf)?;
+    let emaid = contract_leaf
+        .common_name()
+        .ok_or_else(|| rejected("the contract certificate has no CN (eMAID)".into()))?
+        .to_string();
+
+    let mut chain = vec![contract_leaf];
+    for sub_ca in &data.contract_certificate_chain.sub_certificates {
+        chain.push(
+            Certificate::from_der(sub_ca).map_err(|e| rejected(format!("contract Sub-CA: {e}")))?,
+        );
+    }
+    Ok(Outcome {
+        emaid,
+        contract_chain: chain,
+        cps_root_fingerprint: hex::encode_upper(anchor.sha256_fingerprint()),
+        session_id: session.to_vec(),
+        remaining_contract_certificate_chains: Some(res.remaining_contract_certificate_chains),
+        contract_key_pem,
+    })
 }
 
 impl Outcome {
@@ -472,6 +692,11 @@ impl Outcome {
             hex::encode_upper(&self.session_id),
             self.cps_root_fingerprint
         );
+        if let Some(remaining) = self.remaining_contract_certificate_chains {
+            text.push_str(&format!(
+                "RemainingContractCertificateChains: {remaining}\n"
+            ));
+        }
         for certificate in &self.contract_chain {
             text.push_str(&certificate.to_pem());
         }

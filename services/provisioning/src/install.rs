@@ -176,9 +176,7 @@ pub async fn install(
     }
     let namespace = request.schema_namespace.trim();
     if ISO20_NAMESPACES.contains(&namespace) {
-        return Err(PncError::invalid(
-            "ISO 15118-20 contract installation is not supported yet",
-        ));
+        return crate::install20::install(service, principal, request).await;
     }
     if !namespace.is_empty() && namespace != NS_DEF {
         return Err(PncError::invalid(format!(

@@ -7,17 +7,22 @@
 //! - [`contract`]: issuing, sealing and signing contracts (CPU work);
 //! - [`signed_data`]: the four signed elements, rendered as EXI or XML per request;
 //! - [`root_ids`]: matching an EV's ListOfRootCertificateIDs to V2G roots;
+//! - [`signed_data20`], [`contract20`], [`install20`]: the same for ISO 15118-20 (P-521,
+//!   one SignedInstallationData per contract, several contracts per vehicle);
 //! - [`install`]: the EV's CertificateInstallationReq → CertificateInstallationRes;
 //! - [`update`]: the EV's CertificateUpdateReq → CertificateUpdateRes (renewal);
 //! - [`service`]: the gRPC face and the RA decisions.
 
 pub mod contract;
+pub mod contract20;
 pub mod install;
+pub mod install20;
 pub mod pki;
 pub mod root_ids;
 pub mod seed;
 pub mod service;
 pub mod signed_data;
+pub mod signed_data20;
 pub mod update;
 
 use std::sync::Arc;

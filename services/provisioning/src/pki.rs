@@ -82,6 +82,50 @@ pub struct Holdings {
     pub contract_issuer: ContractIssuer,
     /// Sub-CAs made for Hubject's layout, when configured (registered like the dev Sub-CAs).
     pub extra_sub_cas: Vec<(Certificate, Certificate)>,
+    /// The ISO 15118-20 (P-521) CPS chains and contract issuer.
+    pub iso20: Iso20Holdings,
+}
+
+/// pnc's ISO 15118-20 material: kept apart from the -2 chains, since a -2 EV can use neither
+/// its P-521 CPS signature nor its contract certificates.
+#[derive(Debug)]
+pub struct Iso20Holdings {
+    pub cps_signers: Vec<CpsSigner>,
+    pub contract_issuer: ContractIssuer,
+}
+
+impl Iso20Holdings {
+    fn from_dev(dev: &DevPki) -> Iso20Holdings {
+        let v2g_root = dev.certificate(DevCert::Iso20V2gRoot).clone();
+        let ocsp_url = dev.ocsp_base_url().to_string();
+        let crl_url = ocsp_url
+            .strip_suffix("/ocsp")
+            .map(|base| format!("{base}/crl/{}.crl", DevCert::Iso20MoSubCa2.file_stem()));
+        Iso20Holdings {
+            cps_signers: vec![CpsSigner {
+                leaf: dev.certificate(DevCert::Iso20CpsLeaf).clone(),
+                sub_ca_2: dev.certificate(DevCert::Iso20CpsSubCa2).clone(),
+                sub_ca_1: dev.certificate(DevCert::Iso20CpsSubCa1).clone(),
+                root_fingerprint: fingerprint(&v2g_root),
+                root: v2g_root,
+                signer: dev.signer(DevCert::Iso20CpsLeaf),
+            }],
+            contract_issuer: ContractIssuer {
+                sub_ca_2: dev.certificate(DevCert::Iso20MoSubCa2).clone(),
+                sub_ca_1: dev.certificate(DevCert::Iso20MoSubCa1).clone(),
+                root: dev.certificate(DevCert::Iso20MoRoot).clone(),
+                signer: dev.signer(DevCert::Iso20MoSubCa2),
+                ocsp_url,
+                crl_url,
+            },
+        }
+    }
+
+    pub fn cps_signer(&self, root_fingerprint: &str) -> Option<&CpsSigner> {
+        self.cps_signers
+            .iter()
+            .find(|cps| cps.root_fingerprint.eq_ignore_ascii_case(root_fingerprint))
+    }
 }
 
 impl Holdings {
@@ -148,7 +192,9 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<Holdings> {
             crl_url,
         }
     };
+    let iso20 = Iso20Holdings::from_dev(&dev);
     Ok(Holdings {
+        iso20,
         dev,
         cps_signers,
         contract_issuer,

@@ -1,5 +1,5 @@
 //! Out of the box pnc trusts its own dev roots and knows its own CAs: at start, the
-//! provisioning service puts the dev V2G, MO and OEM roots into the root pool, registers its
+//! provisioning service puts the dev V2G, MO and OEM roots (-2 and -20) into the root pool, registers its
 //! Sub-CAs as known CAs (source PNC_CA), and records the certificates it issued so OCSP and
 //! CRLs answer for them, strictly in that order (the issuance record of the example vehicle
 //! is written last). Every call is idempotent; the task retries with a bounded backoff
@@ -59,8 +59,24 @@ fn steps(holdings: &Holdings) -> Vec<Step> {
         Step::Root(dev.certificate(DevCert::MoRoot).clone(), RootType::Mo),
         Step::Root(dev.certificate(DevCert::OemRoot).clone(), RootType::Oem),
     ];
+    // The ISO 15118-20 (P-521) hierarchy rides along; its records go before the -2 ones so
+    // the example vehicle's record still comes last.
+    let iso20: &[DevCert] = if dev.has_iso20() {
+        &DevCert::ISO20
+    } else {
+        &[]
+    };
+    for (which, root_type) in [
+        (DevCert::Iso20V2gRoot, RootType::V2g),
+        (DevCert::Iso20MoRoot, RootType::Mo),
+        (DevCert::Iso20OemRoot, RootType::Oem),
+    ] {
+        if iso20.contains(&which) {
+            steps.push(Step::Root(dev.certificate(which).clone(), root_type));
+        }
+    }
     // Parents first, so each intermediate chains to something the truststore knows.
-    for which in DevCert::ALL {
+    for which in DevCert::ALL.iter().chain(iso20).copied() {
         if which.is_ca() && which.issuer().is_some() {
             steps.push(Step::Intermediate(dev.certificate(which).clone()));
         }
@@ -69,7 +85,7 @@ fn steps(holdings: &Holdings) -> Vec<Step> {
         steps.push(Step::Intermediate(sub_ca_1.clone()));
         steps.push(Step::Intermediate(sub_ca_2.clone()));
     }
-    for which in DevCert::ALL {
+    for which in iso20.iter().chain(DevCert::ALL.iter()).copied() {
         if let Some(issuer) = which.issuer() {
             steps.push(Step::Issued {
                 certificate: dev.certificate(which).clone(),

@@ -118,6 +118,7 @@ pub fn view(
 ) -> Result<SignedContractDataView, PncError> {
     let v2g_root_distinguished_name = holdings
         .cps_signer(&signed.v2g_root_fingerprint)
+        .or_else(|| holdings.iso20.cps_signer(&signed.v2g_root_fingerprint))
         .map(|cps| rfc4514(&cps.root))
         .unwrap_or_default();
     Ok(SignedContractDataView {
@@ -217,7 +218,7 @@ impl ProvisioningService {
         Ok(chosen)
     }
 
-    async fn store(
+    pub(crate) async fn store(
         &self,
         principal: Option<&Principal>,
         contract: Contract,
@@ -243,7 +244,7 @@ impl ProvisioningService {
             })
     }
 
-    async fn respond(
+    pub(crate) async fn respond(
         &self,
         contract: Contract,
         signed: Vec<SignedContractData>,
@@ -270,25 +271,6 @@ impl ProvisioningService {
         let emaid = Emaid::parse_checked(&request.emaid, self.enforce_emaid_check_digit)?;
         let pcid = Pcid::parse(&request.pcid)?;
         authorize_contract_write(principal, &emaid)?;
-        let contract_begins = timestamp(request.contract_begins, "contractBegins")?;
-        let contract_ends = timestamp(request.contract_ends, "contractEnds")?;
-        let (not_before, not_after) = contract::contract_validity(
-            &self.holdings.contract_issuer.sub_ca_2,
-            contract_begins,
-            contract_ends,
-            OffsetDateTime::now_utc(),
-        )?;
-        let wanted_mo_root = request.mo_root_fingerprint.trim();
-        let issuer_root = crate::pki::fingerprint(&self.holdings.contract_issuer.root);
-        if !wanted_mo_root.is_empty() && !wanted_mo_root.eq_ignore_ascii_case(&issuer_root) {
-            return Err(PncError::invalid(format!(
-                "pnc issues contracts under the root {issuer_root}, not under {wanted_mo_root}"
-            )));
-        }
-        let cps_indices = self
-            .cps_signers(principal, &request.cps_v2g_root_fingerprint)
-            .await?;
-
         let provisioning = self
             .downstream
             .contracts
@@ -313,6 +295,30 @@ impl ProvisioningService {
             &provisioning.certificate.unwrap_or_default().der,
             "the registered OEM provisioning certificate",
         )?;
+        // The vehicle's key decides the ISO 15118 part (P-521 or X448: -20).
+        if crate::contract20::vehicle_curve(&oem_certificate).is_some() {
+            return self
+                .generate_contract20(principal, &request, emaid, pcid, oem_certificate)
+                .await;
+        }
+        let contract_begins = timestamp(request.contract_begins, "contractBegins")?;
+        let contract_ends = timestamp(request.contract_ends, "contractEnds")?;
+        let (not_before, not_after) = contract::contract_validity(
+            &self.holdings.contract_issuer.sub_ca_2,
+            contract_begins,
+            contract_ends,
+            OffsetDateTime::now_utc(),
+        )?;
+        let wanted_mo_root = request.mo_root_fingerprint.trim();
+        let issuer_root = crate::pki::fingerprint(&self.holdings.contract_issuer.root);
+        if !wanted_mo_root.is_empty() && !wanted_mo_root.eq_ignore_ascii_case(&issuer_root) {
+            return Err(PncError::invalid(format!(
+                "pnc issues contracts under the root {issuer_root}, not under {wanted_mo_root}"
+            )));
+        }
+        let cps_indices = self
+            .cps_signers(principal, &request.cps_v2g_root_fingerprint)
+            .await?;
 
         let holdings = self.holdings.clone();
         let generated_emaid = emaid.clone();

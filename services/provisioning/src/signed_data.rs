@@ -123,6 +123,7 @@ pub fn sign(
             .collect(),
         signature_value: signature.signature_value,
         v2g_root_distinguished_name: crate::service::rfc4514(&cps.root),
+        schema_namespace: String::new(),
     };
     // [notes §6.6 step 5] Self-check before anything leaves pnc.
     verify(&signed, &cps.leaf)?;
@@ -203,6 +204,9 @@ pub fn installation_message(signed: &SignedContractData, session_id: &[u8]) -> V
 
 /// The EXI answer to an EV: no signing, only the header changes per session.
 pub fn render_exi(signed: &SignedContractData, session_id: &[u8]) -> Result<Vec<u8>, PncError> {
+    if crate::signed_data20::is_iso20(signed) {
+        return crate::signed_data20::render_exi(signed, session_id, 0);
+    }
     installation_message(signed, session_id)
         .encode()
         .map_err(|error| internal("encoding the installation answer failed", error))
@@ -257,6 +261,9 @@ pub fn render_negative_update(
 /// The CPS's XML form (OPCP `signedData`): the signed message without a SessionID, as
 /// Hubject's CPS returns it (ecosystem-apis §2.8).
 pub fn render_signed_xml(signed: &SignedContractData) -> Result<String, PncError> {
+    if crate::signed_data20::is_iso20(signed) {
+        return crate::signed_data20::render_signed_xml(signed);
+    }
     let mut root = installation_message(signed, &NO_SESSION)
         .to_element()
         .map_err(|error| internal("building the signed xml failed", error))?;

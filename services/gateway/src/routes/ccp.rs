@@ -101,7 +101,12 @@ pub fn flatten(contracts: Vec<Contract>) -> Vec<XmlContract> {
             rows.push(XmlContract {
                 pcid: contract.pcid.clone(),
                 emaid: contract.emaid.clone(),
-                xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+                // -20 data is marked by its schema (registry contracts.proto).
+                xsd_msg_def_namespace: if signed.schema_namespace.is_empty() {
+                    ISO2_NAMESPACE.to_string()
+                } else {
+                    "urn:iso:15118:20:2022:MsgDef".to_string()
+                },
                 contract_certificate: leaf.clone(),
                 default_contract: contract.is_default,
                 priority: if contract.is_default { 1 } else { 2 },

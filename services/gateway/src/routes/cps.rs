@@ -32,13 +32,20 @@ pub const ISO2_NAMESPACE: &str = "urn:iso:15118:2:2013:MsgDef";
 /// is applied to the decoded DER (ecosystem-apis §2.12).
 pub const MAX_CERTIFICATE_DER: usize = 800;
 
+/// The names callers use for ISO 15118-20 (notes §2).
+pub(crate) const ISO20_NAMESPACES: [&str; 3] = [
+    "urn:iso:std:iso:15118:-20:CommonMessages",
+    "urn:iso:15118:20:2022:MsgDef",
+    "urn:iso:15118:20:2020:MsgDef",
+];
+
 pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
     match namespace.trim() {
         "" | ISO2_NAMESPACE => Ok(()),
         "urn:iso:std:iso:15118:-20:CommonMessages"
         | "urn:iso:15118:20:2022:MsgDef"
         | "urn:iso:15118:20:2020:MsgDef" => Err(ApiError::bad_request(
-            "xsdMsgDefNamespace: ISO 15118-20 contract data is not supported yet",
+            "xsdMsgDefNamespace: ISO 15118-20 is supported in generate mode and for installation requests only",
         )),
         other => Err(ApiError::bad_request(format!(
             "xsdMsgDefNamespace `{}` is not an ISO 15118 namespace",
@@ -155,7 +162,12 @@ fn signed_response(
     Ok(SignedContractDataResponse {
         pcid: Some(contract.pcid).filter(|pcid| !pcid.is_empty()),
         emaid: contract.emaid,
-        xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+        // -20 data is marked by its schema (registry contracts.proto).
+        xsd_msg_def_namespace: if signed.schema_namespace.is_empty() {
+            ISO2_NAMESPACE.to_string()
+        } else {
+            "urn:iso:15118:20:2022:MsgDef".to_string()
+        },
         signed_data: STANDARD.encode(view.signed_xml.as_bytes()),
         cps_v2g_root_certificate_fingerprint: signed.v2g_root_fingerprint.to_ascii_lowercase(),
         cps_root_distinguished_name: view.v2g_root_distinguished_name,
@@ -205,7 +217,11 @@ pub async fn generate_signed_contract_data(
     ApiJson(body): ApiJson<GenerateSignedContractDataRequest>,
 ) -> Result<(StatusCode, Json<SignedContractDataResponse>), ApiError> {
     caller.require_role(&[Role::Emsp])?;
-    check_namespace(body.xsd_msg_def_namespace.as_deref().unwrap_or_default())?;
+    // Generate mode serves -20 vehicles too: the registered provisioning key decides.
+    let namespace = body.xsd_msg_def_namespace.as_deref().unwrap_or_default();
+    if !ISO20_NAMESPACES.contains(&namespace.trim()) {
+        check_namespace(namespace)?;
+    }
     let emaid = parse_emaid(&body.emaid)?;
     let pcid = parse_pcid(&body.pcid)?;
     let request = GenerateContractRequest {

@@ -89,6 +89,27 @@ pub struct Get15118EvCertificateResponse {
     pub remaining_contracts: Option<u32>,
 }
 
+/// OCPP 2.1's copies of the -20 request's MaximumContractCertificateChains and
+/// PrioritizedEMAIDs (ecosystem-apis §7): checked for shape; the EV's EXI request governs.
+fn check_ocpp21_fields(body: &Get15118EvCertificateRequest) -> Result<(), ApiError> {
+    if body
+        .maximum_contract_certificate_chains
+        .is_some_and(|maximum| maximum > u32::from(u8::MAX))
+    {
+        return Err(ApiError::bad_request(
+            "maximumContractCertificateChains is larger than 255",
+        ));
+    }
+    if let Some(emaids) = &body.prioritized_emaids
+        && (emaids.is_empty() || emaids.len() > 8 || emaids.iter().any(|emaid| emaid.len() > 255))
+    {
+        return Err(ApiError::bad_request(
+            "prioritizedEMAIDs holds 1 to 8 identifiers of at most 255 characters",
+        ));
+    }
+    Ok(())
+}
+
 fn reason_code(text: &str) -> String {
     text.chars().take(20).collect()
 }
@@ -143,6 +164,7 @@ async fn answer_get_15118_ev_certificate(
         ));
     }
     let exi_request = base64_field("exiRequest", &body.exi_request, MAX_EXI_REQUEST_BYTES)?;
+    check_ocpp21_fields(&body)?;
     let failed = |reason: &str, info: &str| Get15118EvCertificateResponse {
         status: "Failed".to_string(),
         status_info: Some(StatusInfo {
@@ -336,9 +358,21 @@ fn always_return_exi(headers: &HeaderMap) -> bool {
 
 fn failure_status(response_code: &str) -> StatusCode {
     match response_code {
-        "FAILED_NoCertificateAvailable" | "FAILED_ContractCanceled" => StatusCode::NOT_FOUND,
+        "FAILED_NoCertificateAvailable"
+        | "FAILED_ContractCanceled"
+        | "WARNING_NoContractMatchingPCIDFound"
+        | "WARNING_NoCertificateAvailable" => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     }
+}
+
+/// CCP requests may name ISO 15118-20 (its installation is answered like -2's); anything
+/// else must be an ISO 15118 namespace pnc knows.
+fn check_ccp_namespace(namespace: &str) -> Result<(), ApiError> {
+    if crate::routes::cps::ISO20_NAMESPACES.contains(&namespace.trim()) {
+        return Ok(());
+    }
+    check_namespace(namespace)
 }
 
 /// The CPO flow of OPCP (ecosystem-apis §2.9): the EV's request in, the default contract's
@@ -365,7 +399,7 @@ pub async fn get_signed_contract_data(
     ApiJson(body): ApiJson<GetSignedContractDataRequest>,
 ) -> Result<Response, ApiError> {
     caller.require_role(&[Role::Cpo, Role::Charger])?;
-    check_namespace(&body.xsd_msg_def_namespace)?;
+    check_ccp_namespace(&body.xsd_msg_def_namespace)?;
     let exi_request = base64_field(
         "certificateInstallationReq",
         &body.certificate_installation_req,
@@ -460,7 +494,7 @@ pub async fn opnc_get_signed_contract_data(
     ApiJson(body): ApiJson<GetSignedContractDataRequest>,
 ) -> Result<Response, ApiError> {
     caller.require_role(&[Role::Cpo, Role::Charger])?;
-    check_namespace(&body.xsd_msg_def_namespace)?;
+    check_ccp_namespace(&body.xsd_msg_def_namespace)?;
     let exi_request = base64_field(
         "certificateInstallationReq",
         &body.certificate_installation_req,
@@ -492,7 +526,14 @@ pub async fn opnc_get_signed_contract_data(
             certificate_installation_res: STANDARD.encode(&answer.exi_response),
             emaid: answer.emaid.clone(),
             pcid: answer.pcid.clone(),
-            xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+            // OPNC names -20 `urn:iso:15118:20:2020:MsgDef` (ecosystem-apis, OPNC table).
+            xsd_msg_def_namespace: if crate::routes::cps::ISO20_NAMESPACES
+                .contains(&body.xsd_msg_def_namespace.trim())
+            {
+                "urn:iso:15118:20:2020:MsgDef".to_string()
+            } else {
+                ISO2_NAMESPACE.to_string()
+            },
             meta_data: body.metadata.clone(),
             cps_v2g_root_certificate_fingerprint: Some(
                 answer.v2g_root_fingerprint.to_ascii_lowercase(),

@@ -290,6 +290,7 @@ async fn seed(args: &Args, pool: &sqlx::PgPool) -> anyhow::Result<()> {
                     .collect(),
                 signature_value: random[113..177].to_vec(),
                 v2g_root_distinguished_name: String::new(),
+                schema_namespace: String::new(),
             };
             signed.push_str(&format!(
                 "{pcid}\t{emaid}\t{v2g_fingerprint}\t{}\t{now}\t1\t{cps_fingerprints}\t{contract_sub_ca_fingerprints}\t{v2g_root_dn}\n",
