@@ -387,6 +387,7 @@ impl RegistryCore {
             PutContractRequest {
                 contract: Some(contract),
                 issued: None,
+                renews_certificate_fingerprint: String::new(),
             },
         )
         .await
