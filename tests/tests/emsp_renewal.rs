@@ -408,6 +408,54 @@ async fn emsp_renewal_on(backend: Backend) {
     assert_eq!(code, "FAILED_NoCertificateAvailable");
     assert_eq!(retry.as_deref(), Some("0"));
 
+    // ok/opnc: the next renewal through OPNC's sign endpoint, renewing the renewed one.
+    let third_key = iso2::generate_contract_key().expect("key");
+    let third = pki
+        .issue_contract(EMAID, third_key.public_key_spki_der(), Duration::days(500))
+        .expect("contract");
+    let sealed =
+        iso2::seal(new_contract.public_key_spki_der(), third_key.private_key()).expect("seal");
+    let response = sandbox
+        .http
+        .put(sandbox.url("/opnc/v1/cps/contractData/sign"))
+        .bearer_auth(&emsp.token)
+        .header("OPNC-from-party-type", "emsp")
+        .header("OPNC-from-party-id", "DE-PNC")
+        .json(&json!({
+            "contractCertificateBundle": {
+                "pcid": EXAMPLE_PCID,
+                "emaid": EMAID,
+                "contractCertificateChain": {
+                    "certificate": STANDARD.encode(third.der()),
+                    "subCa2Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa2).der()),
+                    "subCa1Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa1).der()),
+                },
+                "contractSignatureEncryptedPrivateKey": STANDARD.encode(sealed.encrypted_private_key),
+                "dHpublickey": STANDARD.encode(sealed.dh_public_key),
+            },
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+            "renewsContractCertificateFingerprint": fingerprint(&new_contract),
+        }))
+        .send()
+        .await
+        .expect("opnc sign");
+    assert_eq!(response.status(), 201, "ok/opnc");
+    let (code, _, tree) = ev_update(
+        &sandbox,
+        &cpo.token,
+        &update_request(
+            &new_held,
+            &mo_chain(new_contract.clone()),
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_eq!(code, "OK", "ok/opnc-update");
+    let third_answer = verify_answer(&tree, v2g_root);
+    assert_eq!(third_answer.contract_chain[0], third);
+    open_contract_key_with(&new_held, &third_answer);
+
     // fail/taken: the applied renewal's old certificate names no live contract any more.
     let (status, answer) = put_sign(
         &sandbox,
