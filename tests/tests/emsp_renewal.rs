@@ -465,6 +465,45 @@ async fn emsp_renewal_on(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400, "fail/taken: {answer}");
+
+    // Cancelling the contract drops its renewals, pending or applied.
+    let fourth_key = iso2::generate_contract_key().expect("key");
+    let fourth = pki
+        .issue_contract(EMAID, fourth_key.public_key_spki_der(), Duration::days(600))
+        .expect("contract");
+    let mut pending_body = sign_body(&pki, &fourth, &fourth_key, &third);
+    pending_body["renewsContractCertificateFingerprint"] = json!(fingerprint(&third));
+    let (status, answer) = put_sign(
+        &sandbox,
+        &emsp.token,
+        "/v1/cps/contractData/signed",
+        &pending_body,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(stored(&sandbox).await.renewals, 3);
+    let response = sandbox
+        .http
+        .delete(sandbox.url(&format!("/v1/ccp/signedContractData/{EMAID}")))
+        .bearer_auth(&emsp.token)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(response.status(), 200, "cancel");
+    assert_eq!(stored(&sandbox).await.renewals, 0, "renewals dropped");
+    let third_held = HeldKey::from_scalar(third_key.private_key());
+    let (code, _, _) = ev_update(
+        &sandbox,
+        &cpo.token,
+        &update_request(
+            &third_held,
+            &mo_chain(third.clone()),
+            EMAID,
+            vec![root_id(v2g_root)],
+        ),
+    )
+    .await;
+    assert_ne!(code, "OK", "no renewal of a cancelled contract");
     sandbox.stop().await;
 }
 
