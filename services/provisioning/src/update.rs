@@ -171,12 +171,6 @@ async fn renew(
         .into_inner()
         .contracts;
     let trusted = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
-    let Some(answer_root) = trusted.first().cloned() else {
-        return Err(negative(
-            ResponseCode::FailedNoCertificateAvailable,
-            "the EV trusts none of the V2G roots pnc signs contract data under",
-        ));
-    };
     let Some(contract) = contracts.into_iter().find(|contract| {
         contract
             .contract_chain
@@ -187,11 +181,12 @@ async fn renew(
         // renewal was applied: it hears the same renewal again.
         return supplied_renewal(service, checked, old_leaf, &trusted)
             .await
-            .map_err(|_| {
-                negative(
+            .map_err(|refused| match refused.code {
+                ResponseCode::FailedContractCanceled => refused,
+                _ => negative(
                     ResponseCode::FailedNoCertificateAvailable,
                     format!("no live contract of {emaid} holds this certificate"),
-                )
+                ),
             });
     };
     if contract.cancelled {
@@ -203,6 +198,12 @@ async fn renew(
     if contract.mode != ContractMode::Generated as i32 {
         return supplied_renewal(service, checked, old_leaf, &trusted).await;
     }
+    let Some(answer_root) = trusted.first().cloned() else {
+        return Err(negative(
+            ResponseCode::FailedNoCertificateAvailable,
+            "the EV trusts none of the V2G roots pnc signs contract data under",
+        ));
+    };
     let pcid = Pcid::parse(&contract.pcid)
         .map_err(|error| backend_failure("the contract pool", error.into()))?;
     let vehicle = service

@@ -230,6 +230,19 @@ impl RegistryCore {
             .iter()
             .map(|fingerprint| parse_fingerprint(fingerprint))
             .collect::<Result<Vec<_>, _>>()?;
+        // Most updates reaching here have no renewal (or come from a generate-mode contract
+        // already renewed): answer those without taking the audit head.
+        let exists =
+            sqlx::query("SELECT 1 AS found FROM contract_renewals WHERE old_fingerprint = $1")
+                .bind(&old_fingerprint)
+                .fetch_optional(self.database.pool())
+                .await
+                .map_err(map_sqlx_error)?;
+        if exists.is_none() {
+            return Err(PncError::not_found(
+                "no renewal was supplied for this contract certificate",
+            ));
+        }
         let mut transaction = AuditedTransaction::begin(&self.database, caller).await?;
         let row = sqlx::query(
             "SELECT pcid_key, emaid_key, renewed_fingerprint, renewal_pb, applied_at \
