@@ -142,6 +142,8 @@ async fn ev_update(
 /// current certificate.
 struct Stored {
     renewals: i64,
+    /// Webhook deliveries queued, by event type.
+    events: Vec<String>,
     audit_actions: Vec<String>,
     contract_not_after: i64,
 }
@@ -156,6 +158,13 @@ async fn stored(sandbox: &Sandbox) -> Stored {
         .expect("count")
         .try_get("n")
         .expect("n");
+    let events = sqlx::query("SELECT event_type FROM webhook_deliveries ORDER BY event_type")
+        .fetch_all(database.pool())
+        .await
+        .expect("deliveries")
+        .iter()
+        .map(|row| row.try_get::<String, _>("event_type").expect("event_type"))
+        .collect();
     let audit_actions = sqlx::query("SELECT action FROM audit_log ORDER BY sequence")
         .fetch_all(database.pool())
         .await
@@ -175,13 +184,19 @@ async fn stored(sandbox: &Sandbox) -> Stored {
     database.pool().close().await;
     Stored {
         renewals,
+        events,
         audit_actions,
         contract_not_after,
     }
 }
 
 async fn emsp_renewal_on(backend: Backend) {
-    let sandbox = Sandbox::start(backend).await;
+    // Deliveries are queued (and fail: nothing listens there); the test reads the queue.
+    let hook_prefix = "http://127.0.0.1:9/";
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.registry.webhook_allowed_url_prefixes = vec![hook_prefix.to_string()];
+    })
+    .await;
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
@@ -198,6 +213,18 @@ async fn emsp_renewal_on(backend: Backend) {
     .await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/webhook/endpoints"))
+        .bearer_auth(&emsp.token)
+        .json(&json!({
+            "url": format!("{hook_prefix}hooks"),
+            "enabledEvents": ["mo.contract.queued.to.oem", "mo.contract.updated.sent.to.oem"],
+        }))
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(response.status(), 201, "subscribe");
     let v2g_root = pki.certificate(DevCert::V2gRoot);
     let mo_chain = |leaf: Certificate| {
         vec![
@@ -308,6 +335,26 @@ async fn emsp_renewal_on(backend: Backend) {
     .await;
     assert_eq!(status, 400, "fail/older: {answer}");
 
+    // fail/foreign-chain: the renewal must chain to an MO or V2G root of the pool.
+    let stranger = pnc_pki::DevPki::generate(&pnc_pki::DevPkiOptions {
+        ocsp_signers: false,
+        ..pnc_pki::DevPkiOptions::default()
+    })
+    .expect("foreign pki");
+    let stranger_contract = stranger
+        .issue_contract(EMAID, new_key.public_key_spki_der(), Duration::days(400))
+        .expect("contract");
+    let mut stranger_body = sign_body(&stranger, &stranger_contract, &new_key, &old_contract);
+    stranger_body["renewsContractCertificateFingerprint"] = json!(fingerprint(&old_contract));
+    let (status, answer) = put_sign(
+        &sandbox,
+        &emsp.token,
+        "/v1/cps/contractData/signed",
+        &stranger_body,
+    )
+    .await;
+    assert_eq!(status, 400, "fail/foreign-chain: {answer}");
+
     // fail/unknown-certificate and fail/malformed-fingerprint.
     let mut unknown = renewal.clone();
     unknown["renewsContractCertificateFingerprint"] = json!("00".repeat(32));
@@ -333,6 +380,11 @@ async fn emsp_renewal_on(backend: Backend) {
     let after_refusals = stored(&sandbox).await;
     assert_eq!(after_refusals.renewals, 0, "refusals write nothing");
     assert_eq!(after_refusals.audit_actions, before.audit_actions);
+    assert!(
+        after_refusals.events.is_empty(),
+        "{:?}",
+        after_refusals.events
+    );
     assert_eq!(
         after_refusals.contract_not_after,
         old_contract.not_after().unix_timestamp()
@@ -362,6 +414,7 @@ async fn emsp_renewal_on(backend: Backend) {
         old_contract.not_after().unix_timestamp(),
         "not applied yet"
     );
+    assert_eq!(pending.events, ["mo.contract.queued.to.oem"]);
 
     // ok/update: the EV with its old contract key gets the renewal.
     let (code, retry, tree) = ev_update(&sandbox, &cpo.token, &update).await;
@@ -382,6 +435,13 @@ async fn emsp_renewal_on(backend: Backend) {
     assert_eq!(
         applied.audit_actions.last().map(String::as_str),
         Some("contract.renew")
+    );
+    assert_eq!(
+        applied.events,
+        [
+            "mo.contract.queued.to.oem",
+            "mo.contract.updated.sent.to.oem"
+        ]
     );
 
     // ok/retry: an EV that lost the answer asks again with its old certificate.
