@@ -232,6 +232,7 @@ impl ProvisioningService {
                 PutContractRequest {
                     contract: Some(contract),
                     issued,
+                    renews_certificate_fingerprint: String::new(),
                 },
             ))
             .await
@@ -242,6 +243,30 @@ impl ProvisioningService {
                 ErrorKind::AlreadyExists => PncError::invalid(error.message),
                 _ => error,
             })
+    }
+
+    /// Stores an eMSP-PKI renewal as the pending renewal of the contract certificate with
+    /// fingerprint `renews` (PutContract with `renews_certificate_fingerprint`).
+    async fn store_renewal(
+        &self,
+        principal: Option<&Principal>,
+        contract: Contract,
+        renews: &str,
+    ) -> Result<Contract, PncError> {
+        self.downstream
+            .contracts
+            .clone()
+            .put_contract(forward(
+                principal,
+                PutContractRequest {
+                    contract: Some(contract),
+                    issued: None,
+                    renews_certificate_fingerprint: renews.to_ascii_uppercase(),
+                },
+            ))
+            .await
+            .map(Response::into_inner)
+            .map_err(PncError::from)
     }
 
     pub(crate) async fn respond(
@@ -409,7 +434,21 @@ impl ProvisioningService {
     ) -> Result<ContractResponse, PncError> {
         let emaid = Emaid::parse_checked(&request.emaid, self.enforce_emaid_check_digit)?;
         authorize_contract_write(principal, &emaid)?;
-        let pcid = match (request.pcid.trim().is_empty(), request.store) {
+        // pnc extension: a renewal is always stored, on the renewed contract's PCID (the
+        // registry checks the renewed contract in the same transaction as the write).
+        let renews = request
+            .renews_contract_certificate_fingerprint
+            .trim()
+            .to_string();
+        if !renews.is_empty()
+            && (renews.len() != 64 || !renews.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        {
+            return Err(PncError::invalid(
+                "renewsContractCertificateFingerprint must be the SHA-256 hex fingerprint of the renewed contract certificate",
+            ));
+        }
+        let store = request.store || !renews.is_empty();
+        let pcid = match (request.pcid.trim().is_empty(), store && renews.is_empty()) {
             (true, true) => {
                 return Err(PncError::invalid("pcid is required to store contract data"));
             }
@@ -512,7 +551,9 @@ impl ProvisioningService {
             certificate_not_before: chain[0].not_before().unix_timestamp(),
             certificate_not_after: chain[0].not_after().unix_timestamp(),
         };
-        let contract = if request.store {
+        let contract = if !renews.is_empty() {
+            self.store_renewal(principal, contract, &renews).await?
+        } else if store {
             self.store(principal, contract, None).await?
         } else {
             contract

@@ -6,8 +6,11 @@
 //! contract. Generate-mode contracts are renewed on the spot: a new key and certificate
 //! (same lifetime as the old one, from now, clamped to the issuer), the key sealed to the
 //! old contract certificate [V2G2-821] for this answer and to the OEM provisioning
-//! certificate for later installations, stored in one registry transaction. eMSP-PKI
-//! contracts are renewed by their eMSP, so the EV hears FAILED_NoCertificateAvailable.
+//! certificate for later installations, stored in one registry transaction. pnc never holds
+//! an eMSP-PKI contract's key, so those are answered with the renewal their eMSP supplied
+//! (sealed to the old certificate, pre-signed by pnc's CPS; a pnc extension of the CPS sign
+//! endpoints), which then becomes the contract's certificate; until the eMSP supplies one
+//! the EV hears FAILED_NoCertificateAvailable with RetryCounter 0 (try again later).
 
 use pnc_common::PncError;
 use pnc_common::ids::{Emaid, Pcid};
@@ -16,8 +19,8 @@ use pnc_pki::{Certificate, PathError};
 use pnc_proto::common::v1::Certificate as ProtoCertificate;
 use pnc_proto::provisioning::v1::InstallResponse;
 use pnc_proto::registry::v1::{
-    Contract, ContractMode, GetProvisioningCertificateRequest, IssuedRecord, ListContractsRequest,
-    PutContractRequest, list_contracts_request,
+    ApplyContractRenewalRequest, Contract, ContractMode, GetProvisioningCertificateRequest,
+    IssuedRecord, ListContractsRequest, PutContractRequest, list_contracts_request,
 };
 use pnc_proto::truststore::v1::{ListRootsRequest, RootType};
 use time::OffsetDateTime;
@@ -167,20 +170,25 @@ async fn renew(
         .map_err(|error| backend_failure("the contract pool", error))?
         .into_inner()
         .contracts;
-    let contract = contracts
-        .into_iter()
-        .find(|contract| {
-            contract
-                .contract_chain
-                .first()
-                .is_some_and(|leaf| leaf.der == old_leaf.der())
-        })
-        .ok_or_else(|| {
-            negative(
-                ResponseCode::FailedNoCertificateAvailable,
-                format!("no live contract of {emaid} holds this certificate"),
-            )
-        })?;
+    let trusted = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
+    let Some(contract) = contracts.into_iter().find(|contract| {
+        contract
+            .contract_chain
+            .first()
+            .is_some_and(|leaf| leaf.der == old_leaf.der())
+    }) else {
+        // An EV whose answer got lost retries with its old certificate after its eMSP's
+        // renewal was applied: it hears the same renewal again.
+        return supplied_renewal(service, checked, old_leaf, &trusted)
+            .await
+            .map_err(|refused| match refused.code {
+                ResponseCode::FailedContractCanceled => refused,
+                _ => negative(
+                    ResponseCode::FailedNoCertificateAvailable,
+                    format!("no live contract of {emaid} holds this certificate"),
+                ),
+            });
+    };
     if contract.cancelled {
         return Err(negative(
             ResponseCode::FailedContractCanceled,
@@ -188,12 +196,8 @@ async fn renew(
         ));
     }
     if contract.mode != ContractMode::Generated as i32 {
-        return Err(negative(
-            ResponseCode::FailedNoCertificateAvailable,
-            "this contract comes from its eMSP's own PKI; the eMSP renews it",
-        ));
+        return supplied_renewal(service, checked, old_leaf, &trusted).await;
     }
-    let trusted = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
     let Some(answer_root) = trusted.first().cloned() else {
         return Err(negative(
             ResponseCode::FailedNoCertificateAvailable,
@@ -295,6 +299,7 @@ async fn renew(
                     }),
                     profile: pnc_pki::Profile::Contract.name().to_string(),
                 }),
+                renews_certificate_fingerprint: String::new(),
             },
         ))
         .await
@@ -318,6 +323,69 @@ async fn renew(
         emaid: signed.emaid.clone(),
         pcid: contract.pcid,
         v2g_root_fingerprint: signed.v2g_root_fingerprint,
+        remaining_contracts: 0,
+        failure_reason: String::new(),
+    })
+}
+
+/// eMSP PKI mode: the renewal the eMSP supplied for this contract certificate, applied in
+/// the registry (the contract's certificate becomes the renewed one) and answered under the
+/// first V2G root the EV lists that the renewal was signed under.
+async fn supplied_renewal(
+    service: &ProvisioningService,
+    checked: &CheckedUpdate,
+    old_leaf: &Certificate,
+    trusted_roots: &[String],
+) -> Result<InstallResponse, Negative> {
+    let renewal = service
+        .downstream
+        .contracts
+        .clone()
+        .apply_contract_renewal(forward(
+            None,
+            ApplyContractRenewalRequest {
+                old_certificate_fingerprint: hex::encode_upper(old_leaf.sha256_fingerprint()),
+                v2g_root_fingerprints: trusted_roots.to_vec(),
+            },
+        ))
+        .await
+        .map_err(PncError::from)
+        .map_err(|error| match error.kind {
+            pnc_common::ErrorKind::NotFound => negative(
+                ResponseCode::FailedNoCertificateAvailable,
+                format!(
+                    "this contract comes from its eMSP's own PKI and no usable renewal was supplied: {}",
+                    error.message
+                ),
+            ),
+            pnc_common::ErrorKind::ContractCanceled => {
+                negative(ResponseCode::FailedContractCanceled, error.message)
+            }
+            _ => backend_failure("the contract pool", error),
+        })?
+        .into_inner();
+    let signed = trusted_roots
+        .iter()
+        .find_map(|root| {
+            renewal
+                .signed_data
+                .iter()
+                .find(|signed| &signed.v2g_root_fingerprint == root)
+        })
+        .ok_or_else(|| {
+            negative(
+                ResponseCode::FailedNoCertificateAvailable,
+                "the supplied renewal is signed under none of the V2G roots the EV trusts",
+            )
+        })?;
+    let exi_response = signed_data::render_update_exi(signed, &checked.session_id)
+        .map_err(|error| backend_failure("rendering the answer", error))?;
+    Ok(InstallResponse {
+        exi_response,
+        response_code: ResponseCode::Ok.as_str().to_string(),
+        emaid: signed.emaid.clone(),
+        pcid: renewal.pcid.clone(),
+        v2g_root_fingerprint: signed.v2g_root_fingerprint.clone(),
         remaining_contracts: 0,
         failure_reason: String::new(),
     })

@@ -9,10 +9,11 @@ use pnc_proto::error::ErrorKind;
 use pnc_proto::principal::Role;
 use pnc_proto::registry::v1::contracts_server::Contracts;
 use pnc_proto::registry::v1::{
-    CancelContractRequest, CancelContractResponse, Contract, ContractMode,
-    GetProvisioningCertificateRequest, GetSignedContractDataRequest, GetSignedContractDataResponse,
-    ListContractsRequest, ListContractsResponse, ProvisioningCertificate, PutContractRequest,
-    SetDefaultContractRequest, SignedContractData, list_contracts_request,
+    ApplyContractRenewalRequest, CancelContractRequest, CancelContractResponse, Contract,
+    ContractMode, GetProvisioningCertificateRequest, GetSignedContractDataRequest,
+    GetSignedContractDataResponse, ListContractsRequest, ListContractsResponse,
+    ProvisioningCertificate, PutContractRequest, SetDefaultContractRequest, SignedContractData,
+    list_contracts_request,
 };
 use prost::Message;
 use sqlx::Row;
@@ -24,6 +25,8 @@ use crate::audit::AuditedTransaction;
 use crate::events::{Audience, Event};
 use crate::issued::NewIssued;
 use crate::pcp::{FORMAT_COMPACT, parse_certificate};
+
+mod renewals;
 
 const CONTRACT_COLUMNS: &str = "pcid, emaid, is_default, cancelled, contract_pb, format, \
                                 chain_fingerprints, certificate_not_before, certificate_not_after";
@@ -47,6 +50,54 @@ pub fn parse_fingerprint(value: &str) -> Result<String, PncError> {
         )));
     }
     Ok(value.to_ascii_uppercase())
+}
+
+/// The shape of signed contract data sets under distinct V2G roots, all for `emaid`
+/// (fingerprints normalised to upper case).
+fn check_signed_data(
+    signed_data: &mut [SignedContractData],
+    emaid: &Emaid,
+) -> Result<(), PncError> {
+    if signed_data.is_empty() || signed_data.len() > MAX_SIGNED_DATA {
+        return Err(PncError::invalid(format!(
+            "a contract needs signed contract data under 1 to {MAX_SIGNED_DATA} V2G roots"
+        )));
+    }
+    let mut roots_seen = Vec::new();
+    for signed in signed_data.iter_mut() {
+        signed.v2g_root_fingerprint = parse_fingerprint(&signed.v2g_root_fingerprint)?;
+        if roots_seen.contains(&signed.v2g_root_fingerprint) {
+            return Err(PncError::invalid(format!(
+                "two signed contract data under the V2G root {}",
+                signed.v2g_root_fingerprint
+            )));
+        }
+        roots_seen.push(signed.v2g_root_fingerprint.clone());
+        let signed_emaid = Emaid::parse(&signed.emaid)?;
+        if !signed_emaid.same_account(emaid) {
+            return Err(PncError::invalid(format!(
+                "signed contract data names eMAID {signed_emaid}, the contract {emaid}"
+            )));
+        }
+        let parts = [
+            (&signed.encrypted_private_key, "encrypted private key"),
+            (&signed.dh_public_key, "DH public key"),
+            (&signed.signature_value, "signature value"),
+        ];
+        for (part, name) in parts {
+            if part.is_empty() || part.len() > MAX_SIGNED_PART {
+                return Err(PncError::invalid(format!(
+                    "signed contract data: the {name} is missing or too large"
+                )));
+            }
+        }
+        if signed.cps_chain.is_empty() || signed.references.is_empty() {
+            return Err(PncError::invalid(
+                "signed contract data needs the CPS chain and the signed references",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The stored form: everything but the columns kept beside it, the signed data and the
@@ -283,6 +334,9 @@ impl RegistryCore {
         request: PutContractRequest,
     ) -> Result<Contract, PncError> {
         caller.require_role(&[Role::Emsp])?;
+        if !request.renews_certificate_fingerprint.trim().is_empty() {
+            return self.put_contract_renewal(caller, request).await;
+        }
         let mut contract = request
             .contract
             .ok_or_else(|| PncError::invalid("contract is missing"))?;
@@ -313,45 +367,7 @@ impl RegistryCore {
         if contract.contract_ends != 0 && contract.contract_ends <= contract.contract_begins {
             return Err(PncError::invalid("the contract ends before it begins"));
         }
-        if contract.signed_data.is_empty() || contract.signed_data.len() > MAX_SIGNED_DATA {
-            return Err(PncError::invalid(format!(
-                "a contract needs signed contract data under 1 to {MAX_SIGNED_DATA} V2G roots"
-            )));
-        }
-        let mut roots_seen = Vec::new();
-        for signed in &mut contract.signed_data {
-            signed.v2g_root_fingerprint = parse_fingerprint(&signed.v2g_root_fingerprint)?;
-            if roots_seen.contains(&signed.v2g_root_fingerprint) {
-                return Err(PncError::invalid(format!(
-                    "two signed contract data under the V2G root {}",
-                    signed.v2g_root_fingerprint
-                )));
-            }
-            roots_seen.push(signed.v2g_root_fingerprint.clone());
-            let signed_emaid = Emaid::parse(&signed.emaid)?;
-            if !signed_emaid.same_account(&emaid) {
-                return Err(PncError::invalid(format!(
-                    "signed contract data names eMAID {signed_emaid}, the contract {emaid}"
-                )));
-            }
-            let parts = [
-                (&signed.encrypted_private_key, "encrypted private key"),
-                (&signed.dh_public_key, "DH public key"),
-                (&signed.signature_value, "signature value"),
-            ];
-            for (part, name) in parts {
-                if part.is_empty() || part.len() > MAX_SIGNED_PART {
-                    return Err(PncError::invalid(format!(
-                        "signed contract data: the {name} is missing or too large"
-                    )));
-                }
-            }
-            if signed.cps_chain.is_empty() || signed.references.is_empty() {
-                return Err(PncError::invalid(
-                    "signed contract data needs the CPS chain and the signed references",
-                ));
-            }
-        }
+        check_signed_data(&mut contract.signed_data, &emaid)?;
         let issued = match &request.issued {
             Some(record) => Some(NewIssued::from_certificates(
                 leaf.der(),
@@ -885,13 +901,18 @@ impl RegistryCore {
             .execute(transaction.connection())
             .await
             .map_err(map_sqlx_error)?;
-            // The pre-signed data can no longer be handed out; keep none of it.
-            sqlx::query("DELETE FROM signed_contract_data WHERE pcid_key = $1 AND emaid_key = $2")
+            // The pre-signed data (and any pending renewal) can no longer be handed out;
+            // keep none of it.
+            for table in ["signed_contract_data", "contract_renewals"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE pcid_key = $1 AND emaid_key = $2"
+                ))
                 .bind(&pcid_key)
                 .bind(emaid.lookup_key())
                 .execute(transaction.connection())
                 .await
                 .map_err(map_sqlx_error)?;
+            }
             let before = contract.encode_to_vec();
             contract.cancelled = true;
             transaction
@@ -997,6 +1018,18 @@ impl Contracts for ContractsService {
         let contract = self
             .core
             .set_default_contract(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(contract))
+    }
+
+    async fn apply_contract_renewal(
+        &self,
+        request: Request<ApplyContractRenewalRequest>,
+    ) -> Result<Response<Contract>, Status> {
+        let caller = Caller::of(&request);
+        let contract = self
+            .core
+            .apply_contract_renewal(&caller, request.into_inner())
             .await?;
         Ok(Response::new(contract))
     }

@@ -338,6 +338,8 @@ impl RegistryCore {
                 .collect(),
             signature_value: message.signature.signature_value.clone(),
             v2g_root_distinguished_name: String::new(),
+            // Uploads are ISO 15118-2 answers (the -20 namespaces are refused above).
+            schema_namespace: String::new(),
         };
         // Data under other V2G roots for the same contract certificate stays; data for
         // another certificate is replaced.
@@ -387,6 +389,7 @@ impl RegistryCore {
             PutContractRequest {
                 contract: Some(contract),
                 issued: None,
+                renews_certificate_fingerprint: String::new(),
             },
         )
         .await

@@ -273,6 +273,26 @@ pub struct SignedContractDataRequest {
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
     #[serde(default)]
     pub meta_data: Option<String>,
+    /// pnc extension (not in OPCP): SHA-256 hex of the DER of the contract certificate
+    /// this chain renews. The key material must then be sealed to that old certificate's
+    /// key [V2G2-821]; the result is stored as its pending renewal, answered to the EV's
+    /// CertificateUpdateReq, instead of as installation data.
+    #[serde(default)]
+    pub renews_contract_certificate_fingerprint: Option<String>,
+}
+
+/// The pnc extension field `renewsContractCertificateFingerprint`: empty, or 64 hex.
+pub(crate) fn renewal_selector(value: Option<&str>) -> Result<String, ApiError> {
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(String::new());
+    };
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_uppercase())
+    } else {
+        Err(ApiError::bad_request(
+            "renewsContractCertificateFingerprint must be the SHA-256 hex fingerprint of the renewed contract certificate",
+        ))
+    }
 }
 
 pub(crate) fn contract_chain(
@@ -303,7 +323,8 @@ pub(crate) fn emaid_of_leaf(leaf: &ProtoCertificate) -> Result<Emaid, ApiError> 
 }
 
 /// eMSP PKI mode: pnc's CPS signs the eMSP's contract data; with a PCID the result is also
-/// stored in the contract pool.
+/// stored in the contract pool. With `renewsContractCertificateFingerprint` (pnc extension)
+/// it is stored as the renewal of that contract certificate for CertificateUpdate.
 #[utoipa::path(
     put,
     path = "/v1/cps/contractData/signed",
@@ -337,9 +358,11 @@ pub async fn sign_contract_data(
         .filter(|pcid| !pcid.trim().is_empty())
         .map(parse_pcid)
         .transpose()?;
+    let renews = renewal_selector(body.renews_contract_certificate_fingerprint.as_deref())?;
     let request = SignContractDataRequest {
         emaid: emaid.as_str().to_string(),
-        store: pcid.is_some(),
+        store: pcid.is_some() || !renews.is_empty(),
+        renews_contract_certificate_fingerprint: renews,
         pcid: pcid
             .map(|pcid| pcid.as_str().to_string())
             .unwrap_or_default(),
@@ -442,6 +465,7 @@ fn legacy_request(
             body.cps_v2g_root_certificate_fingerprint.as_deref(),
         )?,
         store,
+        renews_contract_certificate_fingerprint: String::new(),
     })
 }
 

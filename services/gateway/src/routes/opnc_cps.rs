@@ -181,6 +181,10 @@ pub struct OpncSignContractDataRequest {
     pub xsd_msg_def_namespace: String,
     #[serde(default, rename = "cpsV2GRootCertificateFingerprint")]
     pub cps_v2g_root_certificate_fingerprint: Option<String>,
+    /// pnc extension (not in OPNC), as on the OPCP sign endpoint: the SHA-256 hex of the
+    /// contract certificate this bundle renews; its key is sealed to that certificate.
+    #[serde(default)]
+    pub renews_contract_certificate_fingerprint: Option<String>,
 }
 
 /// eMSP PKI mode: pnc's CPS signs the eMSP's contract data and stores it for the PCID.
@@ -238,6 +242,9 @@ pub async fn sign(
             body.cps_v2g_root_certificate_fingerprint.as_deref(),
         )?,
         store: true,
+        renews_contract_certificate_fingerprint: crate::routes::cps::renewal_selector(
+            body.renews_contract_certificate_fingerprint.as_deref(),
+        )?,
     };
     let response = state
         .provisioning()
