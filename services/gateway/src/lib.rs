@@ -38,6 +38,7 @@ use crate::state::{AppState, Channels};
         title = "pnc",
         description = "Open ISO 15118 Plug & Charge backend: OPCP v1, OPNC v1, OCPP-shaped JSON and OCSP"
     ),
+    paths(routes::ocsp::ocsp_post, routes::ocsp::ocsp_get),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
@@ -62,12 +63,11 @@ impl utoipa::Modify for SecurityAddon {
 
 /// The router with every route, and the OpenAPI document generated from the handlers.
 pub fn router(state: AppState) -> Router {
+    let ocsp_fast_path = routes::ocsp::OcspFastPath::new(&state);
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::oauth::issue_token))
         .routes(routes!(routes::system::healthz))
         .routes(routes!(routes::system::metrics))
-        .routes(routes!(routes::ocsp::ocsp_post))
-        .routes(routes!(routes::ocsp::ocsp_get))
         .routes(routes!(routes::ocsp::get_crl))
         .routes(routes!(routes::ocpp_ocsp::get_certificate_status))
         .routes(routes!(routes::ocpp_ocsp::get_certificate_chain_status))
@@ -185,6 +185,8 @@ pub fn router(state: AppState) -> Router {
         deadline(request, next, request_timeout)
     }))
     .layer(axum::middleware::from_fn(context::request_context))
+    // After the layers, so they do not wrap it: see routes::ocsp.
+    .merge(routes::ocsp::fast_routes(ocsp_fast_path))
     .with_state(state)
 }
 

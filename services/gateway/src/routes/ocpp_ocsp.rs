@@ -202,7 +202,7 @@ pub async fn get_certificate_status(
         hex::encode(&cert_id.serial),
         data.responder_url.trim()
     ));
-    if let Some(hit) = state.ocsp_answers.get(&key).await {
+    if let Some(hit) = state.ocsp_answers.get(&key, unix_now()).await {
         return Ok(Json(GetCertificateStatusResponse {
             status: "Accepted".to_string(),
             status_info: None,
@@ -237,7 +237,7 @@ pub async fn get_certificate_status(
     state
         .ocsp_answers
         .insert(
-            key,
+            &key,
             Arc::new(CachedAnswer::new(
                 Bytes::from(encoded.clone()),
                 response.this_update,
