@@ -999,10 +999,103 @@ async fn own_responder_answers_verify_with_openssl() {
     }
 }
 
+/// Registers a vehicle (an OEM provisioning certificate for `pcid`) and has the eMSP
+/// generate a contract for `emaid` on it, as OPCP clients do; the contract leaf pnc issued.
+async fn generated_contract(
+    sandbox: &Sandbox,
+    pki: &pnc_pki::DevPki,
+    oem: &str,
+    emsp: &str,
+    pcid: &str,
+    emaid: &str,
+) -> Certificate {
+    let now = time::OffsetDateTime::now_utc();
+    let mut template = pnc_pki::CertificateTemplate::new(
+        pnc_pki::Profile::OemProvisioning,
+        pnc_pki::SubjectName::new(pcid),
+        pki.certificate(pnc_pki::DevCert::OemProvisioning)
+            .public_key_spki_der()
+            .to_vec(),
+        now - time::Duration::hours(1),
+        now + time::Duration::days(300),
+    );
+    template.ocsp_url = Some(pki.ocsp_base_url().to_string());
+    let issuer = pki.entry(pnc_pki::DevCert::OemSubCa2);
+    let vehicle = pnc_pki::issue(
+        &template,
+        Some(&issuer.certificate),
+        issuer.signer().as_ref(),
+    )
+    .unwrap();
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/oem/provCerts"))
+        .bearer_auth(oem)
+        .json(&json!({
+            "provisioningCertificate": STANDARD.encode(vehicle.der()),
+            "subCa2Certificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::OemSubCa2).der()),
+            "subCa1Certificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::OemSubCa1).der()),
+            "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // Provisioning seeds the roots and its CPS chain in the background.
+    let mut last = String::new();
+    for _ in 0..75 {
+        let response = sandbox
+            .http
+            .put(sandbox.url("/v1/cps/generate/signedContractData"))
+            .bearer_auth(emsp)
+            .json(&json!({
+                "contractBegins": rfc3339(now - time::Duration::days(1)),
+                "contractEnds": rfc3339(now + time::Duration::days(365)),
+                "emaid": emaid,
+                "pcid": pcid,
+                "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+            }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 201 {
+            last.clear();
+            break;
+        }
+        last = format!("{}: {}", response.status(), response.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last.is_empty(), "generate {emaid}: {last}");
+    let lookup: Value = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/ccp/lookupContract/{emaid}")))
+        .bearer_auth(emsp)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let leaf = STANDARD
+        .decode(
+            lookup["XMLContracts"][0]["contractCertificate"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    Certificate::from_der(&leaf).unwrap()
+}
+
 async fn authorize_scenario(backend: Backend) {
     let sandbox = Sandbox::start(backend).await;
     let pki = dev_pki(&sandbox);
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let emsp = sandbox.client(Role::Emsp, &[], &["DE-PNC"], &[]).await;
     let key =
         pnc_pki::SoftwareSigner::generate("contract", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256)
             .unwrap();
@@ -1016,21 +1109,24 @@ async fn authorize_scenario(backend: Backend) {
     let emaid = emaid.as_str();
     let other_emaid = emaid_of("DEPNCC00000002");
     let revoked_emaid = emaid_of("DEPNCC00000003");
-    let contract = pki
-        .issue_contract(
-            emaid,
-            pnc_pki::Signer::public_key_spki_der(&key),
-            time::Duration::days(30),
-        )
-        .unwrap();
+    let orphan_emaid = emaid_of("DEPNCC00000004");
+    let contract = generated_contract(
+        &sandbox,
+        &pki,
+        &oem.token,
+        &emsp.token,
+        "PNCAUTHORIZECAR01",
+        emaid,
+    )
+    .await;
     let sub2 = pki.certificate(pnc_pki::DevCert::MoSubCa2).clone();
     let sub1 = pki.certificate(pnc_pki::DevCert::MoSubCa1).clone();
     let registry = pnc_registry::open_database(&sandbox.storage())
         .await
         .unwrap();
     let issued = pnc_registry::issued::IssuedStore::new(registry);
+    // The contract leaf's record came with its contract; the Sub-CAs' are the test's.
     for (certificate, issuer) in [
-        (&contract, &sub2),
         (&sub2, &sub1),
         (&sub1, pki.certificate(pnc_pki::DevCert::MoRoot)),
     ] {
@@ -1085,6 +1181,51 @@ async fn authorize_scenario(backend: Backend) {
     };
     let by_hash = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]})).await;
     assert_eq!(by_hash["certificateStatus"], "Accepted", "{by_hash}");
+
+    // fail/no-contract: a certificate of pnc's own MO Sub-CA, good in OCSP, but pnc holds no
+    // contract for its eMAID: the token is Unknown (C07.FR.13).
+    let orphan = pki
+        .issue_contract(
+            &orphan_emaid,
+            pnc_pki::Signer::public_key_spki_der(&key),
+            time::Duration::days(30),
+        )
+        .unwrap();
+    let record =
+        pnc_registry::issued::NewIssued::from_certificates(orphan.der(), sub2.der(), "test")
+            .unwrap();
+    issued.record(&record).await.unwrap();
+    let orphan_pem = [orphan.to_pem(), sub2.to_pem(), sub1.to_pem()].concat();
+    for body in [
+        json!({"idToken": {"idToken": orphan_emaid, "type": "eMAID"}, "certificate": orphan_pem}),
+        json!({"idToken": {"idToken": orphan_emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&orphan, &sub2), hash(&sub2, &sub1)]}),
+    ] {
+        let answer = authorize(body).await;
+        assert_eq!(answer["certificateStatus"], "ContractCancelled", "{answer}");
+        assert_eq!(answer["idTokenInfo"]["status"], "Unknown", "{answer}");
+    }
+
+    // fail/cancelled: the eMSP cancels without revoking (X-Skip-Revocation): the chain is
+    // still good, the contract is not, by chain and by hash data; the token is Blocked.
+    let response = sandbox
+        .http
+        .delete(sandbox.url(&format!("/v1/ccp/signedContractData/{emaid}")))
+        .bearer_auth(&emsp.token)
+        .header("X-Skip-Revocation", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "cancel");
+    for body in [
+        json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": pem}),
+        json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]}),
+    ] {
+        let answer = authorize(body).await;
+        assert_eq!(answer["certificateStatus"], "ContractCancelled", "{answer}");
+        assert_eq!(answer["idTokenInfo"]["status"], "Blocked", "{answer}");
+    }
+
+    // fail/revoked: revocation outranks the contract check (the chain is not valid).
     issued
         .revoke(sub2.subject_key_identifier().unwrap(), contract.serial(), 1)
         .await

@@ -545,9 +545,14 @@ pub async fn authorize(
         tracing::info!(detail = %response.detail, "contract check failed");
     }
     let (certificate_status, token_status) = c07_pair(status);
+    // C07.FR.13: with ContractCancelled, the token's own status (Blocked, Expired, Unknown).
+    let token_status = match response.id_token_status.as_str() {
+        "" => token_status.to_string(),
+        given => given.to_string(),
+    };
     Ok(Json(AuthorizeContractResponse {
         id_token_info: IdTokenInfo {
-            status: token_status.to_string(),
+            status: token_status,
         },
         certificate_status: certificate_status.to_string(),
     }))
