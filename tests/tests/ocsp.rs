@@ -1265,3 +1265,109 @@ async fn authorize_checks_contract_chains() {
         authorize_scenario(backend).await;
     }
 }
+
+/// Hubject's layout (`pki.mo_sub_cas_under_v2g_root`): the contract certificates of pnc's MO
+/// Sub-CAs under the V2G root get OCSP answers signed by a delegated signer of their CA,
+/// which `openssl ocsp` verifies up to the V2G root.
+async fn hubject_layout_scenario(backend: Backend) {
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.pki.mo_sub_cas_under_v2g_root = true;
+    })
+    .await;
+    let pki = dev_pki(&sandbox);
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let emsp = sandbox.client(Role::Emsp, &[], &["DE-PNC"], &[]).await;
+    let emaid = format!(
+        "DEPNCC00000009{}",
+        pnc_common::ids::emaid_check_digit("DEPNCC00000009").unwrap()
+    );
+    let contract = generated_contract(
+        &sandbox,
+        &pki,
+        &oem.token,
+        &emsp.token,
+        "PNCHUBJECTCAR0001",
+        &emaid,
+    )
+    .await;
+    let extra = sandbox.data_dir.path().join("pki").join("mo-under-v2g");
+    let work = tempfile::tempdir().unwrap();
+    let der_to_pem = |file: &str, to: &str| {
+        let certificate = Certificate::from_der(&std::fs::read(extra.join(file)).unwrap()).unwrap();
+        std::fs::write(work.path().join(to), certificate.to_pem()).unwrap();
+        certificate
+    };
+    let sub2 = der_to_pem("sub-ca-2.der", "sub2.pem");
+    der_to_pem("sub-ca-1.der", "sub1.pem");
+    assert!(
+        contract.issuer().matches(sub2.subject()),
+        "the contract comes from the MO Sub-CA under the V2G root"
+    );
+    std::fs::write(work.path().join("leaf.pem"), contract.to_pem()).unwrap();
+    let sub1 = std::fs::read_to_string(work.path().join("sub1.pem")).unwrap();
+    std::fs::write(
+        work.path().join("anchors.pem"),
+        [
+            pki.certificate(pnc_pki::DevCert::V2gRoot).to_pem(),
+            sub1,
+            sub2.to_pem(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    run(Command::new("openssl").current_dir(work.path()).args([
+        "ocsp",
+        "-issuer",
+        "sub2.pem",
+        "-cert",
+        "leaf.pem",
+        "-no_nonce",
+        "-reqout",
+        "req.der",
+    ]));
+    let request = std::fs::read(work.path().join("req.der")).unwrap();
+    // The ocsp service loads the layout's CAs once provisioning has written them.
+    let mut body = Vec::new();
+    for _ in 0..50 {
+        body = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .header("content-type", "application/ocsp-request")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        if body.as_slice() != UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(work.path().join("resp.der"), &body).unwrap();
+    let verdict = run(Command::new("openssl").current_dir(work.path()).args([
+        "ocsp",
+        "-respin",
+        "resp.der",
+        "-CAfile",
+        "anchors.pem",
+        "-issuer",
+        "sub2.pem",
+        "-cert",
+        "leaf.pem",
+    ]));
+    assert!(
+        verdict.contains("Response verify OK") && verdict.contains(": good"),
+        "{backend:?}: {verdict}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hubject_layout_sub_cas_have_delegated_ocsp_signers() {
+    for backend in Backend::ALL {
+        hubject_layout_scenario(backend).await;
+    }
+}
