@@ -891,6 +891,68 @@ async fn own_scenario(backend: Backend) {
         }
     }
 
+    // The /ocsp fast path keeps the RFC 5019 headers of a cached answer, answers other
+    // methods 405, refuses an oversized body unread, and counts what it did.
+    let request = openssl_request("good", &["-no_nonce"]);
+    for _ in 0..2 {
+        let response = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .header("content-type", "application/ocsp-request")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/ocsp-response");
+        for name in ["etag", "last-modified", "expires", "cache-control"] {
+            assert!(headers.contains_key(name), "{name}: {headers:?}");
+        }
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .ends_with(", public, no-transform, must-revalidate")
+        );
+    }
+    let put = sandbox
+        .http
+        .put(sandbox.url("/ocsp"))
+        .body(request.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+    let oversized = sandbox
+        .http
+        .post(sandbox.url("/ocsp"))
+        .body(vec![0x30; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 200);
+    assert_eq!(
+        oversized.bytes().await.unwrap().as_ref(),
+        &MALFORMED_REQUEST
+    );
+    let metrics = sandbox
+        .http
+        .get(sandbox.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for result in ["hit", "miss", "error"] {
+        assert!(
+            metrics.contains(&format!(
+                "pnc_ocsp_http_requests_total{{result=\"{result}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+
     // fail/malformed and fail/unknown-issuer: OCSP error statuses, never a panic.
     for garbage in [
         Vec::new(),
