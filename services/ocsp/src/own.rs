@@ -122,7 +122,7 @@ impl OwnPki {
             .ok_or_else(|| format!("{name} has no subject key identifier"))?;
         let signer = Arc::new(
             pnc_pki::SoftwareSigner::generate(
-                &format!("{name}-ocsp"),
+                format!("{name}-ocsp"),
                 pnc_pki::SignatureAlgorithm::EcdsaP256Sha256,
             )
             .map_err(|error| error.to_string())?,

@@ -250,7 +250,7 @@ impl Ocsp for OcspService {
                 let emaid = chain[0].common_name().unwrap_or_default();
                 authorize::check_contract(
                     &self.engine,
-                    &emaid,
+                    emaid,
                     authorize::ContractLeaf::Certificate(&chain[0]),
                 )
                 .await?
