@@ -240,6 +240,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     };
     // Install the recorder before the first request records anything.
     let _ = pnc_common::telemetry::metrics_handle();
+    let ocsp_fast_path = routes::ocsp::OcspFastPath::new(&state);
     let app = router(state);
     let listener = TcpListener::bind(context.listen).await?;
     let local_addr = listener.local_addr()?;
@@ -257,7 +258,8 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         });
     }
     let task = tokio::spawn(async move {
-        let graceful = axum::serve(listener, app.into_make_service())
+        let plain = routes::ocsp::OcspFirst::new(ocsp_fast_path, app);
+        let graceful = axum::serve(listener, axum::ServiceExt::into_make_service(plain))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::select! {
             result = graceful => result.map_err(anyhow::Error::from),

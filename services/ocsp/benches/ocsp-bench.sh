@@ -98,7 +98,7 @@ openssl ocsp -respin pnc.der -CAfile <(cat root.pem sub.pem) -issuer sub.pem -ce
 
 # The OCPP form of the same certificate: SHA-256 CertID as hex, the AIA URL as responderURL
 # (as EVerest sends it); warmed like /ocsp.
-openssl ocsp -issuer sub.pem -cert leaf.pem -sha256 -no_nonce -reqout req256.der >/dev/null
+openssl ocsp -issuer sub.pem -sha256 -cert leaf.pem -no_nonce -reqout req256.der >/dev/null
 openssl ocsp -reqin req256.der -req_text | python3 -c '
 import json, sys
 fields = {}

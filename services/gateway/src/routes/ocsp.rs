@@ -15,6 +15,7 @@
 //! the request has to wait (a slow body, a cache miss), and OCSP error statuses as DER
 //! (see BENCHMARKS-ocsp.md).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -401,17 +402,67 @@ async fn method_not_allowed() -> ApiError {
 /// (lib.rs), so none of them run for OCSP.
 pub fn fast_routes<S: Clone + Send + Sync + 'static>(fast: Arc<OcspFastPath>) -> Router<S> {
     let (for_post, for_get) = (fast.clone(), fast);
+    // Services with their own (empty) state: a handler of the gateway's router would clone
+    // the whole AppState for every request.
     Router::new()
-        .route(
+        .route_service(
             "/ocsp",
             axum::routing::post(move |request: Request| ocsp_post(for_post.clone(), request))
-                .fallback(method_not_allowed),
+                .fallback(method_not_allowed)
+                .with_state::<()>(()),
         )
-        .route(
+        .route_service(
             "/ocsp/{*request}",
             axum::routing::get(move |request: Request| ocsp_get(for_get.clone(), request))
-                .fallback(method_not_allowed),
+                .fallback(method_not_allowed)
+                .with_state::<()>(()),
         )
+}
+
+/// The plain-HTTP listener's service: `/ocsp` goes to the fast path before any route
+/// matching, everything else to the router. A cached answer then also skips the route look-up,
+/// the per-route boxed service clone, request extensions and the state clone that every
+/// handler of the router pays; the router serves the same routes for the TLS listener.
+#[derive(Clone)]
+pub struct OcspFirst {
+    fast: Arc<OcspFastPath>,
+    router: Router,
+}
+
+impl OcspFirst {
+    pub fn new(fast: Arc<OcspFastPath>, router: Router) -> OcspFirst {
+        OcspFirst { fast, router }
+    }
+}
+
+type FastFuture = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl tower::Service<Request> for OcspFirst {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::Either<FastFuture, <Router as tower::Service<Request>>::Future>;
+
+    fn poll_ready(&mut self, context: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<Request>::poll_ready(&mut self.router, context)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let path = request.uri().path();
+        let method = request.method();
+        if path == "/ocsp" && method == Method::POST {
+            let fast = self.fast.clone();
+            return futures::future::Either::Left(Box::pin(
+                async move { Ok(fast.post(request).await) },
+            ));
+        }
+        if path.starts_with("/ocsp/") && method == Method::GET {
+            let fast = self.fast.clone();
+            return futures::future::Either::Left(Box::pin(
+                async move { Ok(fast.get(request).await) },
+            ));
+        }
+        futures::future::Either::Right(self.router.call(request))
+    }
 }
 
 /// RFC 6960 OCSP, GET form.
