@@ -551,6 +551,43 @@ mod tests {
     }
 
     #[test]
+    fn ok_cache_control_formatted_on_the_stack() {
+        assert_eq!(
+            cache_control(0),
+            HeaderValue::from_static("max-age=0, public, no-transform, must-revalidate")
+        );
+        assert_eq!(
+            cache_control(86_400),
+            HeaderValue::from_static("max-age=86400, public, no-transform, must-revalidate")
+        );
+        assert_eq!(cache_control(-5), cache_control(0));
+        assert!(
+            cache_control(i64::MAX)
+                .to_str()
+                .unwrap()
+                .starts_with("max-age=9223372036854775807,")
+        );
+    }
+
+    #[test]
+    fn ok_percent_decoding() {
+        assert_eq!(percent_decoded("MEUw").unwrap(), "MEUw");
+        assert_eq!(percent_decoded("a%2Fb%2bc%3D").unwrap(), "a/b+c=");
+        assert_eq!(percent_decoded("%2"), None);
+        assert_eq!(percent_decoded("%zz"), None);
+        assert_eq!(percent_decoded("%ff"), None, "not UTF-8");
+    }
+
+    #[tokio::test]
+    async fn ok_deadline_only_for_waiting_futures() {
+        assert_eq!(within(Duration::from_millis(1), async { 7 }).await, Some(7));
+        assert_eq!(
+            within(Duration::from_millis(10), std::future::pending::<()>()).await,
+            None
+        );
+    }
+
+    #[test]
     fn ok_http_date() {
         assert_eq!(
             http_date(784_111_777).unwrap(),
