@@ -321,10 +321,10 @@ impl OcspFastPath {
             self.counters.error.increment(1);
             return error_status(&MALFORMED_REQUEST);
         }
-        let body = axum::body::to_bytes(request.into_body(), MAX_OCSP_REQUEST_BYTES);
+        let body = read_body(request.into_body(), MAX_OCSP_REQUEST_BYTES);
         match within(self.deadline, body).await {
-            Some(Ok(der)) => self.answer(&der).await,
-            Some(Err(_)) => {
+            Some(Some(der)) => self.answer(&der).await,
+            Some(None) => {
                 self.counters.error.increment(1);
                 error_status(&MALFORMED_REQUEST)
             }
@@ -350,6 +350,40 @@ impl OcspFastPath {
             }
         }
     }
+}
+
+/// The body, or None past `limit` bytes or on a broken stream. A body that arrives as one
+/// frame (an OCSP request nearly always does) is kept as is, without a copy or a buffer list.
+async fn read_body(body: Body, limit: usize) -> Option<Bytes> {
+    use axum::body::HttpBody;
+    let mut body = pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    let mut length = 0usize;
+    while let Some(frame) = std::future::poll_fn(|context| body.as_mut().poll_frame(context)).await
+    {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue; // trailers
+        };
+        length += data.len();
+        if length > limit {
+            return None;
+        }
+        match (&mut first, &mut joined) {
+            (None, None) => first = Some(data),
+            (Some(_), None) => {
+                let mut buffer = bytes::BytesMut::with_capacity(length);
+                buffer.extend_from_slice(&first.take()?);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
+            }
+            (_, Some(buffer)) => buffer.extend_from_slice(&data),
+        }
+    }
+    Some(match joined {
+        Some(buffer) => buffer.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// `%XX` escapes decoded (RFC 3986 §2.1); borrowed when there are none.
@@ -576,6 +610,25 @@ mod tests {
         assert_eq!(percent_decoded("%2"), None);
         assert_eq!(percent_decoded("%zz"), None);
         assert_eq!(percent_decoded("%ff"), None, "not UTF-8");
+    }
+
+    #[tokio::test]
+    async fn ok_body_in_one_or_many_frames_within_the_limit() {
+        let one = Body::from(Bytes::from_static(b"0123456789"));
+        assert_eq!(read_body(one, 10).await.unwrap(), "0123456789");
+        let many = || {
+            Body::from_stream(futures::stream::iter(
+                ["01", "234", "56789"].map(|chunk| Ok::<_, std::io::Error>(Bytes::from(chunk))),
+            ))
+        };
+        assert_eq!(read_body(many(), 10).await.unwrap(), "0123456789");
+        assert_eq!(read_body(many(), 9).await, None);
+        assert_eq!(read_body(Body::empty(), 10).await.unwrap(), "");
+        let broken = Body::from_stream(futures::stream::iter([
+            Ok(Bytes::from_static(b"01")),
+            Err(std::io::Error::other("reset")),
+        ]));
+        assert_eq!(read_body(broken, 10).await, None);
     }
 
     #[tokio::test]
