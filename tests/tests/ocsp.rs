@@ -891,6 +891,68 @@ async fn own_scenario(backend: Backend) {
         }
     }
 
+    // The /ocsp fast path keeps the RFC 5019 headers of a cached answer, answers other
+    // methods 405, refuses an oversized body unread, and counts what it did.
+    let request = openssl_request("good", &["-no_nonce"]);
+    for _ in 0..2 {
+        let response = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .header("content-type", "application/ocsp-request")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/ocsp-response");
+        for name in ["etag", "last-modified", "expires", "cache-control"] {
+            assert!(headers.contains_key(name), "{name}: {headers:?}");
+        }
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .ends_with(", public, no-transform, must-revalidate")
+        );
+    }
+    let put = sandbox
+        .http
+        .put(sandbox.url("/ocsp"))
+        .body(request.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+    let oversized = sandbox
+        .http
+        .post(sandbox.url("/ocsp"))
+        .body(vec![0x30; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 200);
+    assert_eq!(
+        oversized.bytes().await.unwrap().as_ref(),
+        &MALFORMED_REQUEST
+    );
+    let metrics = sandbox
+        .http
+        .get(sandbox.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for result in ["hit", "miss", "error"] {
+        assert!(
+            metrics.contains(&format!(
+                "pnc_ocsp_http_requests_total{{result=\"{result}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+
     // fail/malformed and fail/unknown-issuer: OCSP error statuses, never a panic.
     for garbage in [
         Vec::new(),
@@ -999,10 +1061,103 @@ async fn own_responder_answers_verify_with_openssl() {
     }
 }
 
+/// Registers a vehicle (an OEM provisioning certificate for `pcid`) and has the eMSP
+/// generate a contract for `emaid` on it, as OPCP clients do; the contract leaf pnc issued.
+async fn generated_contract(
+    sandbox: &Sandbox,
+    pki: &pnc_pki::DevPki,
+    oem: &str,
+    emsp: &str,
+    pcid: &str,
+    emaid: &str,
+) -> Certificate {
+    let now = time::OffsetDateTime::now_utc();
+    let mut template = pnc_pki::CertificateTemplate::new(
+        pnc_pki::Profile::OemProvisioning,
+        pnc_pki::SubjectName::new(pcid),
+        pki.certificate(pnc_pki::DevCert::OemProvisioning)
+            .public_key_spki_der()
+            .to_vec(),
+        now - time::Duration::hours(1),
+        now + time::Duration::days(300),
+    );
+    template.ocsp_url = Some(pki.ocsp_base_url().to_string());
+    let issuer = pki.entry(pnc_pki::DevCert::OemSubCa2);
+    let vehicle = pnc_pki::issue(
+        &template,
+        Some(&issuer.certificate),
+        issuer.signer().as_ref(),
+    )
+    .unwrap();
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/oem/provCerts"))
+        .bearer_auth(oem)
+        .json(&json!({
+            "provisioningCertificate": STANDARD.encode(vehicle.der()),
+            "subCa2Certificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::OemSubCa2).der()),
+            "subCa1Certificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::OemSubCa1).der()),
+            "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // Provisioning seeds the roots and its CPS chain in the background.
+    let mut last = String::new();
+    for _ in 0..75 {
+        let response = sandbox
+            .http
+            .put(sandbox.url("/v1/cps/generate/signedContractData"))
+            .bearer_auth(emsp)
+            .json(&json!({
+                "contractBegins": rfc3339(now - time::Duration::days(1)),
+                "contractEnds": rfc3339(now + time::Duration::days(365)),
+                "emaid": emaid,
+                "pcid": pcid,
+                "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+            }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 201 {
+            last.clear();
+            break;
+        }
+        last = format!("{}: {}", response.status(), response.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last.is_empty(), "generate {emaid}: {last}");
+    let lookup: Value = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/ccp/lookupContract/{emaid}")))
+        .bearer_auth(emsp)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let leaf = STANDARD
+        .decode(
+            lookup["XMLContracts"][0]["contractCertificate"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    Certificate::from_der(&leaf).unwrap()
+}
+
 async fn authorize_scenario(backend: Backend) {
     let sandbox = Sandbox::start(backend).await;
     let pki = dev_pki(&sandbox);
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let emsp = sandbox.client(Role::Emsp, &[], &["DE-PNC"], &[]).await;
     let key =
         pnc_pki::SoftwareSigner::generate("contract", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256)
             .unwrap();
@@ -1016,21 +1171,24 @@ async fn authorize_scenario(backend: Backend) {
     let emaid = emaid.as_str();
     let other_emaid = emaid_of("DEPNCC00000002");
     let revoked_emaid = emaid_of("DEPNCC00000003");
-    let contract = pki
-        .issue_contract(
-            emaid,
-            pnc_pki::Signer::public_key_spki_der(&key),
-            time::Duration::days(30),
-        )
-        .unwrap();
+    let orphan_emaid = emaid_of("DEPNCC00000004");
+    let contract = generated_contract(
+        &sandbox,
+        &pki,
+        &oem.token,
+        &emsp.token,
+        "PNCAUTHORIZECAR01",
+        emaid,
+    )
+    .await;
     let sub2 = pki.certificate(pnc_pki::DevCert::MoSubCa2).clone();
     let sub1 = pki.certificate(pnc_pki::DevCert::MoSubCa1).clone();
     let registry = pnc_registry::open_database(&sandbox.storage())
         .await
         .unwrap();
     let issued = pnc_registry::issued::IssuedStore::new(registry);
+    // The contract leaf's record came with its contract; the Sub-CAs' are the test's.
     for (certificate, issuer) in [
-        (&contract, &sub2),
         (&sub2, &sub1),
         (&sub1, pki.certificate(pnc_pki::DevCert::MoRoot)),
     ] {
@@ -1085,6 +1243,51 @@ async fn authorize_scenario(backend: Backend) {
     };
     let by_hash = authorize(json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]})).await;
     assert_eq!(by_hash["certificateStatus"], "Accepted", "{by_hash}");
+
+    // fail/no-contract: a certificate of pnc's own MO Sub-CA, good in OCSP, but pnc holds no
+    // contract for its eMAID: the token is Unknown (C07.FR.13).
+    let orphan = pki
+        .issue_contract(
+            &orphan_emaid,
+            pnc_pki::Signer::public_key_spki_der(&key),
+            time::Duration::days(30),
+        )
+        .unwrap();
+    let record =
+        pnc_registry::issued::NewIssued::from_certificates(orphan.der(), sub2.der(), "test")
+            .unwrap();
+    issued.record(&record).await.unwrap();
+    let orphan_pem = [orphan.to_pem(), sub2.to_pem(), sub1.to_pem()].concat();
+    for body in [
+        json!({"idToken": {"idToken": orphan_emaid, "type": "eMAID"}, "certificate": orphan_pem}),
+        json!({"idToken": {"idToken": orphan_emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&orphan, &sub2), hash(&sub2, &sub1)]}),
+    ] {
+        let answer = authorize(body).await;
+        assert_eq!(answer["certificateStatus"], "ContractCancelled", "{answer}");
+        assert_eq!(answer["idTokenInfo"]["status"], "Unknown", "{answer}");
+    }
+
+    // fail/cancelled: the eMSP cancels without revoking (X-Skip-Revocation): the chain is
+    // still good, the contract is not, by chain and by hash data; the token is Blocked.
+    let response = sandbox
+        .http
+        .delete(sandbox.url(&format!("/v1/ccp/signedContractData/{emaid}")))
+        .bearer_auth(&emsp.token)
+        .header("X-Skip-Revocation", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "cancel");
+    for body in [
+        json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": pem}),
+        json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]}),
+    ] {
+        let answer = authorize(body).await;
+        assert_eq!(answer["certificateStatus"], "ContractCancelled", "{answer}");
+        assert_eq!(answer["idTokenInfo"]["status"], "Blocked", "{answer}");
+    }
+
+    // fail/revoked: revocation outranks the contract check (the chain is not valid).
     issued
         .revoke(sub2.subject_key_identifier().unwrap(), contract.serial(), 1)
         .await
@@ -1122,5 +1325,111 @@ async fn authorize_scenario(backend: Backend) {
 async fn authorize_checks_contract_chains() {
     for backend in Backend::ALL {
         authorize_scenario(backend).await;
+    }
+}
+
+/// Hubject's layout (`pki.mo_sub_cas_under_v2g_root`): the contract certificates of pnc's MO
+/// Sub-CAs under the V2G root get OCSP answers signed by a delegated signer of their CA,
+/// which `openssl ocsp` verifies up to the V2G root.
+async fn hubject_layout_scenario(backend: Backend) {
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.pki.mo_sub_cas_under_v2g_root = true;
+    })
+    .await;
+    let pki = dev_pki(&sandbox);
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let emsp = sandbox.client(Role::Emsp, &[], &["DE-PNC"], &[]).await;
+    let emaid = format!(
+        "DEPNCC00000009{}",
+        pnc_common::ids::emaid_check_digit("DEPNCC00000009").unwrap()
+    );
+    let contract = generated_contract(
+        &sandbox,
+        &pki,
+        &oem.token,
+        &emsp.token,
+        "PNCHUBJECTCAR0001",
+        &emaid,
+    )
+    .await;
+    let extra = sandbox.data_dir.path().join("pki").join("mo-under-v2g");
+    let work = tempfile::tempdir().unwrap();
+    let der_to_pem = |file: &str, to: &str| {
+        let certificate = Certificate::from_der(&std::fs::read(extra.join(file)).unwrap()).unwrap();
+        std::fs::write(work.path().join(to), certificate.to_pem()).unwrap();
+        certificate
+    };
+    let sub2 = der_to_pem("sub-ca-2.der", "sub2.pem");
+    der_to_pem("sub-ca-1.der", "sub1.pem");
+    assert!(
+        contract.issuer().matches(sub2.subject()),
+        "the contract comes from the MO Sub-CA under the V2G root"
+    );
+    std::fs::write(work.path().join("leaf.pem"), contract.to_pem()).unwrap();
+    let sub1 = std::fs::read_to_string(work.path().join("sub1.pem")).unwrap();
+    std::fs::write(
+        work.path().join("anchors.pem"),
+        [
+            pki.certificate(pnc_pki::DevCert::V2gRoot).to_pem(),
+            sub1,
+            sub2.to_pem(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    run(Command::new("openssl").current_dir(work.path()).args([
+        "ocsp",
+        "-issuer",
+        "sub2.pem",
+        "-cert",
+        "leaf.pem",
+        "-no_nonce",
+        "-reqout",
+        "req.der",
+    ]));
+    let request = std::fs::read(work.path().join("req.der")).unwrap();
+    // The ocsp service loads the layout's CAs once provisioning has written them.
+    let mut body = Vec::new();
+    for _ in 0..50 {
+        body = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .header("content-type", "application/ocsp-request")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        if body.as_slice() != UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(work.path().join("resp.der"), &body).unwrap();
+    let verdict = run(Command::new("openssl").current_dir(work.path()).args([
+        "ocsp",
+        "-respin",
+        "resp.der",
+        "-CAfile",
+        "anchors.pem",
+        "-issuer",
+        "sub2.pem",
+        "-cert",
+        "leaf.pem",
+    ]));
+    assert!(
+        verdict.contains("Response verify OK") && verdict.contains(": good"),
+        "{backend:?}: {verdict}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hubject_layout_sub_cas_have_delegated_ocsp_signers() {
+    for backend in Backend::ALL {
+        hubject_layout_scenario(backend).await;
     }
 }

@@ -38,6 +38,7 @@ use crate::state::{AppState, Channels};
         title = "pnc",
         description = "Open ISO 15118 Plug & Charge backend: OPCP v1, OPNC v1, OCPP-shaped JSON and OCSP"
     ),
+    paths(routes::ocsp::ocsp_post, routes::ocsp::ocsp_get),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
@@ -62,12 +63,11 @@ impl utoipa::Modify for SecurityAddon {
 
 /// The router with every route, and the OpenAPI document generated from the handlers.
 pub fn router(state: AppState) -> Router {
+    let ocsp_fast_path = routes::ocsp::OcspFastPath::new(&state);
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::oauth::issue_token))
         .routes(routes!(routes::system::healthz))
         .routes(routes!(routes::system::metrics))
-        .routes(routes!(routes::ocsp::ocsp_post))
-        .routes(routes!(routes::ocsp::ocsp_get))
         .routes(routes!(routes::ocsp::get_crl))
         .routes(routes!(routes::ocpp_ocsp::get_certificate_status))
         .routes(routes!(routes::ocpp_ocsp::get_certificate_chain_status))
@@ -191,6 +191,8 @@ pub fn router(state: AppState) -> Router {
         deadline(request, next, request_timeout)
     }))
     .layer(axum::middleware::from_fn(context::request_context))
+    // After the layers, so they do not wrap it: see routes::ocsp.
+    .merge(routes::ocsp::fast_routes(ocsp_fast_path))
     .with_state(state)
 }
 
@@ -244,6 +246,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     };
     // Install the recorder before the first request records anything.
     let _ = pnc_common::telemetry::metrics_handle();
+    let ocsp_fast_path = routes::ocsp::OcspFastPath::new(&state);
     let app = router(state);
     let listener = TcpListener::bind(context.listen).await?;
     let local_addr = listener.local_addr()?;
@@ -261,7 +264,8 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         });
     }
     let task = tokio::spawn(async move {
-        let graceful = axum::serve(listener, app.into_make_service())
+        let plain = routes::ocsp::OcspFirst::new(ocsp_fast_path, app);
+        let graceful = axum::serve(listener, axum::ServiceExt::into_make_service(plain))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::select! {
             result = graceful => result.map_err(anyhow::Error::from),

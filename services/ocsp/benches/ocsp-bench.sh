@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Cached OCSP throughput and latency of pnc against `openssl ocsp` answering the same
-# request directly, measured in one run with wrk (HTTP/1.1 keep-alive, loopback).
+# request directly, measured in one run with wrk (HTTP/1.1 keep-alive, loopback): RFC 6960
+# `POST /ocsp`, and the OCPP form `POST /v1/ocpp/get-certificate-status` (CPO token, JSON).
 #
 #   services/ocsp/benches/ocsp-bench.sh [path/to/release/pnc] [seconds] [connections]
+#   OCSP_BENCH_MODE=instructions services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
+#
+# The second form counts instead of timing: pnc runs under valgrind's callgrind and the
+# script prints the user-space instructions per cached `POST /ocsp` request (counters zeroed
+# after a warm-up, then `ab -k` sends [requests], 20000 by default). Instruction counts do
+# not depend on machine load, so they compare builds on a busy machine.
 #
 # A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
 # of the test suite. Needs openssl, wrk, curl, python3 (and ab from apache2-utils, optional).
@@ -56,15 +63,26 @@ openssl ocsp -index index.txt -port $OPENSSL_PORT -CA sub.pem -rsigner signer.pe
 OPENSSL_PID=$!
 openssl ocsp -issuer sub.pem -cert leaf.pem -no_nonce -reqout req.der >/dev/null
 
-RUST_LOG=warn "$PNC" serve --data-dir "$WORK/pnc" --listen 127.0.0.1:$PNC_PORT >pnc.log 2>&1 &
+MODE=${OCSP_BENCH_MODE:-timing}
+if [ "$MODE" = instructions ]; then
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+    "$PNC" serve --data-dir "$WORK/pnc" --listen 127.0.0.1:$PNC_PORT >pnc.log 2>&1 &
+else
+  RUST_LOG=warn "$PNC" serve --data-dir "$WORK/pnc" --listen 127.0.0.1:$PNC_PORT >pnc.log 2>&1 &
+fi
 PNC_PID=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:$PNC_PORT/healthz >/dev/null && break; sleep 0.2; done
-CREDENTIALS=$("$PNC" client add --data-dir "$WORK/pnc" --name bench-admin --role admin)
-ID=$(echo "$CREDENTIALS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
-SECRET=$(echo "$CREDENTIALS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
-TOKEN=$(curl -sf http://127.0.0.1:$PNC_PORT/oauth/token -H 'content-type: application/json' \
-  -d "{\"client_id\":\"$ID\",\"client_secret\":\"$SECRET\",\"grant_type\":\"client_credentials\"}" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+for _ in $(seq 1500); do curl -sf http://127.0.0.1:$PNC_PORT/healthz >/dev/null && break; sleep 0.2; done
+token_of() {
+  local credentials id secret
+  credentials=$("$PNC" client add --data-dir "$WORK/pnc" --name "$1" --role "$2")
+  id=$(echo "$credentials" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+  secret=$(echo "$credentials" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+  curl -sf http://127.0.0.1:$PNC_PORT/oauth/token -H 'content-type: application/json' \
+    -d "{\"client_id\":\"$id\",\"client_secret\":\"$secret\",\"grant_type\":\"client_credentials\"}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+TOKEN=$(token_of bench-admin admin)
+CPO_TOKEN=$(token_of bench-cpo cpo)
 b64() { openssl x509 -in "$1" -outform DER | base64 -w0; }
 curl -sf -X PUT http://127.0.0.1:$PNC_PORT/v1/root/rootCerts -H "authorization: Bearer $TOKEN" \
   -H 'content-type: application/json' -d "{\"caCertificate\":\"$(b64 root.pem)\",\"rootType\":\"V2G\"}" >/dev/null
@@ -78,17 +96,53 @@ curl -sf --data-binary @req.der -H 'content-type: application/ocsp-request' \
   http://127.0.0.1:$OPENSSL_PORT/ -o openssl.der
 openssl ocsp -respin pnc.der -CAfile <(cat root.pem sub.pem) -issuer sub.pem -cert leaf.pem | grep -q ': good'
 
+# The OCPP form of the same certificate: SHA-256 CertID as hex, the AIA URL as responderURL
+# (as EVerest sends it); warmed like /ocsp.
+openssl ocsp -issuer sub.pem -sha256 -cert leaf.pem -no_nonce -reqout req256.der >/dev/null
+openssl ocsp -reqin req256.der -req_text | python3 -c '
+import json, sys
+fields = {}
+for line in sys.stdin:
+    key, _, value = line.strip().partition(": ")
+    fields[key] = value.strip()
+print(json.dumps({"ocspRequestData": {"hashAlgorithm": "SHA256",
+    "issuerNameHash": fields["Issuer Name Hash"], "issuerKeyHash": fields["Issuer Key Hash"],
+    "serialNumber": fields["Serial Number"], "responderURL": sys.argv[1]}}))
+' "http://127.0.0.1:$OPENSSL_PORT/" > gcs.json
+curl -sf http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status -H "authorization: Bearer $CPO_TOKEN" \
+  -H 'content-type: application/json' -d @gcs.json -o gcs-answer.json
+python3 -c 'import json,sys; a = json.load(open("gcs-answer.json")); sys.exit(0 if a["status"] == "Accepted" and a.get("ocspResult") else f"OCPP form: {a}")'
+cat > gcs.lua <<LUA
+local f = io.open("gcs.json", "rb"); wrk.body = f:read("*all"); f:close()
+wrk.method = "POST"; wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $CPO_TOKEN"
+LUA
+
 cat > post.lua <<'LUA'
 local f = io.open("req.der", "rb"); wrk.body = f:read("*all"); f:close()
 wrk.method = "POST"; wrk.headers["Content-Type"] = "application/ocsp-request"
 LUA
 
 run() {
-  local name=$1 url=$2 connections=$3; shift 3
+  local name=$1 url=$2 connections=$3 script=${4:-post.lua}
   echo "== $name, $connections connection(s)"
-  wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" --latency -s post.lua "$@" "$url" | \
+  wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" --latency -s "$script" "$url" | \
     grep -E 'Requests/sec|Latency  |99%|50%|Non-2xx|Socket errors'
 }
+if [ "$MODE" = instructions ]; then
+  REQUESTS=${2:-20000}
+  ab -q -k -n 500 -c 8 -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp >/dev/null
+  callgrind_control -z "$PNC_PID" >/dev/null
+  ab -q -k -n "$REQUESTS" -c 8 -p req.der -T application/ocsp-request \
+    http://127.0.0.1:$PNC_PORT/ocsp | grep -E 'Complete requests|Failed requests|Non-2xx'
+  callgrind_control -d "$PNC_PID" >/dev/null
+  sleep 1
+  DUMP=$(ls -t "$WORK"/callgrind.out* | head -1)
+  TOTAL=$(grep -E '^(summary|totals):' "$DUMP" | head -1 | awk '{print $2}')
+  echo "instructions (user space, all threads) per cached POST /ocsp: $((TOTAL / REQUESTS))"
+  if [ -n "${OCSP_BENCH_KEEP:-}" ]; then cp "$DUMP" "$OCSP_BENCH_KEEP"; echo "callgrind dump: $OCSP_BENCH_KEEP"; fi
+  exit 0
+fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # `openssl ocsp` serves one connection at a time and stalls on an idle keep-alive one (wrk
 # completes nothing against it), so both servers are first measured the same way: one
@@ -121,4 +175,6 @@ echo "== pnc POST /ocsp (cached), 1 client, a connection per request"
 python3 sequential.py http://127.0.0.1:$PNC_PORT/ocsp "$SECONDS_PER_RUN"
 run "pnc POST /ocsp (cached)" http://127.0.0.1:$PNC_PORT/ocsp 1
 run "pnc POST /ocsp (cached)" http://127.0.0.1:$PNC_PORT/ocsp "$CONNECTIONS"
+run "pnc POST /v1/ocpp/get-certificate-status (cached, CPO token)" \
+  http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status "$CONNECTIONS" gcs.lua
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,11 +1,16 @@
 //! OCPP 2.0.1 C07: the certificateStatus of a contract certificate, from its chain or from
-//! its hash data (docs/ecosystem-apis.md §7). One contract check per request
-//! (citrineos-core#892): the chain when the station sent one, the hash data otherwise.
+//! its hash data (docs/ecosystem-apis.md §7). One certificate check per request
+//! (citrineos-core#892): the chain when the station sent one, the hash data otherwise;
+//! then, for a valid chain, the contract behind it ([`check_contract`], C07.FR.13).
 
 use std::sync::Arc;
 
+use pnc_common::PncError;
+use pnc_common::db::unix_now;
+use pnc_common::ids::Emaid;
 use pnc_pki::{Certificate, PathError};
 use pnc_proto::ocsp::v1::ContractCertificateStatus;
+use pnc_proto::registry::v1::FindContractsRequest;
 use pnc_proto::truststore::v1::{ListRootsRequest, RootType};
 use time::OffsetDateTime;
 
@@ -18,12 +23,23 @@ use crate::engine::{Engine, StatusError};
 pub struct Verdict {
     pub status: ContractCertificateStatus,
     pub detail: String,
+    /// With ContractCancelled: the token's OCPP AuthorizationStatus; empty otherwise.
+    pub id_token_status: &'static str,
 }
 
 fn verdict(status: ContractCertificateStatus, detail: impl Into<String>) -> Verdict {
     Verdict {
         status,
         detail: detail.into(),
+        id_token_status: "",
+    }
+}
+
+fn contract_cancelled(id_token_status: &'static str, detail: impl Into<String>) -> Verdict {
+    Verdict {
+        status: ContractCertificateStatus::ContractCancelled,
+        detail: detail.into(),
+        id_token_status,
     }
 }
 
@@ -175,4 +191,81 @@ pub async fn check_chain(engine: &Arc<Engine>, chain: &[Certificate], id_token: 
         }
     }
     verdict(ContractCertificateStatus::Accepted, "")
+}
+
+/// The contract certificate a contract check is about: the leaf of a chain, or the first
+/// hash data entry when the station sent no chain.
+#[derive(Debug, Clone, Copy)]
+pub enum ContractLeaf<'a> {
+    Certificate(&'a Certificate),
+    HashData(&'a CertId),
+}
+
+/// Whether one of pnc's own CAs issued the contract certificate.
+async fn issued_by_pnc(engine: &Arc<Engine>, leaf: ContractLeaf<'_>) -> bool {
+    let Some(own) = engine.own.get().await else {
+        return false;
+    };
+    match leaf {
+        ContractLeaf::HashData(cert_id) => own.find(cert_id).is_some(),
+        ContractLeaf::Certificate(certificate) => own.cas.iter().any(|ca| {
+            CertId::for_certificate(HashAlgorithm::Sha256, certificate, &ca.certificate)
+                .is_ok_and(|cert_id| own.find(&cert_id).is_some())
+                && crate::engine::issued_by(certificate, &ca.certificate)
+        }),
+    }
+}
+
+/// C07.FR.13: a valid chain whose token is not authorised is `ContractCancelled`, with the
+/// token's status. pnc's registry decides for the eMAIDs it holds: a live contract is
+/// Accepted, a cancelled one Blocked, one past its end Expired. An eMAID it holds nothing
+/// for is Unknown when pnc's own CA issued the certificate (every certificate pnc issues
+/// comes with a contract) and left to the chain verdict otherwise (another eMSP's contract,
+/// e.g. roaming: pnc is not its authority). A registry that does not answer is an error,
+/// not an acceptance.
+pub async fn check_contract(
+    engine: &Arc<Engine>,
+    emaid: &str,
+    leaf: ContractLeaf<'_>,
+) -> Result<Verdict, PncError> {
+    let contracts = match Emaid::parse(emaid) {
+        Ok(emaid) => {
+            engine
+                .downstream()
+                .contracts
+                .clone()
+                .find_contracts(FindContractsRequest {
+                    emaid: emaid.as_str().to_string(),
+                })
+                .await
+                .map_err(PncError::from)?
+                .into_inner()
+                .contracts
+        }
+        Err(_) => Vec::new(),
+    };
+    let now = unix_now();
+    let live = || contracts.iter().filter(|contract| !contract.cancelled);
+    if live().any(|contract| contract.contract_ends == 0 || contract.contract_ends > now) {
+        return Ok(verdict(ContractCertificateStatus::Accepted, ""));
+    }
+    if live().next().is_some() {
+        return Ok(contract_cancelled(
+            "Expired",
+            format!("the contract of {emaid} has ended"),
+        ));
+    }
+    if !contracts.is_empty() {
+        return Ok(contract_cancelled(
+            "Blocked",
+            format!("the contract of {emaid} was cancelled by its eMSP"),
+        ));
+    }
+    if issued_by_pnc(engine, leaf).await {
+        return Ok(contract_cancelled(
+            "Unknown",
+            format!("pnc issued this contract certificate but holds no contract for {emaid}"),
+        ));
+    }
+    Ok(verdict(ContractCertificateStatus::Accepted, ""))
 }

@@ -22,6 +22,7 @@ use pnc_common::db::unix_now;
 use pnc_common::grpc::GrpcChannel;
 use pnc_common::{ErrorKind, PncError};
 use pnc_pki::Certificate;
+use pnc_proto::registry::v1::contracts_client::ContractsClient;
 use pnc_proto::registry::v1::issued_certificates_client::IssuedCertificatesClient;
 use pnc_proto::registry::v1::{GetIssuedRequest, IssuedStatus, get_issued_request};
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
@@ -137,6 +138,8 @@ impl moka::Expiry<CertId, Arc<Cached>> for NextUpdateExpiry {
 pub struct Downstream {
     pub truststore: TrustStoreClient<GrpcChannel>,
     pub issued: IssuedCertificatesClient<GrpcChannel>,
+    /// Contract look-ups for OCPP C07 (authorize).
+    pub contracts: ContractsClient<GrpcChannel>,
 }
 
 pub struct Engine {
@@ -175,7 +178,8 @@ fn check_hint(
     }
 }
 
-fn issued_by(certificate: &Certificate, issuer: &Certificate) -> bool {
+/// Whether `issuer` signed `certificate` (names match and the signature verifies).
+pub fn issued_by(certificate: &Certificate, issuer: &Certificate) -> bool {
     if !certificate.issuer().matches(issuer.subject()) {
         return false;
     }

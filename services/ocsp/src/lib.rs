@@ -29,6 +29,7 @@ use pnc_common::db::{Database, Migrations};
 use pnc_common::grpc::GrpcServer;
 use pnc_common::runtime::{ComponentContext, RunningComponent};
 use pnc_proto::ocsp::v1::ocsp_server::OcspServer;
+use pnc_proto::registry::v1::contracts_client::ContractsClient;
 use pnc_proto::registry::v1::issued_certificates_client::IssuedCertificatesClient;
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
 
@@ -42,9 +43,11 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let database = Database::open(Component::Ocsp, &context.storage, &MIGRATIONS).await?;
     let server = GrpcServer::bind(Component::Ocsp, context.listen).await?;
     let local_addr = server.local_addr()?;
+    let registry = context.connect(Component::Registry)?;
     let downstream = engine::Downstream {
         truststore: TrustStoreClient::new(context.connect(Component::Truststore)?),
-        issued: IssuedCertificatesClient::new(context.connect(Component::Registry)?),
+        issued: IssuedCertificatesClient::new(registry.clone()),
+        contracts: ContractsClient::new(registry),
     };
     let engine = Arc::new(engine::Engine::new(
         &context.config,

@@ -2,6 +2,11 @@
 //! CRLs. The keys come from the dev PKI the provisioning service creates in
 //! `data_dir/pki`; the ocsp service only loads it (it starts first, so it waits for the
 //! manifest rather than racing to create a second PKI).
+//!
+//! In Hubject's layout (`pki.mo_sub_cas_under_v2g_root`) provisioning also runs MO Sub-CAs
+//! under the V2G root (`pki/mo-under-v2g`), written without OCSP signers; the ocsp service
+//! gives each a delegated signer of its own, made in memory at load (the key never touches
+//! disk; a restart or another replica makes another, which verifies just as well).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,15 @@ const PKI_DIR: &str = "pki";
 const DEFAULT_KEK_FILE: &str = "kek";
 /// How often a missing PKI is looked for again.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// Where provisioning keeps the MO Sub-CAs of Hubject's layout, their file names and key
+/// IDs (services/provisioning/src/pki.rs).
+const MO_UNDER_V2G_DIR: &str = "mo-under-v2g";
+const MO_UNDER_V2G_CAS: [(&str, &str, &str); 2] = [
+    ("mo-v2g-sub-ca-1", "sub-ca-1.der", "mo-sub-ca-1"),
+    ("mo-v2g-sub-ca-2", "sub-ca-2.der", "mo-sub-ca-2"),
+];
+/// Lifetime of an in-memory delegated signer (capped at its CA's).
+const EXTRA_SIGNER_DAYS: i64 = 365;
 
 /// One CA pnc runs.
 pub struct OwnCa {
@@ -95,6 +109,51 @@ impl OwnPki {
         }
     }
 
+    /// Adds a CA pnc runs outside the dev PKI, with a fresh delegated OCSP signer.
+    fn add_with_new_signer(
+        &mut self,
+        name: &'static str,
+        certificate: Certificate,
+        ca_signer: Arc<dyn Signer>,
+    ) -> Result<(), String> {
+        let key_id = certificate
+            .subject_key_identifier()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| format!("{name} has no subject key identifier"))?;
+        let signer = Arc::new(
+            pnc_pki::SoftwareSigner::generate(
+                format!("{name}-ocsp"),
+                pnc_pki::SignatureAlgorithm::EcdsaP256Sha256,
+            )
+            .map_err(|error| error.to_string())?,
+        );
+        let now = time::OffsetDateTime::now_utc();
+        let template = pnc_pki::dev::ocsp_signer_template(
+            certificate.common_name().unwrap_or(name),
+            signer.public_key_spki_der(),
+            now - time::Duration::hours(1),
+            (now + time::Duration::days(EXTRA_SIGNER_DAYS)).min(certificate.not_after()),
+        );
+        let signer_certificate = pnc_pki::issue(&template, Some(&certificate), ca_signer.as_ref())
+            .map_err(|error| format!("issuing the OCSP signer of {name}: {error}"))?;
+        let ca = Arc::new(OwnCa {
+            name,
+            key_id,
+            ocsp_signer: signer,
+            ocsp_signer_certificate: signer_certificate,
+            ca_signer,
+            certificate,
+        });
+        for algorithm in HashAlgorithm::ALL {
+            if let Ok((name_hash, key_hash)) = issuer_hashes(algorithm, &ca.certificate) {
+                self.by_issuer
+                    .insert((algorithm, name_hash, key_hash), ca.clone());
+            }
+        }
+        self.cas.push(ca);
+        Ok(())
+    }
+
     pub fn find(&self, cert_id: &CertId) -> Option<Arc<OwnCa>> {
         self.by_issuer
             .get(&(
@@ -118,6 +177,8 @@ impl OwnPki {
 pub struct OwnPkiLoader {
     directory: PathBuf,
     kek_path: PathBuf,
+    /// Hubject's layout: the MO Sub-CAs under the V2G root must be loaded too.
+    mo_under_v2g: bool,
     loaded: RwLock<Option<Arc<OwnPki>>>,
     last_attempt: Mutex<Option<Instant>>,
 }
@@ -133,6 +194,7 @@ impl OwnPkiLoader {
         OwnPkiLoader {
             directory,
             kek_path,
+            mo_under_v2g: config.pki.mo_sub_cas_under_v2g_root,
             loaded: RwLock::new(None),
             last_attempt: Mutex::new(None),
         }
@@ -152,7 +214,8 @@ impl OwnPkiLoader {
         }
         let directory = self.directory.clone();
         let kek_path = self.kek_path.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&directory, &kek_path))
+        let mo_under_v2g = self.mo_under_v2g;
+        let loaded = tokio::task::spawn_blocking(move || load(&directory, &kek_path, mo_under_v2g))
             .await
             .ok()?;
         match loaded {
@@ -173,15 +236,47 @@ impl OwnPkiLoader {
     }
 }
 
-fn load(directory: &Path, kek_path: &Path) -> Result<Option<OwnPki>, String> {
-    if !directory.join(MANIFEST_FILE).exists() || !kek_path.exists() {
+/// The PKI in `directory`, or None while provisioning has not written all of it yet.
+pub fn load(
+    directory: &Path,
+    kek_path: &Path,
+    mo_under_v2g: bool,
+) -> Result<Option<OwnPki>, String> {
+    let extra_directory = directory.join(MO_UNDER_V2G_DIR);
+    // Provisioning publishes the directory whole (renamed into place), so the last
+    // certificate being there means all of it is.
+    let extra_ready = extra_directory.join(MO_UNDER_V2G_CAS[1].1).exists();
+    if !directory.join(MANIFEST_FILE).exists()
+        || !kek_path.exists()
+        || (mo_under_v2g && !extra_ready)
+    {
         return Ok(None);
     }
     let kek = Kek::load(kek_path).map_err(|error| error.to_string())?;
     let key_store =
         KeyStore::open(directory.join(KEYS_DIR), kek).map_err(|error| error.to_string())?;
     let pki = DevPki::load(directory, &key_store).map_err(|error| error.to_string())?;
-    Ok(Some(OwnPki::from_dev_pki(&pki)))
+    let mut own = OwnPki::from_dev_pki(&pki);
+    if extra_ready {
+        let kek = Kek::load(kek_path).map_err(|error| error.to_string())?;
+        let extra_keys = KeyStore::open(extra_directory.join(KEYS_DIR), kek)
+            .map_err(|error| error.to_string())?;
+        for (name, file, key_id) in MO_UNDER_V2G_CAS {
+            let path = extra_directory.join(file);
+            let der =
+                std::fs::read(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+            let certificate = Certificate::from_der(&der)
+                .map_err(|error| format!("{}: {error}", path.display()))?;
+            let ca_signer: Arc<dyn Signer> = extra_keys
+                .load(key_id)
+                .map_err(|error| format!("key {key_id}: {error}"))?;
+            if ca_signer.public_key_spki_der() != certificate.public_key_spki_der() {
+                return Err(format!("{}: key does not match", path.display()));
+            }
+            own.add_with_new_signer(name, certificate, ca_signer)?;
+        }
+    }
+    Ok(Some(own))
 }
 
 /// One revoked certificate on a CRL.

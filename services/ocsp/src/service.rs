@@ -239,27 +239,52 @@ impl Ocsp for OcspService {
                         return Ok(Response::new(AuthorizeResponse {
                             certificate_status: ContractCertificateStatus::CertChainError as i32,
                             detail: format!("certificate does not parse: {error}"),
+                            id_token_status: String::new(),
                         }));
                     }
                 }
             }
-            authorize::check_chain(&self.engine, &chain, &request.id_token).await
+            let verdict = authorize::check_chain(&self.engine, &chain, &request.id_token).await;
+            if verdict.status == ContractCertificateStatus::Accepted {
+                // check_chain made sure the CN is the idToken (when one was sent).
+                let emaid = chain[0].common_name().unwrap_or_default();
+                authorize::check_contract(
+                    &self.engine,
+                    emaid,
+                    authorize::ContractLeaf::Certificate(&chain[0]),
+                )
+                .await?
+            } else {
+                verdict
+            }
         } else if !request.hash_data.is_empty() {
             let hash_data = request
                 .hash_data
                 .iter()
                 .map(cert_id_from_message)
                 .collect::<Result<Vec<_>, _>>()?;
-            authorize::check_hash_data(&self.engine, &hash_data).await
+            let verdict = authorize::check_hash_data(&self.engine, &hash_data).await;
+            if verdict.status == ContractCertificateStatus::Accepted {
+                authorize::check_contract(
+                    &self.engine,
+                    &request.id_token,
+                    authorize::ContractLeaf::HashData(&hash_data[0]),
+                )
+                .await?
+            } else {
+                verdict
+            }
         } else {
             authorize::Verdict {
                 status: ContractCertificateStatus::NoCertificateAvailable,
                 detail: "neither a certificate chain nor hash data".to_string(),
+                id_token_status: "",
             }
         };
         Ok(Response::new(AuthorizeResponse {
             certificate_status: verdict.status as i32,
             detail: verdict.detail,
+            id_token_status: verdict.id_token_status.to_string(),
         }))
     }
 }

@@ -10,10 +10,10 @@ use pnc_proto::principal::Role;
 use pnc_proto::registry::v1::contracts_server::Contracts;
 use pnc_proto::registry::v1::{
     ApplyContractRenewalRequest, CancelContractRequest, CancelContractResponse, Contract,
-    ContractMode, GetProvisioningCertificateRequest, GetSignedContractDataRequest,
-    GetSignedContractDataResponse, ListContractsRequest, ListContractsResponse,
-    ProvisioningCertificate, PutContractRequest, SetDefaultContractRequest, SignedContractData,
-    list_contracts_request,
+    ContractMode, FindContractsRequest, GetProvisioningCertificateRequest,
+    GetSignedContractDataRequest, GetSignedContractDataResponse, ListContractsRequest,
+    ListContractsResponse, ProvisioningCertificate, PutContractRequest, SetDefaultContractRequest,
+    SignedContractData, list_contracts_request,
 };
 use prost::Message;
 use sqlx::Row;
@@ -749,6 +749,31 @@ impl RegistryCore {
         Ok(contracts)
     }
 
+    /// Every contract of an eMAID, cancelled ones included, without signed data.
+    pub async fn find_contracts(
+        &self,
+        caller: &Caller,
+        request: FindContractsRequest,
+    ) -> Result<Vec<Contract>, PncError> {
+        let emaid = Emaid::parse(&request.emaid)?;
+        caller.require_role(&[Role::Emsp])?;
+        caller.require_provider_of(&emaid)?;
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE emaid_key = $1 ORDER BY created_at, pcid_key"
+        ))
+        .bind(emaid.lookup_key())
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(map_sqlx_error)?;
+        self.contracts_from_rows(&mut connection, &rows).await
+    }
+
     pub async fn set_default_contract(
         &self,
         caller: &Caller,
@@ -1006,6 +1031,18 @@ impl Contracts for ContractsService {
         let contracts = self
             .core
             .list_contracts(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(ListContractsResponse { contracts }))
+    }
+
+    async fn find_contracts(
+        &self,
+        request: Request<FindContractsRequest>,
+    ) -> Result<Response<ListContractsResponse>, Status> {
+        let caller = Caller::of(&request);
+        let contracts = self
+            .core
+            .find_contracts(&caller, request.into_inner())
             .await?;
         Ok(Response::new(ListContractsResponse { contracts }))
     }

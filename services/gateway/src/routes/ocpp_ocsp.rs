@@ -202,7 +202,7 @@ pub async fn get_certificate_status(
         hex::encode(&cert_id.serial),
         data.responder_url.trim()
     ));
-    if let Some(hit) = state.ocsp_answers.get(&key).await {
+    if let Some(hit) = state.ocsp_answers.get(&key, unix_now()).await {
         return Ok(Json(GetCertificateStatusResponse {
             status: "Accepted".to_string(),
             status_info: None,
@@ -237,7 +237,7 @@ pub async fn get_certificate_status(
     state
         .ocsp_answers
         .insert(
-            key,
+            &key,
             Arc::new(CachedAnswer::new(
                 Bytes::from(encoded.clone()),
                 response.this_update,
@@ -545,9 +545,14 @@ pub async fn authorize(
         tracing::info!(detail = %response.detail, "contract check failed");
     }
     let (certificate_status, token_status) = c07_pair(status);
+    // C07.FR.13: with ContractCancelled, the token's own status (Blocked, Expired, Unknown).
+    let token_status = match response.id_token_status.as_str() {
+        "" => token_status.to_string(),
+        given => given.to_string(),
+    };
     Ok(Json(AuthorizeContractResponse {
         id_token_info: IdTokenInfo {
-            status: token_status.to_string(),
+            status: token_status,
         },
         certificate_status: certificate_status.to_string(),
     }))
