@@ -8,11 +8,13 @@
 //! - [`signed_data`]: the four signed elements, rendered as EXI or XML per request;
 //! - [`root_ids`]: matching an EV's ListOfRootCertificateIDs to V2G roots;
 //! - [`install`]: the EV's CertificateInstallationReq → CertificateInstallationRes;
+//! - [`oem_trust`]: the cached OEM trust view, validated Sub-CA paths, foreign OCSP status;
 //! - [`update`]: the EV's CertificateUpdateReq → CertificateUpdateRes (renewal);
 //! - [`service`]: the gRPC face and the RA decisions.
 
 pub mod contract;
 pub mod install;
+pub mod oem_trust;
 pub mod pki;
 pub mod root_ids;
 pub mod seed;
@@ -26,6 +28,7 @@ use pnc_common::Component;
 use pnc_common::db::{Database, Migrations};
 use pnc_common::grpc::GrpcServer;
 use pnc_common::runtime::{ComponentContext, RunningComponent};
+use pnc_proto::ocsp::v1::ocsp_client::OcspClient;
 use pnc_proto::provisioning::v1::provisioning_server::ProvisioningServer;
 use pnc_proto::registry::v1::contracts_client::ContractsClient;
 use pnc_proto::registry::v1::issued_certificates_client::IssuedCertificatesClient;
@@ -51,6 +54,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     );
     let registry = context.connect(Component::Registry)?;
     let truststore = context.connect(Component::Truststore)?;
+    let ocsp = context.connect(Component::Ocsp)?;
     let downstream = Downstream {
         contracts: ContractsClient::new(registry.clone()),
         issued: IssuedCertificatesClient::new(registry),
@@ -64,10 +68,27 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     ));
     let server = GrpcServer::bind(Component::Provisioning, context.listen).await?;
     let local_addr = server.local_addr()?;
+    let own_cas: Vec<pnc_pki::Certificate> = pnc_pki::DevCert::ALL
+        .iter()
+        .map(|which| holdings.dev.certificate(*which).clone())
+        .chain(
+            holdings
+                .extra_sub_cas
+                .iter()
+                .flat_map(|(sub_ca_1, sub_ca_2)| [sub_ca_1.clone(), sub_ca_2.clone()]),
+        )
+        .collect();
+    let oem_trust = Arc::new(oem_trust::OemTrust::new(
+        downstream.truststore.clone(),
+        OcspClient::new(ocsp),
+        own_cas,
+    ));
     let routes = tonic::service::Routes::new(ProvisioningServer::new(ProvisioningService {
         holdings,
         downstream,
         enforce_emaid_check_digit: context.config.registry.enforce_emaid_check_digit,
+        oem_trust,
+        revocation_unavailable: context.config.pki.revocation_unavailable,
     }));
     let task = tokio::spawn(async move {
         server

@@ -43,6 +43,10 @@ pub struct ProvisioningService {
     pub holdings: Arc<Holdings>,
     pub downstream: Downstream,
     pub enforce_emaid_check_digit: bool,
+    /// Cached OEM roots, Sub-CAs, validated Sub-CA paths and foreign OCSP answers.
+    pub oem_trust: Arc<crate::oem_trust::OemTrust>,
+    /// `pki.revocation_unavailable`.
+    pub revocation_unavailable: pnc_common::config::RevocationUnavailable,
 }
 
 /// A downstream request carrying the caller's principal on, so the registry can enforce
