@@ -68,8 +68,15 @@ impl RegistryCore {
                 }
             }
         }
-        let mut statuses = Vec::with_capacity(keys.len());
+        // The Sub-CAs the caller found are usually the registered ones: one query each.
+        let mut unique: Vec<IssuanceKey> = Vec::with_capacity(keys.len());
         for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        let mut statuses = Vec::with_capacity(unique.len());
+        for key in unique {
             let status = if key.issuer_key_id.is_empty() || key.serial.is_empty() {
                 IssuedStatus::Unspecified as i32
             } else {
