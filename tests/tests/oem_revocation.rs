@@ -1,6 +1,6 @@
 //! Revocation of foreign OEM provisioning certificates at installation time, end to end on
 //! both backends: an OEM PKI made with the openssl CLI (root in the pool as an OEM root,
-//! Sub-CA 1 and 2 registered as intermediates, vehicle leaves whose AIA names a real
+//! Sub-CA 1 and 2 named only in the PCP registrations, vehicle leaves whose AIA names a real
 //! `openssl ocsp` responder on loopback), vehicles registered through OPCP PCP, contracts
 //! generated, and the EV's CertificateInstallationReq sent through the OCPP-shaped endpoint.
 //! A revoked leaf gets FAILED_CertificateRevoked, a good one its contract; with the
@@ -244,8 +244,10 @@ impl Drop for Responder {
     }
 }
 
-/// Puts the OEM root into the pool, registers both Sub-CAs, registers every vehicle through
-/// PCP and generates a contract for each; returns the CPO token.
+/// Puts the OEM root into the pool, registers every vehicle through PCP (the only place the
+/// Sub-CAs are named: provisioning makes them known CAs once it has validated a chain, so
+/// the OCSP service finds the vehicles' issuer) and generates a contract for each; returns
+/// the CPO token.
 async fn prepare(sandbox: &Sandbox, pki: &OemPki, pcids: &[&str]) -> String {
     let dev = dev_pki(sandbox);
     let admin = sandbox.admin().await;
@@ -266,21 +268,6 @@ async fn prepare(sandbox: &Sandbox, pki: &OemPki, pcids: &[&str]) -> String {
         "put root: {}",
         response.text().await.unwrap_or_default()
     );
-    for sub_ca in ["sub1", "sub2"] {
-        let response = sandbox
-            .http
-            .post(sandbox.url("/v1/trust/intermediates"))
-            .bearer_auth(&admin.token)
-            .json(&json!({"certificate": STANDARD.encode(pki.certificate(sub_ca).der())}))
-            .send()
-            .await
-            .expect("add intermediate");
-        assert!(
-            response.status().is_success(),
-            "{sub_ca}: {}",
-            response.text().await.unwrap_or_default()
-        );
-    }
     let oem = sandbox.client(Role::Oem, &[WMI], &[], &[]).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (sub2, sub1) = (pki.certificate("sub2"), pki.certificate("sub1"));

@@ -30,7 +30,8 @@ use pnc_proto::ocsp::v1::ocsp_client::OcspClient;
 use pnc_proto::ocsp::v1::{CertId, CertStatus, GetStatusRequest, HashAlgorithm};
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
 use pnc_proto::truststore::v1::{
-    FindIssuerRequest, KnownCaSource, ListRootsRequest, RootType, find_issuer_request,
+    AddIntermediateRequest, FindIssuerRequest, KnownCaSource, ListRootsRequest, RootType,
+    find_issuer_request,
 };
 use time::OffsetDateTime;
 
@@ -270,10 +271,52 @@ impl OemTrust {
         }
         let path =
             pnc_pki::validate_path_with(&options, leaf.der(), &intermediates, &anchors, now)?;
+        self.remember_sub_cas(&path, known_sub_cas).await;
         if let Some(issuers) = IssuerPath::from_validated(&path) {
             self.paths.insert(key, Arc::new(issuers)).await;
         }
         Ok(path)
+    }
+
+    /// Sub-CAs of a validated path that only a PCP registration named become known CAs of
+    /// the truststore (SEEN_IN_VALIDATED_CHAIN), root side first: the OCSP service finds a
+    /// certificate's issuer there, so a vehicle's status can be asked for. Best effort: a
+    /// failure leaves the status unavailable, which `pki.revocation_unavailable` governs.
+    async fn remember_sub_cas(&self, path: &ValidatedPath, known_sub_cas: &[Certificate]) {
+        let unknown: Vec<&Certificate> = path
+            .intermediates()
+            .iter()
+            .rev()
+            .filter(|sub_ca| !known_sub_cas.contains(sub_ca) && !self.is_own_ca(sub_ca))
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        for sub_ca in unknown {
+            let added = self
+                .truststore
+                .clone()
+                .add_intermediate(forward(
+                    None,
+                    AddIntermediateRequest {
+                        certificate: Some(pnc_proto::common::v1::Certificate {
+                            der: sub_ca.der().to_vec(),
+                        }),
+                        source: KnownCaSource::SeenInValidatedChain as i32,
+                    },
+                ))
+                .await;
+            match added {
+                Ok(_) => {
+                    tracing::info!(subject = %sub_ca.subject(), "an OEM Sub-CA seen in a validated chain is now a known CA");
+                }
+                Err(status) => {
+                    tracing::warn!(subject = %sub_ca.subject(), error = %status.message(), "could not make an OEM Sub-CA a known CA");
+                    break;
+                }
+            }
+        }
+        self.sub_cas_by_name.invalidate_all();
     }
 
     /// The OCSP status of a certificate pnc did not issue, through the OCSP service (which
