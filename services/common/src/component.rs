@@ -53,8 +53,8 @@ impl Component {
     }
 
     /// Which components may call this one over gRPC (boulder's per-service allowlist).
-    /// Calls go one way: gateway → services; provisioning, ocsp → registry, truststore;
-    /// registry → truststore. `pnc` command-line tools connect as the gateway.
+    /// Calls go one way: gateway → services; provisioning → ocsp; provisioning, ocsp →
+    /// registry, truststore; registry → truststore. `pnc` command-line tools connect as the gateway.
     pub fn allowed_callers(self) -> &'static [Component] {
         match self {
             Component::Truststore => &[
@@ -64,7 +64,8 @@ impl Component {
                 Component::Provisioning,
             ],
             Component::Registry => &[Component::Gateway, Component::Ocsp, Component::Provisioning],
-            Component::Ocsp => &[Component::Gateway],
+            // Provisioning asks for the status of foreign OEM certificates.
+            Component::Ocsp => &[Component::Gateway, Component::Provisioning],
             Component::Provisioning => &[Component::Gateway],
             Component::Gateway => &[],
         }

@@ -206,6 +206,21 @@ pub struct PkiConfig {
     pub kek_file: Option<PathBuf>,
     /// Issue pnc's MO Sub-CAs under its V2G root (as Hubject does) instead of an MO root.
     pub mo_sub_cas_under_v2g_root: bool,
+    /// What an EV installation does when the OCSP status of a foreign OEM certificate cannot
+    /// be had (responder down and nothing cached, or an `unknown` answer).
+    pub revocation_unavailable: RevocationUnavailable,
+}
+
+/// [`PkiConfig::revocation_unavailable`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationUnavailable {
+    /// Answer the EV and log a warning (soft fail, as browsers and most PKI clients do): an
+    /// OEM responder outage must not stop every vehicle of that OEM from charging.
+    #[default]
+    Accept,
+    /// Answer FAILED: no contract without a known-good status.
+    Refuse,
 }
 
 /// The OCSP stapling cache and responder.

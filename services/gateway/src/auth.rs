@@ -48,7 +48,14 @@ pub struct TokenAuthority {
     validation: Arc<Validation>,
     issuer: String,
     ttl_seconds: u64,
+    /// Tokens already verified, by SHA-256 of the token, with their `exp`: a CPO sends the
+    /// same token for every EV request, and its ES256 check is the gateway's main CPU cost.
+    verified: moka::future::Cache<[u8; 32], (Principal, u64)>,
 }
+
+/// Verified tokens kept; each for at most [`VERIFIED_TOKEN_TTL`] and never past its `exp`.
+const VERIFIED_TOKEN_CAPACITY: u64 = 10_000;
+const VERIFIED_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl std::fmt::Debug for TokenAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,6 +95,10 @@ impl TokenAuthority {
             validation: Arc::new(validation),
             issuer: issuer.to_string(),
             ttl_seconds,
+            verified: moka::future::Cache::builder()
+                .max_capacity(VERIFIED_TOKEN_CAPACITY)
+                .time_to_live(VERIFIED_TOKEN_TTL)
+                .build(),
         })
     }
 
@@ -122,6 +133,11 @@ impl TokenAuthority {
 
     /// The principal of a valid token.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        self.verify_with_expiry(token)
+            .map(|(principal, _)| principal)
+    }
+
+    fn verify_with_expiry(&self, token: &str) -> Result<(Principal, u64), ApiError> {
         if token.len() > 8192 {
             return Err(ApiError::unauthorized("invalid access token"));
         }
@@ -135,13 +151,37 @@ impl TokenAuthority {
         let claims = data.claims;
         let role = Role::from_name(&claims.role)
             .ok_or_else(|| ApiError::unauthorized("invalid access token"))?;
-        Ok(Principal {
+        let principal = Principal {
             client_id: claims.sub,
             role: role as i32,
             wmis: claims.wmis,
             provider_ids: claims.provider_ids,
             operator_ids: claims.operator_ids,
-        })
+        };
+        Ok((principal, claims.exp))
+    }
+
+    /// [`TokenAuthority::verify`], remembering valid tokens until their `exp` (at most five
+    /// minutes), so a repeated token costs a hash instead of an ECDSA verification. The key
+    /// is the hash of the whole token, so a changed byte is a different, unverified token.
+    pub async fn verify_cached(&self, token: &str) -> Result<Principal, ApiError> {
+        use sha2::Digest;
+        if token.len() > 8192 {
+            return Err(ApiError::unauthorized("invalid access token"));
+        }
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some((principal, exp)) = self.verified.get(&key).await {
+            if now < exp {
+                return Ok(principal);
+            }
+            self.verified.invalidate(&key).await;
+        }
+        let (principal, exp) = self.verify_with_expiry(token)?;
+        if now < exp {
+            self.verified.insert(key, (principal.clone(), exp)).await;
+        }
+        Ok(principal)
     }
 }
 
@@ -258,7 +298,7 @@ impl FromRequestParts<AppState> for Authenticated {
             }
             return Err(ApiError::unauthorized("missing access token"));
         };
-        let principal = state.tokens.verify(token)?;
+        let principal = state.tokens.verify_cached(token).await?;
         Ok(Authenticated(principal))
     }
 }
@@ -350,5 +390,51 @@ mod tests {
             .expect("encode");
         let error = tokens.verify(&token).expect_err("expired");
         assert_eq!(error.messages, vec!["access token expired".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn ok_cached_verification_is_the_same_and_never_outlives_exp() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = authority(dir.path());
+        let token = tokens.issue(&principal(Role::Cpo), "cpo").expect("issue");
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        assert_eq!(
+            tokens.verify_cached(&token).await.expect("first"),
+            principal(Role::Cpo)
+        );
+        assert!(tokens.verified.get(&key).await.is_some(), "remembered");
+        assert_eq!(
+            tokens.verify_cached(&token).await.expect("cached"),
+            principal(Role::Cpo)
+        );
+        // One changed signature byte is another token: verified afresh and refused.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).expect("ascii");
+        assert!(tokens.verify_cached(&tampered).await.is_err());
+
+        // Past exp but inside the validation leeway: accepted as before, never remembered.
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            iss: "pnc-test".into(),
+            aud: "pnc-test".into(),
+            sub: "client-1".into(),
+            iat: now - 100,
+            exp: now - 5,
+            jti: "j".into(),
+            role: "cpo".into(),
+            scope: String::new(),
+            wmis: vec![],
+            provider_ids: vec![],
+            operator_ids: vec![],
+            client_name: String::new(),
+        };
+        let late = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &tokens.encoding)
+            .expect("encode");
+        assert!(tokens.verify_cached(&late).await.is_ok());
+        let late_key: [u8; 32] = sha2::Sha256::digest(late.as_bytes()).into();
+        assert!(tokens.verified.get(&late_key).await.is_none());
     }
 }

@@ -21,6 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use pnc_common::Component;
 use pnc_common::runtime::{ComponentContext, RunningComponent};
 use tokio::net::TcpListener;
@@ -264,6 +265,10 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         });
     }
     let task = tokio::spawn(async move {
+        // Answers are small; do not let Nagle hold them back.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let plain = routes::ocsp::OcspFirst::new(ocsp_fast_path, app);
         let graceful = axum::serve(listener, axum::ServiceExt::into_make_service(plain))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());

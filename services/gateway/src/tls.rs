@@ -133,6 +133,7 @@ pub async fn serve(
                 }
             },
         };
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();

@@ -31,7 +31,7 @@ pub use issue::{CertificateTemplate, IssueError, SubjectName, issue};
 pub use keystore::{Kek, KeyStore, KeyStoreError};
 
 pub use path::{
-    CertPosition, Leniency, PathError, ValidatedPath, ValidationOptions, validate_path,
+    CertPosition, IssuerPath, Leniency, PathError, ValidatedPath, ValidationOptions, validate_path,
     validate_path_with,
 };
 pub use profile::{CheckReport, Finding, Profile, Severity};

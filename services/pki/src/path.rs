@@ -608,3 +608,128 @@ fn finish(
         leniencies,
     })
 }
+
+/// The part of a validated path above its leaf, with the leaf issuer's key decoded once.
+///
+/// A service that sees many leaves under the same Sub-CAs (every vehicle of an OEM) keeps
+/// this and checks each new leaf with one signature verification instead of re-validating
+/// the whole chain. It is only a shortcut to success: [`IssuerPath::validate_leaf`] answers
+/// `None` whenever the leaf does not validate through exactly these issuers, and the caller
+/// then runs [`validate_path_with`], so errors are reported as before.
+pub struct IssuerPath {
+    /// The leaf's issuer first, the trust anchor last.
+    issuers: Vec<Certificate>,
+    issuer_key: PKey<openssl::pkey::Public>,
+    /// Leniencies applied above the leaf (their positions are leaf-independent).
+    leniencies: Vec<(CertPosition, Leniency)>,
+    /// Every issuer is valid in `[not_before, not_after]`.
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl fmt::Debug for IssuerPath {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("IssuerPath")
+            .field("issuer", &self.issuers[0].subject().to_string())
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerPath {
+    /// The issuers of a path [`validate_path_with`] returned; `None` for a path that is only
+    /// a trust anchor, or whose issuer key OpenSSL cannot decode.
+    pub fn from_validated(path: &ValidatedPath) -> Option<IssuerPath> {
+        let issuers = path.certificates.get(1..)?.to_vec();
+        let issuer = issuers.first()?;
+        let issuer_key = PKey::public_key_from_der(issuer.public_key_spki_der()).ok()?;
+        let not_before = issuers.iter().map(Certificate::not_before).max()?;
+        let not_after = issuers.iter().map(Certificate::not_after).min()?;
+        Some(IssuerPath {
+            leniencies: path
+                .leniencies
+                .iter()
+                .filter(|(position, _)| *position != CertPosition::Leaf)
+                .copied()
+                .collect(),
+            issuers,
+            issuer_key,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The issuers, the leaf's issuer first, the trust anchor last.
+    pub fn issuers(&self) -> &[Certificate] {
+        &self.issuers
+    }
+
+    /// The earliest notAfter of the issuers: past it the path no longer validates.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// The full path when `leaf` validates at `at` through these issuers with the checks of
+    /// [`validate_path_with`] (algorithm, name, signature, validity, critical extensions,
+    /// leniencies); `None` otherwise.
+    pub fn validate_leaf(
+        &self,
+        options: &ValidationOptions,
+        leaf: &Certificate,
+        at: OffsetDateTime,
+    ) -> Option<ValidatedPath> {
+        if at < self.not_before || at > self.not_after {
+            return None;
+        }
+        if !leaf.is_valid_at(at) || self.issuers.iter().any(|issuer| issuer == leaf) {
+            return None;
+        }
+        let digest = check_algorithm(leaf, CertPosition::Leaf).ok()?;
+        let mut leniencies = Vec::new();
+        match issued_by(leaf, &self.issuers[0]) {
+            NameMatch::No => return None,
+            NameMatch::ReorderedRdns => leniencies.push((CertPosition::Leaf, Leniency::RdnOrder)),
+            NameMatch::Exact => {}
+        }
+        let parsed = leaf.parsed();
+        let mut verifier = openssl::sign::Verifier::new(digest, &self.issuer_key).ok()?;
+        if !(verifier.update(&parsed.tbs_der).is_ok()
+            && verifier.verify(&parsed.signature_value).unwrap_or(false))
+        {
+            return None;
+        }
+        if parsed.extensions.iter().any(|extension| {
+            extension.critical && !UNDERSTOOD_CRITICAL.contains(&extension.oid.as_str())
+        }) {
+            return None;
+        }
+        let basic = leaf.basic_constraints();
+        if basic.is_some_and(|bc| bc.explicit_default) {
+            leniencies.push((
+                CertPosition::Leaf,
+                Leniency::ExplicitDefaultBasicConstraints,
+            ));
+        }
+        if leaf.key_usage().is_none() {
+            leniencies.push((CertPosition::Leaf, Leniency::LeafWithoutKeyUsage));
+        }
+        if basic.is_none() {
+            leniencies.push((CertPosition::Leaf, Leniency::LeafWithoutBasicConstraints));
+        }
+        leniencies.extend(self.leniencies.iter().copied());
+        if leniencies
+            .iter()
+            .any(|(_, leniency)| !options.allowed_leniencies.contains(leniency))
+        {
+            return None;
+        }
+        let mut certificates = Vec::with_capacity(self.issuers.len() + 1);
+        certificates.push(leaf.clone());
+        certificates.extend(self.issuers.iter().cloned());
+        Some(ValidatedPath {
+            certificates,
+            leniencies,
+        })
+    }
+}

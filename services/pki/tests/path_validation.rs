@@ -619,3 +619,81 @@ fn rise_v2g_chains_are_refused_as_sha1_signed() {
         "{contract:?}"
     );
 }
+
+/// The cached issuer path agrees with full validation: the same path for leaves that
+/// validate, `None` (never a different verdict) for every leaf that does not validate
+/// through exactly those issuers.
+#[test]
+fn issuer_path_agrees_with_full_validation() {
+    use pnc_pki::IssuerPath;
+    let pki = DevPki::generate(&DevPkiOptions::default()).expect("dev pki");
+    let leaf = pki.certificate(DevCert::OemProvisioning);
+    let sub_cas = [der(&pki, DevCert::OemSubCa2), der(&pki, DevCert::OemSubCa1)];
+    let sub_ca_refs: Vec<&[u8]> = sub_cas.iter().map(Vec::as_slice).collect();
+    let root = der(&pki, DevCert::OemRoot);
+    let now = OffsetDateTime::now_utc();
+    let full = validate_path(leaf.der(), &sub_ca_refs, &[&root], now).expect("valid");
+    let issuers = IssuerPath::from_validated(&full).expect("issuer path");
+    assert_eq!(issuers.issuers(), &full.certificates[1..]);
+
+    let options = ValidationOptions::default();
+    let cached = issuers
+        .validate_leaf(&options, leaf, now)
+        .expect("same leaf");
+    assert_eq!(cached.certificates, full.certificates);
+    assert_eq!(cached.leniencies, full.leniencies);
+
+    // Another leaf under the same Sub-CA 2 validates with one verification.
+    let key = ec_key();
+    let sub_ca_2 = X509::from_der(&sub_cas[0]).unwrap();
+    let sibling_key =
+        pnc_pki::SoftwareSigner::generate("sibling", pnc_pki::SignatureAlgorithm::EcdsaP256Sha256)
+            .unwrap();
+    let mut template = pnc_pki::CertificateTemplate::new(
+        pnc_pki::Profile::OemProvisioning,
+        pnc_pki::SubjectName::new("PNCSIBLINGVEHIC01"),
+        pnc_pki::Signer::public_key_spki_der(&sibling_key).to_vec(),
+        pki.certificate(DevCert::OemSubCa2).not_before(),
+        now + Duration::days(30),
+    );
+    template.ocsp_url = Some("http://127.0.0.1:8080/ocsp".to_string());
+    let sibling = pnc_pki::issue(
+        &template,
+        Some(pki.certificate(DevCert::OemSubCa2)),
+        pki.signer(DevCert::OemSubCa2).as_ref(),
+    )
+    .unwrap();
+    let sibling_full = validate_path(sibling.der(), &sub_ca_refs, &[&root], now).expect("valid");
+    let sibling_cached = issuers
+        .validate_leaf(&options, &sibling, now)
+        .expect("sibling through the cache");
+    assert_eq!(sibling_cached.certificates, sibling_full.certificates);
+
+    // Same issuer name, wrong key: full validation refuses, the cache says None.
+    let forger = ec_key();
+    let forged = Certificate::from_der(
+        &openssl_cert(
+            "PNCFORGEDVEHICL01",
+            Some((&sub_ca_2, &forger)),
+            &key,
+            false,
+            MessageDigest::sha256(),
+        )
+        .to_der()
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(validate_path(forged.der(), &sub_ca_refs, &[&root], now).is_err());
+    assert!(issuers.validate_leaf(&options, &forged, now).is_none());
+
+    // A leaf of another PKI, and a time past the issuers' validity: None.
+    let other = DevPki::generate(&DevPkiOptions::default()).expect("other pki");
+    assert!(
+        issuers
+            .validate_leaf(&options, other.certificate(DevCert::OemProvisioning), now)
+            .is_none()
+    );
+    let late = issuers.not_after() + Duration::seconds(1);
+    assert!(validate_path(leaf.der(), &sub_ca_refs, &[&root], late).is_err());
+    assert!(issuers.validate_leaf(&options, leaf, late).is_none());
+}

@@ -6,6 +6,7 @@
 //! negative EXI answer with the request's SessionID (notes §8); only a request that cannot be
 //! decoded at all is a gRPC error, because no ISO answer can be built without its SessionID.
 
+use pnc_common::config::RevocationUnavailable;
 use pnc_common::ids::Pcid;
 use pnc_common::{ErrorKind, PncError};
 use pnc_exi::iso2::{Body, CertificateInstallationReq, NS_DEF, ResponseCode, V2gMessage};
@@ -14,14 +15,12 @@ use pnc_pki::{Certificate, PathError};
 use pnc_proto::principal::{Principal, Role};
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
-    GetIssuedRequest, GetProvisioningCertificateRequest, GetSignedContractDataRequest,
+    ContractLookup, GetInstallationContextRequest, GetIssuedRequest, IssuanceKey, IssuanceStatus,
     IssuedStatus, get_issued_request,
-};
-use pnc_proto::truststore::v1::{
-    FindIssuerRequest, KnownCaSource, ListRootsRequest, RootType, find_issuer_request,
 };
 use time::OffsetDateTime;
 
+use crate::oem_trust::ForeignStatus;
 use crate::root_ids;
 use crate::service::{ProvisioningService, forward};
 use crate::signed_data;
@@ -137,7 +136,8 @@ fn verify_request_signature(
         return Err("the signature must reference exactly the request body".into());
     }
     let certificate = certificate.ok_or("the signer's certificate does not parse")?;
-    let key = signature::public_key_from_cert_der(certificate.der())
+    // From the SPKI the certificate parser already holds, not by re-parsing the certificate.
+    let key = openssl::pkey::PKey::public_key_from_der(certificate.public_key_spki_der())
         .map_err(|error| format!("the signer's key is unusable: {error}"))?;
     signature::verify_iso2_message(root, &key).map_err(|error| error.to_string())
 }
@@ -273,11 +273,77 @@ async fn answer(
         ));
     }
 
-    // 3. Its chain, through the OEM Sub-CAs pnc knows, to a registered OEM root.
-    let path = validate_oem_chain(service, oem_certificate, pcid, now).await?;
+    // Everything the remaining checks need, in one registry call beside the cached trust
+    // view: the PCID's registered chain, issuance statuses, the contract's signed data.
+    let trust = &service.oem_trust;
+    let known_sub_cas = trust
+        .sub_cas_above(oem_certificate)
+        .await
+        .map_err(|error| backend_failure("the truststore", error))?;
+    let trusted_roots = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
+    let certificates = std::iter::once(oem_certificate)
+        .chain(&known_sub_cas)
+        .filter_map(issuance_key)
+        .take(MAX_STATUS_LOOKUPS)
+        .collect();
+    let context_request = GetInstallationContextRequest {
+        pcid: pcid
+            .map(|pcid| pcid.as_str().to_string())
+            .unwrap_or_default(),
+        v2g_root_fingerprints: trusted_roots.clone(),
+        certificates,
+    };
+    let mut contracts = service.downstream.contracts.clone();
+    let (context, roots) = tokio::join!(
+        contracts.get_installation_context(forward(None, context_request)),
+        trust.oem_roots()
+    );
+    let context = context
+        .map_err(PncError::from)
+        .map_err(|error| backend_failure("the contract pool", error))?
+        .into_inner();
+    let roots = roots.map_err(|error| backend_failure("the truststore", error))?;
 
-    // 4. Revocation of the leaf and the Sub-CAs pnc issued.
-    check_revocation(service, &path).await?;
+    // 3. Its chain, through the OEM Sub-CAs pnc knows, to a registered OEM root.
+    let registered_sub_cas: Vec<Vec<u8>> = context
+        .provisioning_certificate
+        .as_ref()
+        .map(|registered| {
+            registered
+                .sub_cas
+                .iter()
+                .map(|certificate| certificate.der.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = match trust
+        .validate(
+            oem_certificate,
+            &registered_sub_cas,
+            &known_sub_cas,
+            &roots,
+            now,
+        )
+        .await
+    {
+        Ok(path) => path.certificates,
+        Err(error @ PathError::Expired { .. }) => {
+            return Err(negative(
+                ResponseCode::FailedCertificateExpired,
+                format!("OEM provisioning chain: {error}"),
+            ));
+        }
+        // CertificateInstallationRes has no FAILED_CertChainError (notes §8.2).
+        Err(error) => {
+            return Err(negative(
+                ResponseCode::Failed,
+                format!("OEM provisioning chain: {error}"),
+            ));
+        }
+    };
+
+    // 4. Revocation: issuance records for what pnc issued, OCSP for the rest.
+    check_oem_revocation(service, &path, &context.statuses).await?;
 
     // 5. The contract, under a V2G root the EV trusts.
     let pcid = pcid.ok_or_else(|| {
@@ -286,38 +352,37 @@ async fn answer(
             "the OEM provisioning certificate's CN is not a PCID",
         )
     })?;
-    let trusted_roots = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
     if trusted_roots.is_empty() {
         return Err(negative(
             ResponseCode::FailedNoCertificateAvailable,
             "the EV trusts none of the V2G roots pnc signs contract data under",
         ));
     }
-    let found = service
-        .downstream
-        .contracts
-        .clone()
-        .get_signed_contract_data(forward(
-            None,
-            GetSignedContractDataRequest {
-                pcid: pcid.as_str().to_string(),
-                emaid: String::new(),
-                v2g_root_fingerprints: trusted_roots,
-            },
-        ))
-        .await
-        .map_err(PncError::from)
-        .map_err(|error| match error.kind {
-            ErrorKind::NotFound => negative(
+    let found = match ContractLookup::try_from(context.contract_lookup) {
+        Ok(ContractLookup::Found) => context.signed_contract_data.unwrap_or_default(),
+        Ok(ContractLookup::NotFound) => {
+            return Err(negative(
                 ResponseCode::FailedNoCertificateAvailable,
-                format!("no contract for PCID {pcid}"),
-            ),
-            ErrorKind::ContractCanceled => {
-                negative(ResponseCode::FailedContractCanceled, error.message)
-            }
-            _ => backend_failure("the contract pool", error),
-        })?
-        .into_inner();
+                if context.contract_message.is_empty() {
+                    format!("no contract for PCID {pcid}")
+                } else {
+                    context.contract_message
+                },
+            ));
+        }
+        Ok(ContractLookup::Canceled) => {
+            return Err(negative(
+                ResponseCode::FailedContractCanceled,
+                context.contract_message,
+            ));
+        }
+        _ => {
+            return Err(backend_failure(
+                "the contract pool",
+                PncError::internal("the registry did not look the contract up"),
+            ));
+        }
+    };
     let contract = found.contract.unwrap_or_default();
     if contract.cancelled {
         return Err(negative(
@@ -344,6 +409,80 @@ async fn answer(
     })
 }
 
+/// The leaf and its Sub-CAs: the request's bound on issuance look-ups (the registry's is 8).
+const MAX_STATUS_LOOKUPS: usize = 6;
+
+/// How the issuance records key a certificate: its AKI and serial. `None` without an AKI
+/// (pnc's CAs always set one, so such a certificate is not pnc's).
+fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
+    Some(IssuanceKey {
+        issuer_key_id: certificate.authority_key_identifier()?.to_vec(),
+        serial: certificate.serial().to_vec(),
+    })
+}
+
+/// Revocation of the OEM path below its root. A certificate issued by one of pnc's own CAs
+/// has its status in the issuance records (read in the same registry call). A foreign one
+/// with an OCSP URL is asked about through the OCSP service; when no status can be had, the
+/// `pki.revocation_unavailable` setting decides. A foreign certificate with neither an OCSP
+/// URL nor a CRL distribution point has no revocation source and passes.
+async fn check_oem_revocation(
+    service: &ProvisioningService,
+    path: &[Certificate],
+    statuses: &[IssuanceStatus],
+) -> Result<(), Negative> {
+    for (index, certificate) in path.iter().enumerate().take(path.len().saturating_sub(1)) {
+        let issuer = &path[index + 1];
+        let recorded = issuance_key(certificate).and_then(|key| {
+            statuses
+                .iter()
+                .find(|status| status.key.as_ref() == Some(&key))
+                .map(|status| status.status)
+        });
+        if recorded == Some(IssuedStatus::Revoked as i32) {
+            return Err(negative(
+                ResponseCode::FailedCertificateRevoked,
+                format!("{} is revoked", certificate.subject()),
+            ));
+        }
+        if recorded == Some(IssuedStatus::Good as i32) || service.oem_trust.is_own_ca(issuer) {
+            continue;
+        }
+        let unavailable = if !certificate.ocsp_urls().is_empty() {
+            match service.oem_trust.foreign_status(certificate, issuer).await {
+                ForeignStatus::Good => continue,
+                ForeignStatus::Revoked => {
+                    return Err(negative(
+                        ResponseCode::FailedCertificateRevoked,
+                        format!("{} is revoked (OCSP)", certificate.subject()),
+                    ));
+                }
+                ForeignStatus::Unavailable(reason) => reason,
+            }
+        } else if !certificate.crl_urls().is_empty() {
+            // pnc does not fetch foreign CRLs at request time.
+            format!(
+                "{} names only a CRL, which pnc does not fetch",
+                certificate.subject()
+            )
+        } else {
+            continue;
+        };
+        match service.revocation_unavailable {
+            RevocationUnavailable::Accept => {
+                tracing::warn!(reason = %unavailable, "revocation status unavailable; accepted (pki.revocation_unavailable = accept)");
+            }
+            RevocationUnavailable::Refuse => {
+                return Err(negative(
+                    ResponseCode::Failed,
+                    format!("revocation status unavailable: {unavailable}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The V2G roots (fingerprints) pnc holds a CPS chain under that the EV lists, in its order.
 pub(crate) fn trusted_roots(
     service: &ProvisioningService,
@@ -362,120 +501,8 @@ pub(crate) fn trusted_roots(
     trusted
 }
 
-/// The OEM Sub-CAs come from the PCID's registered chain and from the CAs the truststore
-/// knows (every chain an OEM registered), found by issuer name, so a valid vehicle whose PCID
-/// nobody registered still validates and then gets FAILED_NoCertificateAvailable.
-async fn validate_oem_chain(
-    service: &ProvisioningService,
-    oem_certificate: &Certificate,
-    pcid: Option<&Pcid>,
-    now: OffsetDateTime,
-) -> Result<Vec<Certificate>, Negative> {
-    let mut intermediates: Vec<Vec<u8>> = Vec::new();
-    if let Some(pcid) = pcid {
-        match service
-            .downstream
-            .contracts
-            .clone()
-            .get_provisioning_certificate(forward(
-                None,
-                GetProvisioningCertificateRequest {
-                    pcid: pcid.as_str().to_string(),
-                },
-            ))
-            .await
-            .map_err(PncError::from)
-        {
-            Ok(registered) => intermediates.extend(
-                registered
-                    .into_inner()
-                    .sub_cas
-                    .into_iter()
-                    .map(|certificate| certificate.der),
-            ),
-            Err(error) if error.kind == ErrorKind::NotFound => {}
-            Err(error) => return Err(backend_failure("the provisioning certificate pool", error)),
-        }
-    }
-    // Walk up by issuer name: Sub-CA 2, then Sub-CA 1 [V2G2-009].
-    let mut wanted_issuer = oem_certificate.issuer().der().to_vec();
-    for _ in 0..2 {
-        let found = service
-            .downstream
-            .truststore
-            .clone()
-            .find_issuer(forward(
-                None,
-                FindIssuerRequest {
-                    key: Some(find_issuer_request::Key::SubjectNameDer(
-                        wanted_issuer.clone(),
-                    )),
-                },
-            ))
-            .await
-            .map_err(PncError::from)
-            .map_err(|error| backend_failure("the truststore", error))?
-            .into_inner();
-        let mut next = None;
-        for known in found.issuers {
-            if known.source == KnownCaSource::RootPool as i32 {
-                continue;
-            }
-            let Some(certificate) = known.certificate else {
-                continue;
-            };
-            if let Ok(parsed) = Certificate::from_der(&certificate.der) {
-                next = Some(parsed.issuer().der().to_vec());
-            }
-            if !intermediates.contains(&certificate.der) {
-                intermediates.push(certificate.der);
-            }
-        }
-        match next {
-            Some(issuer) => wanted_issuer = issuer,
-            None => break,
-        }
-    }
-    let roots = service
-        .downstream
-        .truststore
-        .clone()
-        .list_roots(forward(
-            None,
-            ListRootsRequest {
-                root_type: RootType::Oem as i32,
-                ..ListRootsRequest::default()
-            },
-        ))
-        .await
-        .map_err(PncError::from)
-        .map_err(|error| backend_failure("the truststore", error))?
-        .into_inner()
-        .roots;
-    let anchors: Vec<Vec<u8>> = roots
-        .into_iter()
-        .filter(|root| !root.revoked)
-        .filter_map(|root| root.certificate.map(|certificate| certificate.der))
-        .collect();
-    let intermediate_refs: Vec<&[u8]> = intermediates.iter().map(Vec::as_slice).collect();
-    let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
-    match pnc_pki::validate_path(oem_certificate.der(), &intermediate_refs, &anchor_refs, now) {
-        Ok(path) => Ok(path.certificates),
-        Err(error @ PathError::Expired { .. }) => Err(negative(
-            ResponseCode::FailedCertificateExpired,
-            format!("OEM provisioning chain: {error}"),
-        )),
-        // CertificateInstallationRes has no FAILED_CertChainError (notes §8.2).
-        Err(error) => Err(negative(
-            ResponseCode::Failed,
-            format!("OEM provisioning chain: {error}"),
-        )),
-    }
-}
-
-/// Certificates pnc issued carry their status in the registry's issuance records. For
-/// foreign certificates pnc has no revocation source at request time (the OCSP service sits
-/// beside provisioning, not below it); they pass this step.
+/// Certificates pnc issued carry their status in the registry's issuance records (the
+/// contract chains of CertificateUpdate); others pass this step.
 pub(crate) async fn check_revocation(
     service: &ProvisioningService,
     path: &[Certificate],

@@ -10,6 +10,7 @@
 //! - [`signed_data20`], [`contract20`], [`install20`]: the same for ISO 15118-20 (P-521,
 //!   one SignedInstallationData per contract, several contracts per vehicle);
 //! - [`install`]: the EV's CertificateInstallationReq → CertificateInstallationRes;
+//! - [`oem_trust`]: the cached OEM trust view, validated Sub-CA paths, foreign OCSP status;
 //! - [`update`]: the EV's CertificateUpdateReq → CertificateUpdateRes (renewal);
 //! - [`service`]: the gRPC face and the RA decisions.
 
@@ -17,6 +18,7 @@ pub mod contract;
 pub mod contract20;
 pub mod install;
 pub mod install20;
+pub mod oem_trust;
 pub mod pki;
 pub mod root_ids;
 pub mod seed;
@@ -31,6 +33,7 @@ use pnc_common::Component;
 use pnc_common::db::{Database, Migrations};
 use pnc_common::grpc::GrpcServer;
 use pnc_common::runtime::{ComponentContext, RunningComponent};
+use pnc_proto::ocsp::v1::ocsp_client::OcspClient;
 use pnc_proto::provisioning::v1::provisioning_server::ProvisioningServer;
 use pnc_proto::registry::v1::contracts_client::ContractsClient;
 use pnc_proto::registry::v1::issued_certificates_client::IssuedCertificatesClient;
@@ -56,6 +59,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     );
     let registry = context.connect(Component::Registry)?;
     let truststore = context.connect(Component::Truststore)?;
+    let ocsp = context.connect(Component::Ocsp)?;
     let downstream = Downstream {
         contracts: ContractsClient::new(registry.clone()),
         issued: IssuedCertificatesClient::new(registry),
@@ -69,11 +73,28 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     ));
     let server = GrpcServer::bind(Component::Provisioning, context.listen).await?;
     let local_addr = server.local_addr()?;
+    let own_cas: Vec<pnc_pki::Certificate> = pnc_pki::DevCert::ALL
+        .iter()
+        .map(|which| holdings.dev.certificate(*which).clone())
+        .chain(
+            holdings
+                .extra_sub_cas
+                .iter()
+                .flat_map(|(sub_ca_1, sub_ca_2)| [sub_ca_1.clone(), sub_ca_2.clone()]),
+        )
+        .collect();
+    let oem_trust = Arc::new(oem_trust::OemTrust::new(
+        downstream.truststore.clone(),
+        OcspClient::new(ocsp),
+        own_cas,
+    ));
     let routes = tonic::service::Routes::new(ProvisioningServer::new(ProvisioningService {
         holdings,
         downstream,
         enforce_emaid_check_digit: context.config.registry.enforce_emaid_check_digit,
         validity_clock: context.validity_clock.clone(),
+        oem_trust,
+        revocation_unavailable: context.config.pki.revocation_unavailable,
     }));
     let task = tokio::spawn(async move {
         server

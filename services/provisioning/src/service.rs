@@ -45,6 +45,10 @@ pub struct ProvisioningService {
     pub enforce_emaid_check_digit: bool,
     /// When an eMSP's contract chain is judged valid (the system clock outside tests).
     pub validity_clock: pnc_common::runtime::ValidityClock,
+    /// Cached OEM roots, Sub-CAs, validated Sub-CA paths and foreign OCSP answers.
+    pub oem_trust: Arc<crate::oem_trust::OemTrust>,
+    /// `pki.revocation_unavailable`.
+    pub revocation_unavailable: pnc_common::config::RevocationUnavailable,
 }
 
 /// A downstream request carrying the caller's principal on, so the registry can enforce

@@ -1082,4 +1082,16 @@ impl Contracts for ContractsService {
             .await?;
         Ok(Response::new(response))
     }
+
+    async fn get_installation_context(
+        &self,
+        request: Request<pnc_proto::registry::v1::GetInstallationContextRequest>,
+    ) -> Result<Response<pnc_proto::registry::v1::GetInstallationContextResponse>, Status> {
+        let caller = Caller::of(&request);
+        let response = self
+            .core
+            .get_installation_context(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(response))
+    }
 }

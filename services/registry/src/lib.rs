@@ -10,6 +10,7 @@ pub mod clients;
 pub mod contracts;
 mod core;
 pub mod events;
+mod installation;
 pub mod issued;
 pub mod pcp;
 pub mod signed;

@@ -482,6 +482,9 @@ end
 struct Run {
     concurrency: u32,
     requests: u64,
+    /// CPU time `pnc serve` used (all its threads, user + system) per answered install:
+    /// what the request path costs, even on a machine whose other work skews throughput.
+    cpu_ms_per_install: f64,
     installs_per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -498,7 +501,38 @@ fn field(output: &str, name: &str) -> Result<u64> {
         .with_context(|| format!("{name} in wrk's output"))
 }
 
-async fn wrk(url: &str, script: &Path, concurrency: u32, seconds: u64) -> Result<Run> {
+/// User + system CPU seconds of process `pid` so far (/proc/PID/stat utime and stime).
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name is in parentheses and may hold spaces: count fields after it.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); after the name, state is index 0, so they are 11 and 12.
+    let ticks: u64 = fields
+        .get(11)
+        .zip(fields.get(12))
+        .map(|(user, system)| {
+            Ok::<_, std::num::ParseIntError>(user.parse::<u64>()? + system.parse::<u64>()?)
+        })
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))??;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+async fn wrk(url: &str, script: &Path, concurrency: u32, seconds: u64, pid: u32) -> Result<Run> {
+    let cpu_before = cpu_seconds(pid)?;
     let threads = concurrency.min(2);
     let mut command = tokio::process::Command::new("wrk");
     command
@@ -534,9 +568,11 @@ async fn wrk(url: &str, script: &Path, concurrency: u32, seconds: u64) -> Result
     let requests = field(&stdout, "PNC_REQUESTS")?;
     ensure!(requests > 0, "no request completed\n{stdout}");
     let duration_us = field(&stdout, "PNC_DURATION_US")? as f64;
+    let cpu_ms_per_install = (cpu_seconds(pid)? - cpu_before) * 1000.0 / requests as f64;
     Ok(Run {
         concurrency,
         requests,
+        cpu_ms_per_install,
         installs_per_second: requests as f64 / (duration_us / 1e6),
         p50_ms: field(&stdout, "PNC_P50_US")? as f64 / 1000.0,
         p99_ms: field(&stdout, "PNC_P99_US")? as f64 / 1000.0,
@@ -624,14 +660,21 @@ async fn run(options: Options) -> Result<String> {
     let url = pnc.url(INSTALL_PATH);
 
     eprintln!("install_load: warming up (3 s at concurrency 16)");
-    wrk(&url, &script, 16, 3).await?;
+    wrk(&url, &script, 16, 3, server.pid()).await?;
     let mut runs = Vec::new();
     for &concurrency in &options.concurrencies {
         eprintln!(
             "install_load: concurrency {concurrency} for {} s",
             options.duration_seconds
         );
-        let run = wrk(&url, &script, concurrency, options.duration_seconds).await?;
+        let run = wrk(
+            &url,
+            &script,
+            concurrency,
+            options.duration_seconds,
+            server.pid(),
+        )
+        .await?;
         server.check_alive()?;
         runs.push(run);
     }
@@ -664,12 +707,12 @@ async fn run(options: Options) -> Result<String> {
          (`-multi {cores}`): {verify_all_cores:.0} verify/s → {ceiling_all:.0} installs/s.\n\n"
     ));
     report.push_str(
-        "| concurrency | requests | installs/s | p50 ms | p99 ms | max ms | ÷ ceiling (1 core) | ÷ ceiling (all cores) |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| concurrency | requests | installs/s | p50 ms | p99 ms | max ms | ÷ ceiling (1 core) | ÷ ceiling (all cores) | pnc CPU ms/install |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for run in &runs {
         report.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} |\n",
             run.concurrency,
             run.requests,
             run.installs_per_second,
@@ -678,6 +721,7 @@ async fn run(options: Options) -> Result<String> {
             run.max_ms,
             run.installs_per_second / ceiling,
             run.installs_per_second / ceiling_all,
+            run.cpu_ms_per_install,
         ));
     }
     let fits = exi_response.len() <= OCPP_201_MAX_EXI_RESPONSE_CHARS;
