@@ -7,6 +7,10 @@
 //! under the V2G root (`pki/mo-under-v2g`), written without OCSP signers; the ocsp service
 //! gives each a delegated signer of its own, made in memory at load (the key never touches
 //! disk; a restart or another replica makes another, which verifies just as well).
+//!
+//! The ISO 15118-20 CAs (P-521) have delegated signers of their own curve in the dev PKI. A
+//! PKI written before those existed gains them when provisioning next starts; until the ocsp
+//! service sees them (it loads the PKI once), it makes in-memory ones the same way.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,7 +81,16 @@ impl OwnPki {
     pub fn from_dev_pki(pki: &DevPki) -> OwnPki {
         let mut cas = Vec::new();
         let mut by_issuer = HashMap::new();
-        for which in DevCert::ALL.into_iter().filter(|which| which.is_ca()) {
+        let iso20: &[DevCert] = if pki.has_iso20() {
+            &DevCert::ISO20
+        } else {
+            &[]
+        };
+        for which in DevCert::ALL
+            .into_iter()
+            .chain(iso20.iter().copied())
+            .filter(|which| which.is_ca())
+        {
             let (Some(ocsp_signer), Some(ocsp_signer_certificate)) =
                 (pki.ocsp_signer(which), pki.ocsp_signer_certificate(which))
             else {
@@ -109,7 +122,8 @@ impl OwnPki {
         }
     }
 
-    /// Adds a CA pnc runs outside the dev PKI, with a fresh delegated OCSP signer.
+    /// Adds a CA pnc runs without a persisted OCSP signer, with a fresh delegated one on the
+    /// CA's own curve and digest.
     fn add_with_new_signer(
         &mut self,
         name: &'static str,
@@ -121,11 +135,8 @@ impl OwnPki {
             .map(<[u8]>::to_vec)
             .ok_or_else(|| format!("{name} has no subject key identifier"))?;
         let signer = Arc::new(
-            pnc_pki::SoftwareSigner::generate(
-                format!("{name}-ocsp"),
-                pnc_pki::SignatureAlgorithm::EcdsaP256Sha256,
-            )
-            .map_err(|error| error.to_string())?,
+            pnc_pki::SoftwareSigner::generate(format!("{name}-ocsp"), ca_signer.algorithm())
+                .map_err(|error| error.to_string())?,
         );
         let now = time::OffsetDateTime::now_utc();
         let template = pnc_pki::dev::ocsp_signer_template(
@@ -257,6 +268,18 @@ pub fn load(
         KeyStore::open(directory.join(KEYS_DIR), kek).map_err(|error| error.to_string())?;
     let pki = DevPki::load(directory, &key_store).map_err(|error| error.to_string())?;
     let mut own = OwnPki::from_dev_pki(&pki);
+    // -20 CAs of a PKI whose -20 signers provisioning has not added yet.
+    if pki.has_iso20() {
+        for which in DevCert::ISO20 {
+            if which.is_ca() && pki.ocsp_signer(which).is_none() {
+                own.add_with_new_signer(
+                    which.file_stem(),
+                    pki.certificate(which).clone(),
+                    pki.signer(which),
+                )?;
+            }
+        }
+    }
     if extra_ready {
         let kek = Kek::load(kek_path).map_err(|error| error.to_string())?;
         let extra_keys = KeyStore::open(extra_directory.join(KEYS_DIR), kek)
