@@ -373,3 +373,104 @@ pub fn build_crl(
     let tbs = der::sequence(&parts);
     codec::sign_structure(&tbs, ca.ca_signer.as_ref(), &[])
 }
+
+#[cfg(test)]
+mod tests {
+    use pnc_pki::dev::DevPkiOptions;
+
+    use super::*;
+
+    fn iso20_cas() -> impl Iterator<Item = DevCert> {
+        DevCert::ISO20.into_iter().filter(|ca| ca.is_ca())
+    }
+
+    /// Every -20 CA is loaded with a P-521 signer its CA issued (so ECDSA-SHA512 answers).
+    fn assert_iso20_signers(own: &OwnPki, pki: &DevPki) {
+        for which in iso20_cas() {
+            let ca = own
+                .cas
+                .iter()
+                .find(|ca| ca.name == which.file_stem())
+                .unwrap_or_else(|| panic!("{which} is not loaded"));
+            assert_eq!(&ca.certificate, pki.certificate(which));
+            assert_eq!(
+                ca.ocsp_signer.algorithm(),
+                pnc_pki::SignatureAlgorithm::EcdsaP521Sha512,
+                "{which}"
+            );
+            assert_eq!(
+                ca.ocsp_signer.public_key_spki_der(),
+                ca.ocsp_signer_certificate.public_key_spki_der()
+            );
+            assert!(
+                crate::engine::issued_by(&ca.ocsp_signer_certificate, &ca.certificate),
+                "{which}"
+            );
+            let cert_id =
+                CertId::for_certificate(HashAlgorithm::Sha256, &ca.certificate, &ca.certificate)
+                    .unwrap();
+            assert_eq!(own.find(&cert_id).map(|found| found.name), Some(ca.name));
+        }
+    }
+
+    /// A dev PKI written before the -20 OCSP signers existed: the ocsp service answers for
+    /// its -20 CAs with in-memory signers; provisioning's next load persists signers of their
+    /// own (leaving the -2 ones alone), which the ocsp service then loads.
+    #[test]
+    fn iso20_cas_of_an_older_pki_get_signers() {
+        let directory = tempfile::tempdir().unwrap();
+        let pki_dir = directory.path().join("pki");
+        let kek = directory.path().join("kek");
+        let options = DevPkiOptions::default();
+        let first = DevPki::load_or_create(&pki_dir, &kek, &options).unwrap();
+        for which in iso20_cas() {
+            assert!(first.ocsp_signer_certificate(which).is_some(), "{which}");
+        }
+        let manifest_path = pki_dir.join(MANIFEST_FILE);
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+        manifest["ocsp_signers"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|stem| !stem.as_str().unwrap().starts_with("iso20-"));
+        std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let store = KeyStore::open(pki_dir.join(KEYS_DIR), Kek::load(&kek).unwrap()).unwrap();
+        let older = DevPki::load(&pki_dir, &store).unwrap();
+        assert!(older.ocsp_signer(DevCert::Iso20MoSubCa2).is_none());
+
+        let own = load(&pki_dir, &kek, false).unwrap().unwrap();
+        assert_iso20_signers(&own, &older);
+
+        let upgraded = DevPki::load_or_create(&pki_dir, &kek, &options).unwrap();
+        for which in DevCert::ALL.into_iter().filter(|ca| ca.is_ca()) {
+            assert_eq!(
+                upgraded.ocsp_signer_certificate(which),
+                first.ocsp_signer_certificate(which),
+                "{which}"
+            );
+        }
+        let own = load(&pki_dir, &kek, false).unwrap().unwrap();
+        assert_iso20_signers(&own, &upgraded);
+        for which in iso20_cas() {
+            let ca = own.cas.iter().find(|ca| ca.name == which.file_stem());
+            assert_eq!(
+                ca.map(|ca| &ca.ocsp_signer_certificate),
+                upgraded.ocsp_signer_certificate(which),
+                "{which}: the persisted signer"
+            );
+        }
+        // The unlisted keys of the first run were set aside, not overwritten.
+        let orphans = std::fs::read_dir(pki_dir.join(KEYS_DIR))
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("orphaned")
+            })
+            .count();
+        assert_eq!(orphans, iso20_cas().count());
+    }
+}
