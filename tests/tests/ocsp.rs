@@ -1433,3 +1433,355 @@ async fn hubject_layout_sub_cas_have_delegated_ocsp_signers() {
         hubject_layout_scenario(backend).await;
     }
 }
+
+/// POSTs a DER OCSP request to `/ocsp` until the answer satisfies `done` (the ocsp service
+/// loads pnc's PKI once provisioning has written it; answers are reused for a while).
+async fn ocsp_until(sandbox: &Sandbox, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    for _ in 0..75 {
+        body = sandbox
+            .http
+            .post(sandbox.url("/ocsp"))
+            .header("content-type", "application/ocsp-request")
+            .body(request.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        if done(&body) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    body
+}
+
+/// The ISO 15118-20 hierarchy (P-521, ECDSA-SHA512): a contract pnc generates for the -20
+/// example vehicle is answered by the -20 MO Sub-CA 2's delegated signer (verified by
+/// `openssl ocsp` up to the -20 MO root), revoked with its reason once the eMSP cancels it,
+/// listed on the Sub-CA's CRL, and C07 Authorize follows.
+async fn iso20_scenario(backend: Backend) {
+    let sandbox = Sandbox::start_with(backend, |config| {
+        // Answers (the engine's and the gateway's) are reused for a second, so a
+        // revocation shows soon.
+        config.ocsp.own_answer_reuse_seconds = 1;
+        config.ocsp.gateway_answer_cache_seconds = 1;
+    })
+    .await;
+    let pki = dev_pki(&sandbox);
+    assert!(pki.has_iso20());
+    let work = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = work.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    use pnc_pki::DevCert::{Iso20MoRoot, Iso20MoSubCa1, Iso20MoSubCa2};
+
+    // Every -20 CA has a P-521 delegated signer, issued with ECDSA-SHA512, id-kp-OCSPSigning
+    // and ocsp-nocheck; it passes the OCSP-signer profile.
+    for ca in pnc_pki::DevCert::ISO20.into_iter().filter(|ca| ca.is_ca()) {
+        let signer = pki
+            .ocsp_signer_certificate(ca)
+            .unwrap_or_else(|| panic!("{ca}: no OCSP signer"));
+        let report = pnc_pki::profile::check(signer, None).unwrap();
+        assert_eq!(report.profile, pnc_pki::Profile::OcspSigner, "{ca}");
+        assert!(report.passed(), "{ca}: {:?}", report.findings);
+        let path = write("signer.pem", signer.to_pem().as_bytes());
+        let text = run(Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&path));
+        for expected in [
+            "ecdsa-with-SHA512",
+            "NIST CURVE: P-521",
+            "OCSP Signing",
+            "OCSP No Check",
+        ] {
+            assert!(text.contains(expected), "{ca}: {expected}: {text}");
+        }
+    }
+
+    // The -20 example vehicle, and a contract generated for it.
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let emsp = sandbox.client(Role::Emsp, &[], &["DE-PNC"], &[]).await;
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
+    let pcid = pki
+        .certificate(pnc_pki::DevCert::Iso20OemProvisioning)
+        .common_name()
+        .unwrap()
+        .to_string();
+    let emaid = format!(
+        "DEPNCC00000209{}",
+        pnc_common::ids::emaid_check_digit("DEPNCC00000209").unwrap()
+    );
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    // Provisioning seeds the -20 roots in the background.
+    let mut last = String::new();
+    for _ in 0..75 {
+        let upload = sandbox
+            .http
+            .put(sandbox.url("/v1/oem/provCerts"))
+            .bearer_auth(&oem.token)
+            .json(&json!({
+                "vehicleCertificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::Iso20OemProvisioning).der()),
+                "subCA2Certificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::Iso20OemSubCa2).der()),
+                "subCA1Certificate": STANDARD.encode(pki.certificate(pnc_pki::DevCert::Iso20OemSubCa1).der()),
+                "xsdMsgDefNamespace": "urn:iso:15118:20:2022:MsgDef",
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = upload.status();
+        last = upload.text().await.unwrap();
+        if status == 200 {
+            let generated = sandbox
+                .http
+                .put(sandbox.url("/v1/cps/generate/signedContractData"))
+                .bearer_auth(&emsp.token)
+                .json(&json!({
+                    "contractBegins": rfc3339(now - time::Duration::days(1)),
+                    "contractEnds": rfc3339(now + time::Duration::days(365)),
+                    "emaid": emaid,
+                    "pcid": pcid,
+                }))
+                .send()
+                .await
+                .unwrap();
+            let status = generated.status();
+            last = format!("generate {status}: {}", generated.text().await.unwrap());
+            if status == 201 {
+                last.clear();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last.is_empty(), "{backend:?}: {last}");
+    let lookup: Value = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/ccp/lookupContract/{emaid}")))
+        .bearer_auth(&emsp.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contract = Certificate::from_der(
+        &STANDARD
+            .decode(
+                lookup["XMLContracts"][0]["contractCertificate"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    let (sub2, sub1, root) = (
+        pki.certificate(Iso20MoSubCa2).clone(),
+        pki.certificate(Iso20MoSubCa1).clone(),
+        pki.certificate(Iso20MoRoot).clone(),
+    );
+    assert!(contract.issuer().matches(sub2.subject()));
+
+    // Their AIA OCSP URL and CRL DP name pnc's responder and CRL endpoint.
+    let ocsp_url = sandbox.url("/ocsp");
+    for (certificate, issuer_stem) in [
+        (&contract, "iso20-mo-sub-ca-2"),
+        (&sub2, "iso20-mo-sub-ca-1"),
+        (&sub1, "iso20-mo-root"),
+    ] {
+        assert_eq!(url_path(&certificate.ocsp_urls()[0]), url_path(&ocsp_url));
+        assert_eq!(
+            url_path(&certificate.crl_urls()[0]),
+            format!("/crl/{issuer_stem}.crl"),
+            "{}",
+            certificate.subject()
+        );
+    }
+
+    write("leaf.pem", contract.to_pem().as_bytes());
+    write("sub2.pem", sub2.to_pem().as_bytes());
+    write("sub1.pem", sub1.to_pem().as_bytes());
+    write("root.pem", root.to_pem().as_bytes());
+    write(
+        "untrusted.pem",
+        [sub2.to_pem(), sub1.to_pem()].concat().as_bytes(),
+    );
+    let request_for = |cert: &str, issuer: &str, name: &str| -> Vec<u8> {
+        run(Command::new("openssl").current_dir(work.path()).args([
+            "ocsp",
+            "-issuer",
+            issuer,
+            "-cert",
+            cert,
+            "-no_nonce",
+            "-reqout",
+            name,
+        ]));
+        std::fs::read(work.path().join(name)).unwrap()
+    };
+    let verify = |response: &[u8], cert: &str, issuer: &str| -> String {
+        std::fs::write(work.path().join("resp.der"), response).unwrap();
+        run(Command::new("openssl").current_dir(work.path()).args([
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-CAfile",
+            "root.pem",
+            "-verify_other",
+            "untrusted.pem",
+            "-issuer",
+            issuer,
+            "-cert",
+            cert,
+            "-resp_text",
+        ]))
+    };
+
+    // ok/good: the contract and the Sub-CA 2 (issuance records from provisioning's seed).
+    let leaf_request = request_for("leaf.pem", "sub2.pem", "leaf.req");
+    let body = ocsp_until(&sandbox, &leaf_request, |body| body != UNAUTHORIZED).await;
+    let verdict = verify(&body, "leaf.pem", "sub2.pem");
+    // The response's own signature (printed before the included signer certificate).
+    let response_part = verdict.split("Certificate:").next().unwrap_or_default();
+    assert!(
+        verdict.contains("Response verify OK")
+            && verdict.contains("leaf.pem: good")
+            && response_part.contains("ecdsa-with-SHA512")
+            && verdict.contains("CN=OCSP pnc Dev -20 MO Sub-CA 2"),
+        "{backend:?}: {verdict}"
+    );
+    let sub2_request = request_for("sub2.pem", "sub1.pem", "sub2.req");
+    let body = ocsp_until(&sandbox, &sub2_request, |body| body != UNAUTHORIZED).await;
+    let verdict = verify(&body, "sub2.pem", "sub1.pem");
+    assert!(
+        verdict.contains("Response verify OK") && verdict.contains("sub2.pem: good"),
+        "{backend:?}: {verdict}"
+    );
+
+    // ok/authorize: a live -20 contract chain, by chain and by hash data.
+    let pem = [contract.to_pem(), sub2.to_pem(), sub1.to_pem()].concat();
+    let hash = |certificate: &Certificate, issuer: &Certificate| {
+        hash_data(
+            &CertId::for_certificate(HashAlgorithm::Sha256, certificate, issuer).unwrap(),
+            "",
+        )["ocspRequestData"]
+            .clone()
+    };
+    let by_chain = json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": pem});
+    let by_hash = json!({"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": [hash(&contract, &sub2), hash(&sub2, &sub1)]});
+    let authorize = |body: Value| {
+        let (sandbox, token) = (&sandbox, cpo.token.clone());
+        async move {
+            let response = sandbox
+                .http
+                .post(sandbox.url("/v1/ocpp/authorize"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    for body in [&by_chain, &by_hash] {
+        let answer = authorize(body.clone()).await;
+        assert_eq!(answer["certificateStatus"], "Accepted", "{answer}");
+        assert_eq!(answer["idTokenInfo"]["status"], "Accepted", "{answer}");
+    }
+
+    // fail/revoked: the eMSP cancels the contract, pnc revokes its certificate
+    // (cessationOfOperation); the answer says so once the reused good answer has aged out.
+    let response = sandbox
+        .http
+        .delete(sandbox.url(&format!("/v1/ccp/signedContractData/{emaid}")))
+        .bearer_auth(&emsp.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "cancel");
+    let body = ocsp_until(&sandbox, &leaf_request, |body| {
+        verify(body, "leaf.pem", "sub2.pem").contains("leaf.pem: revoked")
+    })
+    .await;
+    let verdict = verify(&body, "leaf.pem", "sub2.pem");
+    assert!(
+        verdict.contains("Response verify OK")
+            && verdict.contains("leaf.pem: revoked")
+            && verdict.contains("Reason: cessationOfOperation"),
+        "{backend:?}: {verdict}"
+    );
+
+    // ok/crl: at the contract's CRL DP, signed by the -20 MO Sub-CA 2 with ECDSA-SHA512,
+    // listing the revoked serial.
+    let crl_path = url_path(&contract.crl_urls()[0]);
+    let ca_file = write(
+        "crl-ca.pem",
+        [root.to_pem(), sub1.to_pem(), sub2.to_pem()]
+            .concat()
+            .as_bytes(),
+    );
+    let mut text = String::new();
+    for _ in 0..50 {
+        let response = sandbox
+            .http
+            .get(sandbox.url(&crl_path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{crl_path}");
+        let crl = write("sub2.crl", &response.bytes().await.unwrap());
+        text = run(Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-in"])
+            .arg(&crl)
+            .arg("-CAfile")
+            .arg(&ca_file)
+            .args(["-noout", "-text"]));
+        if text.contains(&contract.serial_hex()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        text.contains("verify OK")
+            && text.contains(&contract.serial_hex())
+            && text.contains("Cessation Of Operation")
+            && text.contains("ecdsa-with-SHA512")
+            && text.contains("pnc Dev -20 MO Sub-CA 2"),
+        "{backend:?}: {text}"
+    );
+
+    // fail/authorize: revocation outranks the cancelled contract.
+    for body in [&by_chain, &by_hash] {
+        let mut answer = Value::Null;
+        for _ in 0..50 {
+            answer = authorize(body.clone()).await;
+            if answer["certificateStatus"] == "CertificateRevoked" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            answer["certificateStatus"], "CertificateRevoked",
+            "{answer}"
+        );
+        assert_eq!(answer["idTokenInfo"]["status"], "Invalid", "{answer}");
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn iso20_cas_answer_ocsp_and_crls_with_p521_signers() {
+    for backend in Backend::ALL {
+        iso20_scenario(backend).await;
+    }
+}

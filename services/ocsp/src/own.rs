@@ -7,6 +7,10 @@
 //! under the V2G root (`pki/mo-under-v2g`), written without OCSP signers; the ocsp service
 //! gives each a delegated signer of its own, made in memory at load (the key never touches
 //! disk; a restart or another replica makes another, which verifies just as well).
+//!
+//! The ISO 15118-20 CAs (P-521) have delegated signers of their own curve in the dev PKI. A
+//! PKI written before those existed gains them when provisioning next starts; until the ocsp
+//! service sees them (it loads the PKI once), it makes in-memory ones the same way.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,7 +81,16 @@ impl OwnPki {
     pub fn from_dev_pki(pki: &DevPki) -> OwnPki {
         let mut cas = Vec::new();
         let mut by_issuer = HashMap::new();
-        for which in DevCert::ALL.into_iter().filter(|which| which.is_ca()) {
+        let iso20: &[DevCert] = if pki.has_iso20() {
+            &DevCert::ISO20
+        } else {
+            &[]
+        };
+        for which in DevCert::ALL
+            .into_iter()
+            .chain(iso20.iter().copied())
+            .filter(|which| which.is_ca())
+        {
             let (Some(ocsp_signer), Some(ocsp_signer_certificate)) =
                 (pki.ocsp_signer(which), pki.ocsp_signer_certificate(which))
             else {
@@ -109,7 +122,8 @@ impl OwnPki {
         }
     }
 
-    /// Adds a CA pnc runs outside the dev PKI, with a fresh delegated OCSP signer.
+    /// Adds a CA pnc runs without a persisted OCSP signer, with a fresh delegated one on the
+    /// CA's own curve and digest.
     fn add_with_new_signer(
         &mut self,
         name: &'static str,
@@ -121,11 +135,8 @@ impl OwnPki {
             .map(<[u8]>::to_vec)
             .ok_or_else(|| format!("{name} has no subject key identifier"))?;
         let signer = Arc::new(
-            pnc_pki::SoftwareSigner::generate(
-                format!("{name}-ocsp"),
-                pnc_pki::SignatureAlgorithm::EcdsaP256Sha256,
-            )
-            .map_err(|error| error.to_string())?,
+            pnc_pki::SoftwareSigner::generate(format!("{name}-ocsp"), ca_signer.algorithm())
+                .map_err(|error| error.to_string())?,
         );
         let now = time::OffsetDateTime::now_utc();
         let template = pnc_pki::dev::ocsp_signer_template(
@@ -257,6 +268,18 @@ pub fn load(
         KeyStore::open(directory.join(KEYS_DIR), kek).map_err(|error| error.to_string())?;
     let pki = DevPki::load(directory, &key_store).map_err(|error| error.to_string())?;
     let mut own = OwnPki::from_dev_pki(&pki);
+    // -20 CAs of a PKI whose -20 signers provisioning has not added yet.
+    if pki.has_iso20() {
+        for which in DevCert::ISO20 {
+            if which.is_ca() && pki.ocsp_signer(which).is_none() {
+                own.add_with_new_signer(
+                    which.file_stem(),
+                    pki.certificate(which).clone(),
+                    pki.signer(which),
+                )?;
+            }
+        }
+    }
     if extra_ready {
         let kek = Kek::load(kek_path).map_err(|error| error.to_string())?;
         let extra_keys = KeyStore::open(extra_directory.join(KEYS_DIR), kek)
@@ -349,4 +372,105 @@ pub fn build_crl(
     parts.push(&extensions);
     let tbs = der::sequence(&parts);
     codec::sign_structure(&tbs, ca.ca_signer.as_ref(), &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use pnc_pki::dev::DevPkiOptions;
+
+    use super::*;
+
+    fn iso20_cas() -> impl Iterator<Item = DevCert> {
+        DevCert::ISO20.into_iter().filter(|ca| ca.is_ca())
+    }
+
+    /// Every -20 CA is loaded with a P-521 signer its CA issued (so ECDSA-SHA512 answers).
+    fn assert_iso20_signers(own: &OwnPki, pki: &DevPki) {
+        for which in iso20_cas() {
+            let ca = own
+                .cas
+                .iter()
+                .find(|ca| ca.name == which.file_stem())
+                .unwrap_or_else(|| panic!("{which} is not loaded"));
+            assert_eq!(&ca.certificate, pki.certificate(which));
+            assert_eq!(
+                ca.ocsp_signer.algorithm(),
+                pnc_pki::SignatureAlgorithm::EcdsaP521Sha512,
+                "{which}"
+            );
+            assert_eq!(
+                ca.ocsp_signer.public_key_spki_der(),
+                ca.ocsp_signer_certificate.public_key_spki_der()
+            );
+            assert!(
+                crate::engine::issued_by(&ca.ocsp_signer_certificate, &ca.certificate),
+                "{which}"
+            );
+            let cert_id =
+                CertId::for_certificate(HashAlgorithm::Sha256, &ca.certificate, &ca.certificate)
+                    .unwrap();
+            assert_eq!(own.find(&cert_id).map(|found| found.name), Some(ca.name));
+        }
+    }
+
+    /// A dev PKI written before the -20 OCSP signers existed: the ocsp service answers for
+    /// its -20 CAs with in-memory signers; provisioning's next load persists signers of their
+    /// own (leaving the -2 ones alone), which the ocsp service then loads.
+    #[test]
+    fn iso20_cas_of_an_older_pki_get_signers() {
+        let directory = tempfile::tempdir().unwrap();
+        let pki_dir = directory.path().join("pki");
+        let kek = directory.path().join("kek");
+        let options = DevPkiOptions::default();
+        let first = DevPki::load_or_create(&pki_dir, &kek, &options).unwrap();
+        for which in iso20_cas() {
+            assert!(first.ocsp_signer_certificate(which).is_some(), "{which}");
+        }
+        let manifest_path = pki_dir.join(MANIFEST_FILE);
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+        manifest["ocsp_signers"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|stem| !stem.as_str().unwrap().starts_with("iso20-"));
+        std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let store = KeyStore::open(pki_dir.join(KEYS_DIR), Kek::load(&kek).unwrap()).unwrap();
+        let older = DevPki::load(&pki_dir, &store).unwrap();
+        assert!(older.ocsp_signer(DevCert::Iso20MoSubCa2).is_none());
+
+        let own = load(&pki_dir, &kek, false).unwrap().unwrap();
+        assert_iso20_signers(&own, &older);
+
+        let upgraded = DevPki::load_or_create(&pki_dir, &kek, &options).unwrap();
+        for which in DevCert::ALL.into_iter().filter(|ca| ca.is_ca()) {
+            assert_eq!(
+                upgraded.ocsp_signer_certificate(which),
+                first.ocsp_signer_certificate(which),
+                "{which}"
+            );
+        }
+        let own = load(&pki_dir, &kek, false).unwrap().unwrap();
+        assert_iso20_signers(&own, &upgraded);
+        for which in iso20_cas() {
+            let ca = own.cas.iter().find(|ca| ca.name == which.file_stem());
+            assert_eq!(
+                ca.map(|ca| &ca.ocsp_signer_certificate),
+                upgraded.ocsp_signer_certificate(which),
+                "{which}: the persisted signer"
+            );
+        }
+        // The unlisted keys of the first run were set aside, not overwritten.
+        let orphans = std::fs::read_dir(pki_dir.join(KEYS_DIR))
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("orphaned")
+            })
+            .count();
+        assert_eq!(orphans, iso20_cas().count());
+    }
 }

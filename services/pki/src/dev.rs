@@ -12,8 +12,9 @@
 //!
 //! Beside it, the ISO 15118-20 hierarchy on P-521 with ECDSA-SHA512 ([V2G20-2674]): its own
 //! V2G root with the CPS chain, MO root with Sub-CAs, OEM root with Sub-CAs and an example
-//! P-521 provisioning certificate. -20 has no CPO chain here (TLS is not pnc's business) and
-//! no delegated OCSP signers yet. A dev PKI written before -20 existed gains the -20 part on its
+//! P-521 provisioning certificate. -20 has no CPO chain here (TLS is not pnc's business); each
+//! -20 CA has a P-521 delegated OCSP signer like the -2 ones. A dev PKI written before -20
+//! existed gains the -20 part (and one written before the -20 OCSP signers gains those) on its
 //! next load; the -2 part never changes.
 //!
 //! Certificates are written as PEM and DER; private keys only through the encrypted
@@ -521,6 +522,7 @@ impl DevPki {
                     },
                 );
             }
+            pki.issue_iso20_ocsp_signers(now)?;
         }
         Ok(pki)
     }
@@ -815,6 +817,76 @@ impl DevPki {
         self.write_manifest(directory)
     }
 
+    /// The -20 CAs that lack a delegated OCSP signer.
+    fn iso20_cas_without_ocsp_signer(&self) -> Vec<DevCert> {
+        DevCert::ISO20
+            .into_iter()
+            .filter(|ca| {
+                ca.is_ca() && self.entries.contains_key(ca) && !self.ocsp_signers.contains_key(ca)
+            })
+            .collect()
+    }
+
+    /// Gives every -20 CA without one a delegated OCSP signer on the CA's own curve and digest
+    /// (P-521, ECDSA-SHA512), as the -2 CAs have on theirs; the CAs it added.
+    fn issue_iso20_ocsp_signers(
+        &mut self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DevCert>, DevPkiError> {
+        let missing = self.iso20_cas_without_ocsp_signer();
+        for ca in &missing {
+            let signer = Arc::new(SoftwareSigner::generate(ocsp_stem(*ca), ca.algorithm())?);
+            let certificate = self.issue_ocsp_signer_at(
+                *ca,
+                signer.public_key_spki_der(),
+                now,
+                Duration::days(365),
+            )?;
+            self.ocsp_signers.insert(
+                *ca,
+                DevEntry {
+                    certificate,
+                    signer,
+                },
+            );
+        }
+        Ok(missing)
+    }
+
+    /// Adds the -20 OCSP signers to a dev PKI written before they existed (one that has the
+    /// -2 signers): new files and keys, the manifest rewritten, nothing else changes.
+    fn add_iso20_ocsp_signers(
+        &mut self,
+        directory: &Path,
+        key_store: &KeyStore,
+        now: OffsetDateTime,
+    ) -> Result<(), DevPkiError> {
+        for ca in self.issue_iso20_ocsp_signers(now)? {
+            let stem = ocsp_stem(ca);
+            let entry = &self.ocsp_signers[&ca];
+            for (name, bytes) in [
+                (
+                    format!("{stem}.pem"),
+                    entry.certificate.to_pem().into_bytes(),
+                ),
+                (format!("{stem}.der"), entry.certificate.der().to_vec()),
+            ] {
+                let path = directory.join(name);
+                fs::write(&path, bytes).map_err(io_error(&path))?;
+            }
+            // As in add_iso20: an unlisted key is an orphan of an interrupted upgrade.
+            let key_path = key_store.directory().join(format!("{stem}.key"));
+            if key_path.exists() {
+                let aside =
+                    key_path.with_extension(format!("key.orphaned-{}", now.unix_timestamp()));
+                fs::rename(&key_path, &aside).map_err(io_error(&key_path))?;
+                tracing::warn!(path = %aside.display(), "set aside an unlisted dev pki key");
+            }
+            key_store.store(&entry.signer)?;
+        }
+        self.write_manifest(directory)
+    }
+
     /// Loads a dev PKI written by [`DevPki::write_out`].
     pub fn load(directory: &Path, key_store: &KeyStore) -> Result<DevPki, DevPkiError> {
         let manifest_path = directory.join(MANIFEST_FILE);
@@ -871,6 +943,11 @@ impl DevPki {
         for stem in &manifest.ocsp_signers {
             let ca = DevCert::from_stem(stem)
                 .ok_or_else(|| DevPkiError::Manifest(format!("unknown ca {stem:?}")))?;
+            // The signer of a CA the manifest no longer lists (a -20 part being re-added)
+            // is stale; load_or_create issues a new one.
+            if !entries.contains_key(&ca) {
+                continue;
+            }
             ocsp_signers.insert(ca, load_entry(&ocsp_stem(ca))?);
         }
         Ok(DevPki {
@@ -896,6 +973,12 @@ impl DevPki {
             if !pki.has_iso20() {
                 tracing::info!(directory = %directory.display(), "adding the iso 15118-20 hierarchy to the dev pki");
                 pki.add_iso20(directory, &key_store, options)?;
+            }
+            let has_ocsp_signers = !pki.ocsp_signers.is_empty();
+            if has_ocsp_signers && !pki.iso20_cas_without_ocsp_signer().is_empty() {
+                tracing::info!(directory = %directory.display(), "adding ocsp signers for the iso 15118-20 cas to the dev pki");
+                let now = options.now.unwrap_or_else(OffsetDateTime::now_utc);
+                pki.add_iso20_ocsp_signers(directory, &key_store, now)?;
             }
             return Ok(pki);
         }
