@@ -6,7 +6,7 @@
 //! RemainingContractCertificateChains, PrioritizedEMAIDs; then the refusals. The answer is
 //! also decoded and its signature re-checked with the reference codec (EXIficient), a car
 //! built on EXIficient and OpenSSL alone asks as well, and `pnc ev install --iso20` plays
-//! the car from files.
+//! the car from files. An Ed448 vehicle installs an X448 contract the same way.
 
 mod provisioning_support;
 
@@ -1237,6 +1237,56 @@ async fn ed448_vehicle_installs_on(backend: Backend) {
     assert_eq!(
         base64_of(reference_data.find("DHPublicKey").expect("DHPublicKey")),
         data.dh_public_key
+    );
+
+    // `pnc ev install --iso20` plays the Ed448 car from files and stores an X448 contract key.
+    let files = tempfile::tempdir().expect("out dir");
+    let path = |name: &str| files.path().join(name);
+    std::fs::write(
+        path("root.pem"),
+        pki.certificate(DevCert::Iso20V2gRoot).to_pem(),
+    )
+    .unwrap();
+    std::fs::write(path("vehicle.pem"), vehicle_certificate.to_pem()).unwrap();
+    std::fs::write(
+        path("vehicle-key.pem"),
+        vehicle_key.private_key_to_pem_pkcs8().expect("pem"),
+    )
+    .unwrap();
+    std::fs::write(
+        path("chain.pem"),
+        format!("{}{}", chain[1].to_pem(), chain[2].to_pem()),
+    )
+    .unwrap();
+    let args = pnc::ev::InstallArgs {
+        connection: pnc::ev::Connection {
+            url: sandbox.base_url.clone(),
+            token: cpo.token.clone(),
+            roots: vec![path("root.pem")],
+            session_id: Some(hex::encode_upper(SESSION_ID)),
+            out_key: None,
+        },
+        oem_cert: path("vehicle.pem"),
+        oem_key: path("vehicle-key.pem"),
+        oem_chain: Some(path("chain.pem")),
+        iso20: true,
+        maximum_contracts: 1,
+        prioritized_emaids: Vec::new(),
+    };
+    let outcome = pnc::ev::install(&args)
+        .await
+        .expect("the Ed448 car accepts the contract");
+    assert_eq!(outcome.emaid, EMAID_ED448);
+    outcome
+        .write_key(&path("contract-key.pem"))
+        .expect("write key");
+    let stored = PKey::private_key_from_pem(&std::fs::read(path("contract-key.pem")).unwrap())
+        .expect("a PEM key");
+    assert_eq!(stored.id(), Id::X448);
+    assert_eq!(
+        stored.raw_private_key().expect("raw"),
+        contract_private,
+        "the simulator opened the same key"
     );
 
     // A bad Ed448 signature, and a request signed with another Ed448 key: FAILED_SignatureError.
