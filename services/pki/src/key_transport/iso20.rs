@@ -11,6 +11,9 @@
 //! not seen the standard text), the X448 `DHPublicKey` length (57 per the requirements, 133 per
 //! the published XSD), and how a 17-character PCID enters the AAD. Do not interoperate on this
 //! module's output until [`unconfirmed`] is checked against the standard.
+//!
+//! An Ed448 provisioning certificate is an X448 recipient: [`seal`] runs the ECDH against the
+//! X448 key derived from it ([`super::curve448`], [`unconfirmed::ED448_RECIPIENT`]).
 
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, PointConversionForm};
