@@ -6,7 +6,7 @@
 //! RemainingContractCertificateChains, PrioritizedEMAIDs; then the refusals. The answer is
 //! also decoded and its signature re-checked with the reference codec (EXIficient), a car
 //! built on EXIficient and OpenSSL alone asks as well, and `pnc ev install --iso20` plays
-//! the car from files.
+//! the car from files. An Ed448 vehicle installs an X448 contract the same way.
 
 mod provisioning_support;
 
@@ -974,4 +974,344 @@ async fn ok_iso20_install_interop_with_reference_codec_sqlite() {
 #[tokio::test]
 async fn ok_iso20_install_interop_with_reference_codec_postgres() {
     reference_codec_ev_on(Backend::Postgres).await;
+}
+
+// ---- Ed448 vehicles: X448 key transport ---------------------------------------------------
+
+/// The Ed448 example vehicle of these tests (not part of the dev PKI's files).
+const PCID_ED448: &str = "PNCDEMOVEHICLE0448";
+const EMAID_ED448: &str = "DEPNCC00000448";
+
+/// A -20 request whose OEMProvisioningCertificateChain is signed by the EV with its Ed448 key
+/// through OpenSSL (pure Ed448 over the SignedInfo fragment); `corrupt` flips a signature bit.
+fn request20_ed448(
+    vehicle_key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    chain: &[&Certificate],
+    roots: Vec<pnc_exi::iso20::X509IssuerSerial>,
+    corrupt: bool,
+) -> Vec<u8> {
+    let oem_chain = CertificateChain {
+        id: Some("chain".to_string()),
+        certificate: chain[0].der().to_vec(),
+        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
+    };
+    let element = oem_chain
+        .to_element("OEMProvisioningCertificateChain")
+        .expect("element");
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
+        let mut signer = openssl::sign::Signer::new_without_digest(vehicle_key).expect("signer");
+        let mut value = signer.sign_oneshot_to_vec(signed_info).expect("ed448");
+        if corrupt {
+            value[10] ^= 1;
+        }
+        Ok(value)
+    };
+    let signature =
+        signature::sign_elements(Profile::Iso20Ed448, &[&element], &sign).expect("sign");
+    CertificateInstallationReq {
+        header: Header {
+            session_id: SESSION_ID.to_vec(),
+            time_stamp: 1_763_700_000,
+            signature: Some(signature),
+        },
+        oem_provisioning_certificate_chain: oem_chain,
+        list_of_root_certificate_ids: roots,
+        maximum_contract_certificate_chains: 4,
+        prioritized_emaids: Vec::new(),
+    }
+    .encode()
+    .expect("encode request")
+}
+
+/// The EV's side of the X448 transport, written from the formulas with OpenSSL alone (not
+/// pnc's key-transport code): X448 private key = SHAKE256(Ed448 seed)[0..56] (RFC 8032
+/// §5.2.5), Z = X448(private, DHPublicKey without its marker byte), session key =
+/// SHA-512(00000001 ‖ Z)[0..32], AES-256-GCM with AAD = PCID ‖ SKI (upper-case hex).
+/// Returns the 56-byte contract private key.
+fn ev_opens_x448(
+    vehicle_key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    dh_public_key: &[u8],
+    encrypted: &[u8],
+    ski: &[u8],
+) -> Vec<u8> {
+    use openssl::pkey::{Id, PKey};
+    // The pnc choices this independent code mirrors; a change there must fail here.
+    assert_eq!(
+        key20::unconfirmed::KDF_HASH,
+        key20::unconfirmed::KdfHash::Sha512
+    );
+    assert!(key20::unconfirmed::KDF_OTHER_INFO.is_empty());
+    assert_eq!(key20::unconfirmed::X448_DH_PUBLIC_KEY_PREFIX, 0x04);
+    let seed = vehicle_key.raw_private_key().expect("seed");
+    let mut digest = [0u8; 114];
+    openssl::hash::hash_xof(
+        openssl::hash::MessageDigest::shake_256(),
+        &seed,
+        &mut digest,
+    )
+    .expect("shake256");
+    let private = PKey::private_key_from_raw_bytes(&digest[..56], Id::X448).expect("x448");
+    assert_eq!(dh_public_key.len(), 57);
+    assert_eq!(dh_public_key[0], 0x04);
+    let ephemeral =
+        PKey::public_key_from_raw_bytes(&dh_public_key[1..], Id::X448).expect("x448 public");
+    let mut deriver = openssl::derive::Deriver::new(&private).expect("deriver");
+    deriver.set_peer(&ephemeral).expect("peer");
+    let z = deriver.derive_to_vec().expect("ecdh");
+    let mut kdf_input = vec![0, 0, 0, 1];
+    kdf_input.extend_from_slice(&z);
+    let session_key = &openssl::sha::sha512(&kdf_input)[..32];
+    let mut aad = PCID_ED448.as_bytes().to_vec();
+    aad.extend_from_slice(hex::encode_upper(ski).as_bytes());
+    assert_eq!(encrypted.len(), 84);
+    let (iv, rest) = encrypted.split_at(12);
+    let (ciphertext, tag) = rest.split_at(rest.len() - 16);
+    openssl::symm::decrypt_aead(
+        openssl::symm::Cipher::aes_256_gcm(),
+        session_key,
+        Some(iv),
+        &aad,
+        ciphertext,
+        tag,
+    )
+    .expect("the EV opens the contract key")
+}
+
+async fn ed448_vehicle_installs_on(backend: Backend) {
+    use openssl::pkey::{Id, PKey};
+    let sandbox = Sandbox::start(backend).await;
+    let pki = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
+
+    // The OEM registers an Ed448 vehicle under its -20 (P-521) OEM Sub-CAs.
+    let vehicle_key = PKey::generate_ed448().expect("ed448");
+    let vehicle_certificate = pki
+        .issue_iso20_ed448_provisioning(
+            PCID_ED448,
+            &vehicle_key.public_key_to_der().expect("spki"),
+            Duration::days(365),
+        )
+        .expect("ed448 provisioning certificate");
+    let chain = [
+        &vehicle_certificate,
+        pki.certificate(DevCert::Iso20OemSubCa2),
+        pki.certificate(DevCert::Iso20OemSubCa1),
+    ];
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/oem/provCerts"))
+        .bearer_auth(&oem.token)
+        .json(&json!({
+            "vehicleCertificate": STANDARD.encode(chain[0].der()),
+            "subCA2Certificate": STANDARD.encode(chain[1].der()),
+            "subCA1Certificate": STANDARD.encode(chain[2].der()),
+            "xsdMsgDefNamespace": ISO20_MSG_DEF,
+        }))
+        .send()
+        .await
+        .expect("put provisioning certificate");
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "PCP upload of the Ed448 vehicle: {body}");
+
+    // The eMSP generates its contract: pre-signed, X448.
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let (status, body) = generate(&sandbox, &emsp.token, EMAID_ED448, PCID_ED448).await;
+    assert_eq!(status, 201, "generate for the Ed448 vehicle: {body}");
+    assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
+    let xml = String::from_utf8(
+        STANDARD
+            .decode(body["signedData"].as_str().expect("signedData"))
+            .expect("base64"),
+    )
+    .expect("utf-8");
+    assert!(xml.contains(">X448</"), "ECDHCurve X448: {xml}");
+    assert!(xml.contains("X448_EncryptedPrivateKey"), "{xml}");
+
+    // The EV asks, signing with Ed448.
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    let roots = || vec![root_id(pki.certificate(DevCert::Iso20V2gRoot))];
+    let exi = request20_ed448(&vehicle_key, &chain, roots(), false);
+    let (_, answer) = answer_of(&sandbox, &cpo.token, &exi).await;
+    let root = pnc_exi::decode_document(pnc_exi::Schema::Iso20, &answer).expect("decodes");
+    let res = CertificateInstallationRes::from_element(&root).expect("typed answer");
+    assert_eq!(res.response_code, ResponseCode::Ok);
+    assert_eq!(res.header.session_id, SESSION_ID);
+    assert_eq!(res.remaining_contract_certificate_chains, 0);
+
+    // The CPS signature (P-521, SHA-512: pnc's CPS is P-521) verifies; the CPS chain reaches
+    // the -20 V2G root.
+    let cps_leaf = Certificate::from_der(&res.cps_certificate_chain.certificate).expect("cps");
+    let cps_key = signature::public_key_from_cert_der(cps_leaf.der()).expect("cps key");
+    signature::verify_iso20_message(&root, &cps_key).expect("verifies with the CPS leaf");
+    let cps_subs: Vec<&[u8]> = res
+        .cps_certificate_chain
+        .sub_certificates
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    validate_path(
+        cps_leaf.der(),
+        &cps_subs,
+        &[pki.certificate(DevCert::Iso20V2gRoot).der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the CPS chain reaches the -20 V2G root");
+
+    // X448 installation data; the contract certificate carries an X448 key and chains to the
+    // -20 MO root.
+    let data = &res.signed_installation_data;
+    assert_eq!(data.ecdh_curve, pnc_exi::iso20::EcdhCurve::X448);
+    let EncryptedPrivateKey::X448(encrypted) = &data.encrypted_private_key else {
+        panic!("an Ed448 vehicle gets X448_EncryptedPrivateKey");
+    };
+    assert_eq!(encrypted.len(), 84);
+    assert_eq!(
+        data.dh_public_key.len(),
+        key20::unconfirmed::X448_DH_PUBLIC_KEY_LEN
+    );
+    let contract_leaf =
+        Certificate::from_der(&data.contract_certificate_chain.certificate).expect("contract");
+    assert_eq!(contract_leaf.common_name(), Some(EMAID_ED448));
+    let contract_subs: Vec<&[u8]> = data
+        .contract_certificate_chain
+        .sub_certificates
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    validate_path(
+        contract_leaf.der(),
+        &contract_subs,
+        &[pki.certificate(DevCert::Iso20MoRoot).der()],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("the contract chain reaches the -20 MO root");
+    let contract_public = openssl::x509::X509::from_der(contract_leaf.der())
+        .expect("x509")
+        .public_key()
+        .expect("key");
+    assert_eq!(contract_public.id(), Id::X448, "the contract key is X448");
+
+    // The EV derives its X448 key and opens the contract key with OpenSSL alone; the key
+    // reproduces the contract certificate's public key.
+    let contract_private = ev_opens_x448(
+        &vehicle_key,
+        &data.dh_public_key,
+        encrypted,
+        contract_leaf.subject_key_identifier().expect("ski"),
+    );
+    assert_eq!(contract_private.len(), 56);
+    let opened = PKey::private_key_from_raw_bytes(&contract_private, Id::X448).expect("x448");
+    assert_eq!(
+        opened.raw_public_key().expect("raw"),
+        contract_public.raw_public_key().expect("raw"),
+        "the opened key is the contract certificate's"
+    );
+
+    // The reference codec decodes the answer (X448 branch) and agrees on digest and signature.
+    check_with_reference_codec(&answer);
+    let work = tempfile::tempdir().expect("tempdir");
+    let xml = exificient("decode", "iso-20", false, &answer, work.path());
+    let message = pnc_exi::xml::parse(std::str::from_utf8(&xml).expect("utf-8")).expect("xml");
+    let reference_data = message
+        .find("SignedInstallationData")
+        .expect("SignedInstallationData");
+    assert_eq!(
+        reference_data
+            .find("ECDHCurve")
+            .expect("ECDHCurve")
+            .text_content(),
+        "X448"
+    );
+    assert_eq!(
+        &base64_of(
+            reference_data
+                .find("X448_EncryptedPrivateKey")
+                .expect("the X448 branch")
+        ),
+        encrypted
+    );
+    assert!(reference_data.find("SECP521_EncryptedPrivateKey").is_none());
+    assert_eq!(
+        base64_of(reference_data.find("DHPublicKey").expect("DHPublicKey")),
+        data.dh_public_key
+    );
+
+    // `pnc ev install --iso20` plays the Ed448 car from files and stores an X448 contract key.
+    let files = tempfile::tempdir().expect("out dir");
+    let path = |name: &str| files.path().join(name);
+    std::fs::write(
+        path("root.pem"),
+        pki.certificate(DevCert::Iso20V2gRoot).to_pem(),
+    )
+    .unwrap();
+    std::fs::write(path("vehicle.pem"), vehicle_certificate.to_pem()).unwrap();
+    std::fs::write(
+        path("vehicle-key.pem"),
+        vehicle_key.private_key_to_pem_pkcs8().expect("pem"),
+    )
+    .unwrap();
+    std::fs::write(
+        path("chain.pem"),
+        format!("{}{}", chain[1].to_pem(), chain[2].to_pem()),
+    )
+    .unwrap();
+    let args = pnc::ev::InstallArgs {
+        connection: pnc::ev::Connection {
+            url: sandbox.base_url.clone(),
+            token: cpo.token.clone(),
+            roots: vec![path("root.pem")],
+            session_id: Some(hex::encode_upper(SESSION_ID)),
+            out_key: None,
+        },
+        oem_cert: path("vehicle.pem"),
+        oem_key: path("vehicle-key.pem"),
+        oem_chain: Some(path("chain.pem")),
+        iso20: true,
+        maximum_contracts: 1,
+        prioritized_emaids: Vec::new(),
+    };
+    let outcome = pnc::ev::install(&args)
+        .await
+        .expect("the Ed448 car accepts the contract");
+    assert_eq!(outcome.emaid, EMAID_ED448);
+    outcome
+        .write_key(&path("contract-key.pem"))
+        .expect("write key");
+    let stored = PKey::private_key_from_pem(&std::fs::read(path("contract-key.pem")).unwrap())
+        .expect("a PEM key");
+    assert_eq!(stored.id(), Id::X448);
+    assert_eq!(
+        stored.raw_private_key().expect("raw"),
+        contract_private,
+        "the simulator opened the same key"
+    );
+
+    // A bad Ed448 signature, and a request signed with another Ed448 key: FAILED_SignatureError.
+    let exi = request20_ed448(&vehicle_key, &chain, roots(), true);
+    let (_, body) = ocpp_install20(&sandbox, &cpo.token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "FAILED_SignatureError");
+    let other_key = PKey::generate_ed448().expect("ed448");
+    let exi = request20_ed448(&other_key, &chain, roots(), false);
+    let (_, body) = ocpp_install20(&sandbox, &cpo.token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "FAILED_SignatureError");
+    // An ECDSA-profile signature for the Ed448 certificate: FAILED_SignatureError as well.
+    let p521 = std::sync::Arc::new(
+        SoftwareSigner::generate("p521", SignatureAlgorithm::EcdsaP521Sha512).expect("key"),
+    );
+    let exi = request20(p521.as_ref(), &chain, roots(), 4, &[]);
+    let (_, body) = ocpp_install20(&sandbox, &cpo.token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "FAILED_SignatureError");
+}
+
+#[tokio::test]
+async fn ok_iso20_ed448_vehicle_installs_x448_sqlite() {
+    ed448_vehicle_installs_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_iso20_ed448_vehicle_installs_x448_postgres() {
+    ed448_vehicle_installs_on(Backend::Postgres).await;
 }

@@ -138,3 +138,96 @@ fn typed_enums_match_the_schema_enumerations() {
     let c: Vec<&str> = EcdhCurve::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(c, find(pnc_exi::Schema::Iso20, "X448"));
 }
+
+/// -20's Ed448 alternative: the EV signs OEMProvisioningCertificateChain with its Ed448 key
+/// (parameters in `signature::unconfirmed_ed448`). Checked by hand with OpenSSL alone: the
+/// SHAKE256 digest of the fragment and the pure-Ed448 signature over the SignedInfo fragment.
+#[test]
+fn iso20_ed448_request_signature_verifies_and_binds_the_chain() {
+    use signature::unconfirmed_ed448;
+    let sk = PKey::generate_ed448().unwrap();
+    let pk = PKey::public_key_from_der(&sk.public_key_to_der().unwrap()).unwrap();
+    let chain = CertificateChain {
+        id: Some("id1".into()),
+        certificate: vec![3; 700],
+        sub_certificates: vec![vec![4; 500]],
+    };
+    let element = chain.to_element("OEMProvisioningCertificateChain").unwrap();
+    let signer = signature::OpensslSigner::new(&sk, Profile::Iso20Ed448).unwrap();
+    let sig = signature::sign_elements(Profile::Iso20Ed448, &[&element], &signer).unwrap();
+    assert_eq!(
+        sig.signed_info.signature_method,
+        unconfirmed_ed448::SIGNATURE_METHOD
+    );
+    assert_eq!(sig.signature_value.len(), 114);
+    let reference = &sig.signed_info.references[0];
+    assert_eq!(reference.digest_method, unconfirmed_ed448::DIGEST_METHOD);
+    let mut expected_digest = vec![0u8; 64];
+    openssl::hash::hash_xof(
+        openssl::hash::MessageDigest::shake_256(),
+        &pnc_exi::encode_fragment(Schema::Iso20, &element).unwrap(),
+        &mut expected_digest,
+    )
+    .unwrap();
+    assert_eq!(reference.digest_value, expected_digest);
+    let signed_info = signature::signed_info_exi(&sig.signed_info).unwrap();
+    let mut verifier = openssl::sign::Verifier::new_without_digest(&pk).unwrap();
+    assert!(
+        verifier
+            .verify_oneshot(&sig.signature_value, &signed_info)
+            .unwrap()
+    );
+
+    let request = |signature| CertificateInstallationReq {
+        header: Header {
+            session_id: vec![1; 8],
+            time_stamp: 1,
+            signature: Some(signature),
+        },
+        oem_provisioning_certificate_chain: chain.clone(),
+        list_of_root_certificate_ids: vec![X509IssuerSerial {
+            issuer_name: "CN=Root".into(),
+            serial_number: "1".into(),
+        }],
+        maximum_contract_certificate_chains: 1,
+        prioritized_emaids: vec![],
+    };
+    let tree = decode_document(Schema::Iso20, &request(sig.clone()).encode().unwrap()).unwrap();
+    signature::verify_iso20_message(&tree, &pk).unwrap();
+
+    // Another Ed448 key, a flipped signature bit, a P-521 key: refused.
+    let other = PKey::generate_ed448().unwrap();
+    let other = PKey::public_key_from_der(&other.public_key_to_der().unwrap()).unwrap();
+    assert!(matches!(
+        signature::verify_iso20_message(&tree, &other),
+        Err(SignatureError::BadSignature)
+    ));
+    let mut flipped = sig.clone();
+    flipped.signature_value[3] ^= 1;
+    let tree = decode_document(Schema::Iso20, &request(flipped).encode().unwrap()).unwrap();
+    assert!(matches!(
+        signature::verify_iso20_message(&tree, &pk),
+        Err(SignatureError::BadSignature)
+    ));
+    let group = EcGroup::from_curve_name(Nid::SECP521R1).unwrap();
+    let p521 = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let p521 = PKey::public_key_from_der(&p521.public_key_to_der().unwrap()).unwrap();
+    let tree = decode_document(Schema::Iso20, &request(sig).encode().unwrap()).unwrap();
+    assert!(matches!(
+        signature::verify_iso20_message(&tree, &p521),
+        Err(SignatureError::UnsupportedAlgorithm(_))
+    ));
+    // An ECDSA-profile signature does not pass for an Ed448 key either.
+    let ecdsa_signer = signature::OpensslSigner::new(
+        &PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap(),
+        Profile::Iso20,
+    )
+    .unwrap();
+    let ecdsa = signature::sign_elements(Profile::Iso20, &[&element], &ecdsa_signer).unwrap();
+    let tree = decode_document(Schema::Iso20, &request(ecdsa).encode().unwrap()).unwrap();
+    assert!(matches!(
+        signature::verify_iso20_message(&tree, &pk),
+        Err(SignatureError::UnsupportedAlgorithm(_))
+    ));
+    assert!(signature::OpensslSigner::new(&sk, Profile::Iso20).is_err());
+}

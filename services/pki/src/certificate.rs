@@ -358,6 +358,12 @@ impl Certificate {
             .map(|(_, point)| point)
     }
 
+    /// Whether the subject key is Ed448 (id-Ed448, RFC 8410): ISO 15118-20's alternative to
+    /// P-521 [V2G20-2319]; such a vehicle agrees on X448 (`key_transport::curve448`).
+    pub fn public_key_is_ed448(&self) -> bool {
+        self.parsed.public_key_algorithm_oid == "1.3.101.113"
+    }
+
     pub fn basic_constraints(&self) -> Option<BasicConstraintsInfo> {
         self.parsed.basic_constraints
     }

@@ -601,6 +601,50 @@ impl DevPki {
         issue(&template, Some(&issuer.certificate), issuer.signer.as_ref())
     }
 
+    /// Issues an ISO 15118-20 OEM provisioning certificate (CN = `pcid`) for an **Ed448**
+    /// vehicle key under the -20 OEM Sub-CA 2. A -20 OEM may choose Ed448 per vehicle
+    /// [V2G20-2319]; the dev PKI keeps its OEM CAs on P-521 (pnc signs nothing with Ed448), so
+    /// the chain is P-521 above an Ed448 leaf and no existing certificate changes.
+    pub fn issue_iso20_ed448_provisioning(
+        &self,
+        pcid: &str,
+        ed448_public_key_spki_der: &[u8],
+        validity: Duration,
+    ) -> Result<Certificate, IssueError> {
+        let key = openssl::pkey::PKey::public_key_from_der(ed448_public_key_spki_der)
+            .map_err(|error| IssueError::InvalidTemplate(error.to_string()))?;
+        if key.id() != openssl::pkey::Id::ED448 {
+            return Err(IssueError::InvalidTemplate(
+                "the vehicle key must be an Ed448 key".into(),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        let issuer = self.entry(DevCert::Iso20OemSubCa2);
+        let mut subject = SubjectName::new(pcid);
+        subject.organization = issuer
+            .certificate
+            .subject()
+            .values(crate::certificate::OID_O)
+            .next()
+            .map(str::to_owned);
+        subject.country = issuer
+            .certificate
+            .subject()
+            .values(crate::certificate::OID_C)
+            .next()
+            .map(str::to_owned);
+        let mut template = CertificateTemplate::new(
+            Profile::OemProvisioning,
+            subject,
+            ed448_public_key_spki_der.to_vec(),
+            now - Duration::hours(1),
+            now + validity,
+        );
+        template.ocsp_url = Some(self.ocsp_base_url.clone());
+        template.crl_url = self.crl_url_for(DevCert::Iso20OemSubCa2);
+        issue(&template, Some(&issuer.certificate), issuer.signer.as_ref())
+    }
+
     /// Issues a charger client certificate under the charging-station CA.
     pub fn issue_charging_station(
         &self,

@@ -24,11 +24,18 @@ const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_PRIME256V1: &str = "1.2.840.10045.3.1.7";
 const OID_ECDSA_WITH_SHA512: &str = "1.2.840.10045.4.3.4";
 const OID_SECP521R1: &str = "1.3.132.0.35";
+/// id-Ed448 (RFC 8410): a key and, with absent parameters, a signature algorithm.
+const OID_ED448: &str = "1.3.101.113";
+/// id-X448 (RFC 8410).
+const OID_X448: &str = "1.3.101.111";
 
 /// Which ISO 15118 part's crypto a certificate follows. The same profiles (roles, DCs, key
 /// usages) serve both; -20 certificates carry P-521 keys and ECDSA-SHA512 signatures
 /// [V2G20-2674] and may be larger. Decided by the subject key: pnc's -20 chains are P-521
-/// throughout, so a P-521 key always sits under a P-521 issuer.
+/// throughout, so a P-521 key always sits under a P-521 issuer. Ed448 keys are -20's alternative
+/// [V2G20-2319] (an Ed448 OEM provisioning certificate may sit under P-521 OEM CAs), and an
+/// X448 key is what pnc's contract certificates carry for Ed448 vehicles
+/// (`key_transport::iso20::unconfirmed::X448_CONTRACT_KEY`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Edition {
     Iso2,
@@ -496,7 +503,11 @@ pub fn lint(
         );
     }
 
-    let edition = if parsed.public_key_curve_oid.as_deref() == Some(OID_SECP521R1) {
+    let key_algorithm = parsed.public_key_algorithm_oid.as_str();
+    let edition = if parsed.public_key_curve_oid.as_deref() == Some(OID_SECP521R1)
+        || key_algorithm == OID_ED448
+        || key_algorithm == OID_X448
+    {
         Edition::Iso20
     } else {
         Edition::Iso2
@@ -557,7 +568,9 @@ pub fn lint(
         Edition::Iso2 => (OID_ECDSA_WITH_SHA256, "ecdsa-with-SHA256"),
         Edition::Iso20 => (OID_ECDSA_WITH_SHA512, "ecdsa-with-SHA512"),
     };
-    if parsed.signature_oid != wanted_signature {
+    // -20 also allows Ed448 signatures [V2G20-2319].
+    let ed448_signature = edition == Edition::Iso20 && parsed.signature_oid == OID_ED448;
+    if parsed.signature_oid != wanted_signature && !ed448_signature {
         add(
             Error,
             "signature-algorithm",
@@ -581,14 +594,21 @@ pub fn lint(
             "tbs and outer signature algorithms differ".into(),
         );
     }
-    if parsed.public_key_algorithm_oid != OID_EC_PUBLIC_KEY
-        || (edition == Edition::Iso2
-            && parsed.public_key_curve_oid.as_deref() != Some(OID_PRIME256V1))
-    {
+    let key_accepted = match key_algorithm {
+        OID_EC_PUBLIC_KEY => {
+            edition == Edition::Iso20
+                || parsed.public_key_curve_oid.as_deref() == Some(OID_PRIME256V1)
+        }
+        OID_ED448 => true,
+        // X448 cannot sign: only the contract certificate of an Ed448 vehicle carries one.
+        OID_X448 => profile == Profile::Contract,
+        _ => false,
+    };
+    if !key_accepted {
         add(
             Error,
             "public-key",
-            "public key is not an ec key on secp256r1 (-2) or secp521r1 (-20)".into(),
+            "public key is not an ec key on secp256r1 (-2) or secp521r1 (-20), an Ed448 key (-20), or an X448 key (-20 contract)".into(),
         );
     }
 

@@ -327,3 +327,79 @@ fn a_dev_pki_from_before_iso20_gains_it_and_keeps_its_iso2_part() {
         .unwrap();
     assert_eq!(signature.len(), 132);
 }
+
+/// An Ed448 vehicle under the -20 OEM hierarchy: the certificate passes the OEM provisioning
+/// profile (inferred too), chains to the -20 OEM root, and OpenSSL reads its key as Ed448.
+/// An X448 key passes only as a contract certificate's key.
+#[test]
+fn an_ed448_provisioning_certificate_passes_the_profile_and_chains_to_the_iso20_oem_root() {
+    use openssl::pkey::{Id, PKey};
+    let pki = dev_pki();
+    let vehicle = PKey::generate_ed448().unwrap();
+    let spki = vehicle.public_key_to_der().unwrap();
+    let certificate = pki
+        .issue_iso20_ed448_provisioning("PNCDEMOVEHICLE0448", &spki, time::Duration::days(30))
+        .unwrap();
+    assert_eq!(certificate.common_name(), Some("PNCDEMOVEHICLE0448"));
+    assert_eq!(certificate.public_key_spki_der(), spki.as_slice());
+    let findings = profile::lint(
+        &certificate,
+        Profile::OemProvisioning,
+        Some(pki.certificate(DevCert::Iso20OemSubCa2)),
+    );
+    assert!(findings.is_empty(), "{findings:?}");
+    let report = profile::check(&certificate, None).expect("inferable");
+    assert_eq!(report.profile, Profile::OemProvisioning);
+    assert!(
+        certificate.der().len() <= profile::MAX_ISO20_CERTIFICATE_DER_BYTES,
+        "within the -20 size"
+    );
+    let x509 = openssl::x509::X509::from_der(certificate.der()).unwrap();
+    assert_eq!(x509.public_key().unwrap().id(), Id::ED448);
+    let sub_2 = pki.certificate(DevCert::Iso20OemSubCa2).der();
+    let sub_1 = pki.certificate(DevCert::Iso20OemSubCa1).der();
+    pnc_pki::validate_path(
+        certificate.der(),
+        &[sub_2, sub_1],
+        &[pki.certificate(DevCert::Iso20OemRoot).der()],
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("chains to the -20 OEM root");
+
+    // Not an Ed448 key: refused.
+    let x448 = PKey::generate_x448().unwrap().public_key_to_der().unwrap();
+    assert!(
+        pki.issue_iso20_ed448_provisioning("PNCDEMOVEHICLE0448", &x448, time::Duration::days(30))
+            .is_err()
+    );
+    // An X448 key is a -20 contract key, never a provisioning key.
+    let now = time::OffsetDateTime::now_utc();
+    let template = pnc_pki::dev::contract_template(
+        "DEPNCC00000448",
+        &x448,
+        now,
+        now + time::Duration::days(30),
+        Some("pnc dev"),
+        pki.ocsp_base_url(),
+    );
+    let mo_sub_ca_2 = DevCert::Iso20MoSubCa2;
+    let contract = pnc_pki::issue(
+        &template,
+        Some(pki.certificate(mo_sub_ca_2)),
+        pki.signer(mo_sub_ca_2).as_ref(),
+    )
+    .expect("an x448 contract key passes the contract profile");
+    assert!(
+        profile::lint(
+            &contract,
+            Profile::Contract,
+            Some(pki.certificate(mo_sub_ca_2))
+        )
+        .is_empty()
+    );
+    assert!(
+        profile::lint(&contract, Profile::OemProvisioning, None)
+            .iter()
+            .any(|finding| finding.code == "public-key")
+    );
+}

@@ -289,3 +289,29 @@ fn iso20_aad_and_range_rules() {
         .is_err()
     );
 }
+
+/// An Ed448 provisioning certificate's key: pnc seals on X448 to the mapped key; the EV opens
+/// with the X448 key it derives from its Ed448 seed; a different Ed448 key cannot open it.
+#[test]
+fn iso20_seals_to_an_ed448_provisioning_key() {
+    use openssl::pkey::PKey;
+    use pnc_pki::key_transport::curve448::Ed448AgreementKey;
+    let pcid = "PNCDEMOVEHICLE0448";
+    let ski = [0x44, 0x48, 0x44, 0x48, 0x44, 0x48, 0x44, 0x48];
+    let vehicle = PKey::generate_ed448().unwrap();
+    let vehicle_spki = vehicle.public_key_to_der().unwrap();
+    let contract = iso20::generate_contract_key(Curve::X448).unwrap();
+    let sealed = iso20::seal(&vehicle_spki, contract.private_key(), pcid, &ski).unwrap();
+    assert_eq!(sealed.curve, Curve::X448);
+    assert_eq!(sealed.encrypted_private_key.len(), 84);
+    assert_eq!(sealed.dh_public_key.len(), 57);
+    let ev = Ed448AgreementKey::from_ed448(&vehicle).unwrap();
+    let opened = iso20::open(&ev, &sealed, pcid, &ski, contract.public_key_spki_der()).unwrap();
+    assert_eq!(&opened[..], contract.private_key());
+    // The plain X448 key of the seed bytes is not the derived key: the derivation matters.
+    let other = Ed448AgreementKey::from_ed448(&PKey::generate_ed448().unwrap()).unwrap();
+    assert_eq!(
+        iso20::open(&other, &sealed, pcid, &ski, contract.public_key_spki_der()).unwrap_err(),
+        KeyTransportError::DecryptionFailed
+    );
+}

@@ -5,10 +5,11 @@
 //! car's key and matching the contract certificate. A demo for users, a smoke test for
 //! operators.
 //!
-//! With `--iso20`, `pnc ev install` speaks ISO 15118-20 instead: a P-521 car signs its
+//! With `--iso20`, `pnc ev install` speaks ISO 15118-20 instead: a P-521 or Ed448 car signs its
 //! OEMProvisioningCertificateChain, lists `--prioritized-emaid`s and how many contracts it
 //! takes, and checks the single-reference signature over SignedInstallationData and the
-//! AES-GCM-sealed contract key (`pnc_pki::key_transport::iso20`).
+//! AES-GCM-sealed contract key (`pnc_pki::key_transport::iso20`; an Ed448 car opens an X448
+//! key with the X448 key it derives from its Ed448 key, `key_transport::curve448`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,7 +66,7 @@ pub struct InstallArgs {
     /// SubCertificates (a bundle that starts with the leaf is fine).
     #[arg(long)]
     pub oem_chain: Option<PathBuf>,
-    /// Speak ISO 15118-20 (a P-521 car) instead of ISO 15118-2.
+    /// Speak ISO 15118-20 (a P-521 or Ed448 car) instead of ISO 15118-2.
     #[arg(long)]
     pub iso20: bool,
     /// -20: MaximumContractCertificateChains, how many contracts the car can take.
@@ -476,19 +477,84 @@ fn pkcs8_pem(
     ))
 }
 
-/// `pnc ev install --iso20`: the ISO 15118-20 CertificateInstallation of a P-521 car.
+/// A -20 car's OEM provisioning key: P-521 (ECDSA, ECDH on P-521) or Ed448 (Ed448
+/// signatures, X448 agreement with the derived key).
+enum Car20 {
+    P521(SoftwareSigner),
+    Ed448 {
+        key: PKey<openssl::pkey::Private>,
+        agreement: pnc_pki::key_transport::curve448::Ed448AgreementKey,
+    },
+}
+
+impl Car20 {
+    fn read(path: &Path) -> Result<Self, EvError> {
+        let pem = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|e| EvError::Input(format!("{}: {e}", path.display())))?,
+        );
+        if let Ok(key) = PKey::private_key_from_pem(&pem)
+            && key.id() == openssl::pkey::Id::ED448
+        {
+            let agreement = pnc_pki::key_transport::curve448::Ed448AgreementKey::from_ed448(&key)
+                .map_err(|e| EvError::Input(format!("{}: {e}", path.display())))?;
+            return Ok(Self::Ed448 { key, agreement });
+        }
+        let signer = read_key(path)?;
+        if signer.algorithm() != pnc_pki::SignatureAlgorithm::EcdsaP521Sha512 {
+            return Err(EvError::Input(
+                "--iso20 needs a P-521 or Ed448 OEM provisioning key".into(),
+            ));
+        }
+        Ok(Self::P521(signer))
+    }
+
+    fn public_key_spki_der(&self) -> Result<Vec<u8>, EvError> {
+        match self {
+            Self::P521(signer) => Ok(signer.public_key_spki_der().to_vec()),
+            Self::Ed448 { key, .. } => key
+                .public_key_to_der()
+                .map_err(|e| EvError::Input(format!("--oem-key: {e}"))),
+        }
+    }
+
+    fn profile(&self) -> Profile {
+        match self {
+            Self::P521(_) => Profile::Iso20,
+            Self::Ed448 { .. } => Profile::Iso20Ed448,
+        }
+    }
+
+    fn sign(&self, signed_info: &[u8]) -> Result<Vec<u8>, signature::SignatureError> {
+        match self {
+            Self::P521(signer) => signer
+                .sign_raw(signed_info)
+                .map_err(|error| signature::SignatureError::Signer(error.to_string())),
+            Self::Ed448 { key, .. } => signature::sign_ed448(key, signed_info),
+        }
+    }
+
+    fn receiver(
+        &self,
+    ) -> (
+        &dyn pnc_pki::KeyAgreement,
+        pnc_pki::key_transport::iso20::Curve,
+    ) {
+        use pnc_pki::key_transport::iso20::Curve;
+        match self {
+            Self::P521(signer) => (signer, Curve::Secp521),
+            Self::Ed448 { agreement, .. } => (agreement, Curve::X448),
+        }
+    }
+}
+
+/// `pnc ev install --iso20`: the ISO 15118-20 CertificateInstallation of a P-521 or Ed448 car.
 async fn install20(args: &InstallArgs) -> Result<Outcome, EvError> {
     use pnc_exi::iso20;
     let oem_certificate = read_certificate(&args.oem_cert)?;
-    let oem_key = read_key(&args.oem_key)?;
-    if oem_key.public_key_spki_der() != oem_certificate.public_key_spki_der() {
+    let oem_key = Car20::read(&args.oem_key)?;
+    if oem_key.public_key_spki_der()? != oem_certificate.public_key_spki_der() {
         return Err(EvError::Input(
             "--oem-key does not belong to --oem-cert".into(),
-        ));
-    }
-    if oem_key.algorithm() != pnc_pki::SignatureAlgorithm::EcdsaP521Sha512 {
-        return Err(EvError::Input(
-            "--iso20 needs a P-521 OEM provisioning key".into(),
         ));
     }
     let pcid = oem_certificate
@@ -520,12 +586,8 @@ async fn install20(args: &InstallArgs) -> Result<Outcome, EvError> {
     let element = oem_chain
         .to_element("OEMProvisioningCertificateChain")
         .map_err(|e| input("request")(e.to_string()))?;
-    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
-        oem_key
-            .sign_raw(signed_info)
-            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
-    };
-    let request_signature = signature::sign_elements(Profile::Iso20, &[&element], &sign)
+    let sign = |signed_info: &[u8]| oem_key.sign(signed_info);
+    let request_signature = signature::sign_elements(oem_key.profile(), &[&element], &sign)
         .map_err(|e| EvError::Input(format!("signing the request: {e}")))?;
     let request = iso20::CertificateInstallationReq {
         header: iso20::Header {
@@ -554,7 +616,7 @@ fn accept20(
     answer: &[u8],
     session: &[u8],
     roots: &[Certificate],
-    oem_key: &SoftwareSigner,
+    oem_key: &Car20,
     pcid: &str,
 ) -> Result<Outcome, EvError> {
     use pnc_exi::iso20::{CertificateInstallationRes, EncryptedPrivateKey, ResponseCode};
@@ -626,10 +688,11 @@ fn accept20(
             ));
         }
     };
-    if curve != key20::Curve::Secp521 {
-        return Err(rejected(
-            "this car is P-521 and takes SECP521 keys only".into(),
-        ));
+    let (receiver, car_curve) = oem_key.receiver();
+    if curve != car_curve {
+        return Err(rejected(format!(
+            "this car takes {car_curve:?} keys only, the answer has {curve:?}"
+        )));
     }
     let sealed = key20::SealedContractKey {
         curve,
@@ -640,14 +703,23 @@ fn accept20(
         .subject_key_identifier()
         .ok_or_else(|| rejected("the contract certificate has no SKI".into()))?;
     let scalar = key20::open(
-        oem_key,
+        receiver,
         &sealed,
         pcid,
         ski,
         contract_leaf.public_key_spki_der(),
     )
     .map_err(|e| rejected(format!("contract key: {e}")))?;
-    let contract_key_pem = pkcs8_pem(Nid::SECP521R1, &scalar[..], &contract_leaf)?;
+    let contract_key_pem = match curve {
+        key20::Curve::Secp521 => pkcs8_pem(Nid::SECP521R1, &scalar[..], &contract_leaf)?,
+        key20::Curve::X448 => {
+            let failed =
+                |e: openssl::error::ErrorStack| EvError::Rejected(format!("contract key: {e}"));
+            let key = PKey::private_key_from_raw_bytes(&scalar[..], openssl::pkey::Id::X448)
+                .map_err(failed)?;
+            zeroize::Zeroizing::new(key.private_key_to_pem_pkcs8().map_err(failed)?)
+        }
+    };
     let emaid = contract_leaf
         .common_name()
         .ok_or_else(|| rejected("the contract certificate has no CN (eMAID)".into()))?

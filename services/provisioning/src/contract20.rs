@@ -1,11 +1,14 @@
 //! ISO 15118-20 contracts at registration (generate mode): the vehicle's OEM provisioning
-//! certificate decides the curve [V2G20-2487], [V2G20-2488]; pnc issues a P-521 contract key
-//! and certificate under its -20 MO Sub-CA 2, seals the key to the vehicle (AES-GCM, AAD =
-//! PCID ‖ SKI, [`pnc_pki::key_transport::iso20`]) and signs one `SignedInstallationData` per
-//! -20 CPS chain, so nothing is signed when the EV asks.
+//! certificate decides the curve [V2G20-2487], [V2G20-2488]; pnc issues a contract key on that
+//! curve and its certificate under its -20 MO Sub-CA 2, seals the key to the vehicle (AES-GCM,
+//! AAD = PCID ‖ SKI, [`pnc_pki::key_transport::iso20`]) and signs one `SignedInstallationData`
+//! per -20 CPS chain, so nothing is signed when the EV asks.
 //!
-//! X448 vehicles are refused: their contract certificate would carry an Ed448 key, and the
-//! Ed448 signature profile is unconfirmed (iso15118-notes §13.5, §15).
+//! - P-521 vehicle: a P-521 contract key, `SECP521_EncryptedPrivateKey`.
+//! - Ed448 vehicle: ECDH on X448 with the key derived from the certificate's Ed448 key; an X448
+//!   contract key (56 bytes, `X448_EncryptedPrivateKey` 84 bytes) whose X448 public key the
+//!   contract certificate carries. The derivation, the contract key and the X448
+//!   `DHPublicKey` length are unconfirmed: `pnc_pki::key_transport::iso20::unconfirmed`.
 
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey};
@@ -44,8 +47,9 @@ pub fn vehicle_curve(certificate: &Certificate) -> Option<Curve> {
     }
 }
 
-/// Issues the P-521 contract key and certificate, seals the key to `oem_certificate` and
-/// signs the installation data with every CPS chain in `cps_signers`. CPU work.
+/// Issues the contract key (on the vehicle's curve) and certificate, seals the key to
+/// `oem_certificate` and signs the installation data with every CPS chain in `cps_signers`.
+/// CPU work.
 pub fn generate(
     issuer: &ContractIssuer,
     cps_signers: &[&CpsSigner],
@@ -55,20 +59,12 @@ pub fn generate(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<ProducedContract, PncError> {
-    match vehicle_curve(oem_certificate) {
-        Some(Curve::Secp521) => {}
-        Some(Curve::X448) => {
-            return Err(PncError::invalid(
-                "ISO 15118-20 vehicles with X448/Ed448 provisioning certificates are not supported yet (only secp521r1)",
-            ));
-        }
-        None => {
-            return Err(PncError::invalid(
-                "the OEM provisioning certificate's key is not an ISO 15118-20 key",
-            ));
-        }
-    }
-    let contract_key = iso20::generate_contract_key(Curve::Secp521)
+    let curve = vehicle_curve(oem_certificate).ok_or_else(|| {
+        PncError::invalid("the OEM provisioning certificate's key is not an ISO 15118-20 key")
+    })?;
+    // X448 vehicles: the contract certificate carries the X448 key that is transported.
+    let iso20::unconfirmed::X448ContractKey::X448 = iso20::unconfirmed::X448_CONTRACT_KEY;
+    let contract_key = iso20::generate_contract_key(curve)
         .map_err(|error| internal("generating the contract key failed", error))?;
     let organization = issuer.sub_ca_2.subject().values("2.5.4.10").next();
     let mut template = contract_template(

@@ -3,8 +3,8 @@
 //! `SignedInstallationData`, chosen among the vehicle's contracts by the EV's
 //! `PrioritizedEMAIDs`, with `RemainingContractCertificateChains`.
 //!
-//! Checks run in the same order as for -2: request signature (P-521/SHA-512 over
-//! `OEMProvisioningCertificateChain`) → certificate validity → chain → revocation → contract.
+//! Checks run in the same order as for -2: request signature (P-521/SHA-512, or Ed448 for an
+//! Ed448 vehicle, over `OEMProvisioningCertificateChain`) → certificate validity → chain → revocation → contract.
 //! Every failure the EV must hear about is a complete negative EXI answer with the request's
 //! SessionID; only an undecodable request is an error (no SessionID to answer with).
 //! The ResponseCode of each failure is in [`unconfirmed`].
@@ -138,7 +138,8 @@ fn decode_and_verify(exi: &[u8]) -> Result<CheckedRequest, PncError> {
 }
 
 /// The request signature: exactly one reference, to `OEMProvisioningCertificateChain`
-/// (notes §13.2), verified with the provisioning certificate's key under the -20 profile.
+/// (notes §13.2), verified with the provisioning certificate's key under the -20 profile of
+/// that key (ECDSA P-521/SHA-512, or `pnc_exi::signature::unconfirmed_ed448` for Ed448).
 fn verify_request_signature(
     root: &pnc_exi::Element,
     request: &CertificateInstallationReq,

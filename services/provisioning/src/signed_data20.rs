@@ -1,6 +1,7 @@
 //! ISO 15118-20 signed installation data (iso15118-notes §13.3, §13.5): one
 //! `SignedInstallationData` per contract and CPS chain, signed once at registration with the
-//! CPS leaf (ECDSA P-521 / SHA-512, a single reference [V2G20-1077], [V2G20-2674]) and rendered
+//! CPS leaf (ECDSA P-521 / SHA-512, a single reference [V2G20-1077], [V2G20-2674]; SECP521 or
+//! X448 installation data by the vehicle's key) and rendered
 //! per request with the session's SessionID, TimeStamp and RemainingContractCertificateChains,
 //! none of which the signature covers.
 //!

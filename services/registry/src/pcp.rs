@@ -261,9 +261,9 @@ impl RegistryCore {
                 ));
             }
         }
-        if leaf.public_key_uncompressed().is_none() {
+        if leaf.public_key_uncompressed().is_none() && !leaf.public_key_is_ed448() {
             return Err(PncError::invalid(
-                "the provisioning certificate's key is not an EC key",
+                "the provisioning certificate's key is not an EC or Ed448 key",
             ));
         }
         let anchors = self.oem_roots().await?;

@@ -11,6 +11,9 @@
 //! not seen the standard text), the X448 `DHPublicKey` length (57 per the requirements, 133 per
 //! the published XSD), and how a 17-character PCID enters the AAD. Do not interoperate on this
 //! module's output until [`unconfirmed`] is checked against the standard.
+//!
+//! An Ed448 provisioning certificate is an X448 recipient: [`seal`] runs the ECDH against the
+//! X448 key derived from it ([`super::curve448`], [`unconfirmed::ED448_RECIPIENT`]).
 
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, PointConversionForm};
@@ -86,6 +89,33 @@ pub mod unconfirmed {
     /// A 17-character PCID in the 18-byte AAD field. **UNVERIFIED.** Chosen: refuse it
     /// ([`super::aad`] returns an error) rather than guess a padding.
     pub const ACCEPT_17_CHARACTER_PCID: bool = false;
+
+    /// How a vehicle with an **Ed448** provisioning certificate takes part in the X448 key
+    /// agreement. [V2G20-2491] says only that the public parameters "are derived from the public
+    /// ECDSA or EdDSA parameters". Chosen: the RFC 7748 §4.2 4-isogeny of the certificate's
+    /// Ed448 key as the recipient X448 key; the EV's X448 private key is the RFC 8032 §5.2.5
+    /// secret scalar (first 56 bytes of SHAKE256(seed, 114)). **UNVERIFIED** against the
+    /// standard's text (consistent with OpenSSL, see [`super::super::curve448`]).
+    pub const ED448_RECIPIENT: Ed448Recipient = Ed448Recipient::IsogenyOfCertificateKey;
+
+    /// What the contract certificate of an X448 vehicle carries. The transported key is
+    /// 56 bytes ([V2G20-2500]…[V2G20-2502], confirmed), which is an X448 private key; an Ed448
+    /// private key is 57 bytes (RFC 8032) and does not fit. **UNVERIFIED.** Chosen: the contract
+    /// certificate carries the X448 public key (id-X448, RFC 8410) of the transported key, so
+    /// the EV checks the opened key against the certificate exactly as for SECP521.
+    pub const X448_CONTRACT_KEY: X448ContractKey = X448ContractKey::X448;
+
+    /// Choice for [`ED448_RECIPIENT`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Ed448Recipient {
+        IsogenyOfCertificateKey,
+    }
+
+    /// Choice for [`X448_CONTRACT_KEY`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum X448ContractKey {
+        X448,
+    }
 
     /// Hash choice for [`KDF_HASH`].
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,7 +227,7 @@ fn recipient_curve(spki_der: &[u8]) -> Result<Curve, KeyTransportError> {
     let key = PKey::public_key_from_der(spki_der)
         .map_err(|error| KeyTransportError::InvalidRecipientKey(error.to_string()))?;
     match key.id() {
-        Id::X448 => Ok(Curve::X448),
+        Id::X448 | Id::ED448 => Ok(Curve::X448),
         Id::EC => {
             let curve = key.ec_key()?.group().curve_name();
             if curve == Some(Nid::SECP521R1) {
@@ -209,13 +239,28 @@ fn recipient_curve(spki_der: &[u8]) -> Result<Curve, KeyTransportError> {
             }
         }
         _ => Err(KeyTransportError::InvalidRecipientKey(
-            "iso 15118-20 needs secp521r1 or x448".into(),
+            "iso 15118-20 needs secp521r1, x448 or ed448".into(),
         )),
     }
 }
 
+/// The key the ECDH runs against: the recipient's own key, or for an Ed448 provisioning
+/// certificate the X448 key derived from it ([`unconfirmed::ED448_RECIPIENT`]).
+pub fn agreement_recipient_spki(
+    recipient_public_key_spki_der: &[u8],
+) -> Result<Vec<u8>, KeyTransportError> {
+    let key = PKey::public_key_from_der(recipient_public_key_spki_der)
+        .map_err(|error| KeyTransportError::InvalidRecipientKey(error.to_string()))?;
+    match (key.id(), unconfirmed::ED448_RECIPIENT) {
+        (Id::ED448, unconfirmed::Ed448Recipient::IsogenyOfCertificateKey) => {
+            super::curve448::x448_spki_from_ed448_spki(recipient_public_key_spki_der)
+        }
+        _ => Ok(recipient_public_key_spki_der.to_vec()),
+    }
+}
+
 /// Seals the contract private key to the OEM provisioning key; the curve follows the recipient
-/// key [V2G20-2487], [V2G20-2488].
+/// key [V2G20-2487], [V2G20-2488] (X448 for an Ed448 key, see [`agreement_recipient_spki`]).
 pub fn seal(
     recipient_public_key_spki_der: &[u8],
     contract_private_key: &[u8],
@@ -230,8 +275,9 @@ pub fn seal(
         });
     }
     let aad = aad(pcid, contract_certificate_ski)?;
-    let recipient = PKey::public_key_from_der(recipient_public_key_spki_der)
-        .map_err(|error| KeyTransportError::InvalidRecipientKey(error.to_string()))?;
+    let recipient =
+        PKey::public_key_from_der(&agreement_recipient_spki(recipient_public_key_spki_der)?)
+            .map_err(|error| KeyTransportError::InvalidRecipientKey(error.to_string()))?;
     let (ephemeral, dh_public_key) = ephemeral_and_public(curve)?;
     let shared_secret = crate::signer::derive_shared_secret(&ephemeral, &recipient)?;
     drop(ephemeral);

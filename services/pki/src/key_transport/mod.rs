@@ -6,7 +6,7 @@
 //!   implementations (iso15118-notes §7.1) and cross-checked in this crate's tests.
 //! - [`iso20`]: ISO 15118-20 §7.9.2.5 — ECDH on P-521 or X448, AES-256-GCM with AAD
 //!   = PCID ‖ SKI. **The session-key KDF is unverified**; every unconfirmed parameter sits in
-//!   [`iso20::unconfirmed`].
+//!   [`iso20::unconfirmed`]. Ed448 vehicles agree on X448 through [`curve448`].
 //!
 //! Both sides wipe the ephemeral private key (OpenSSL clears key scalars on free), the shared
 //! secret, the session key and the plaintext contract key ([`zeroize::Zeroizing`]) after use.
@@ -15,6 +15,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+pub mod curve448;
 pub mod iso2;
 pub mod iso20;
 
