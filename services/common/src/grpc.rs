@@ -55,6 +55,12 @@ impl tonic::service::Interceptor for PropagateRequestId {
     }
 }
 
+/// HTTP/2 flow-control windows of the internal channels. With h2's 64 KiB defaults the
+/// receiver sends a WINDOW_UPDATE frame every few installation answers (~5 KB each); with
+/// these it is rare. Memory is not reserved up front: a window is only a credit.
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+const STREAM_WINDOW: u32 = 1024 * 1024;
+
 /// A lazily connecting mTLS channel to `url` (`https://host:port`). The first call
 /// connects; a service that is down makes calls fail fast with `Unavailable`.
 pub fn connect(
@@ -67,6 +73,8 @@ pub fn connect(
         .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
         .timeout(Duration::from_millis(config.request_timeout_ms))
         .tcp_nodelay(true)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_stream_window_size(STREAM_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
     Ok(InterceptedService::new(
@@ -120,6 +128,8 @@ impl GrpcServer {
         tonic::transport::Server::builder()
             .tls_config(tls.server_config())?
             .tcp_nodelay(true)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .initial_stream_window_size(STREAM_WINDOW)
             .layer(ComponentLayer { component })
             .add_routes(routes)
             .serve_with_incoming_shutdown(
@@ -213,11 +223,7 @@ where
             .extensions()
             .get::<TlsInfo>()
             .and_then(|info| info.peer_certs())
-            .and_then(|certs| {
-                certs
-                    .first()
-                    .map(|cert| crate::tls::component_of_peer(cert))
-            })
+            .and_then(|certs| certs.first().map(|cert| component_of_peer_cached(cert)))
             .flatten();
         let allowed = caller.is_some_and(|caller| component.allowed_callers().contains(&caller));
         let request_id = request
@@ -273,6 +279,29 @@ where
                 .instrument(span),
         )
     }
+}
+
+/// Peers' components by their certificate's DER: the same few internal certificates present
+/// themselves on every call, and parsing one per call was measurable per installation. The
+/// key is the whole DER, so a different certificate is parsed (and judged) afresh.
+fn component_of_peer_cached(cert_der: &[u8]) -> Option<Component> {
+    /// More than pnc's components ever present; past it the cache starts over.
+    const MAX_PEERS: usize = 32;
+    static PEERS: std::sync::Mutex<Vec<(Vec<u8>, Option<Component>)>> =
+        std::sync::Mutex::new(Vec::new());
+    if let Ok(peers) = PEERS.lock()
+        && let Some((_, component)) = peers.iter().find(|(der, _)| der.as_slice() == cert_der)
+    {
+        return *component;
+    }
+    let component = crate::tls::component_of_peer(cert_der);
+    if let Ok(mut peers) = PEERS.lock() {
+        if peers.len() >= MAX_PEERS {
+            peers.clear();
+        }
+        peers.push((cert_der.to_vec(), component));
+    }
+    component
 }
 
 fn record_rpc(component: Component, method: &str, code: &str, elapsed: Duration) {

@@ -82,6 +82,11 @@ struct ClientAddArgs {
     operator_ids: Vec<String>,
 }
 
+// glibc malloc/free was ~17 % of an installation's CPU; mimalloc is faster for the many
+// small, short-lived allocations of a request (measured in docs/BENCHMARKS-install.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

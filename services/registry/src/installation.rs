@@ -5,16 +5,21 @@
 //! rules); only pnc's own services may ask, because it reads across tenants.
 
 use pnc_common::PncError;
+use pnc_common::db::map_sqlx_error;
 use pnc_common::ids::Pcid;
 use pnc_pki::Certificate;
 use pnc_proto::error::ErrorKind;
 use pnc_proto::registry::v1::{
     ContractLookup, GetInstallationContextRequest, GetInstallationContextResponse,
-    GetSignedContractDataRequest, IssuanceKey, IssuanceStatus, IssuedStatus, get_issued_request,
+    GetSignedContractDataRequest, IssuanceKey, IssuanceStatus, IssuedStatus,
 };
+use sqlx::Row;
 
 use crate::RegistryCore;
 use crate::access::Caller;
+
+/// Issuer key id and serial without sign padding.
+type IssuanceLookup<'a> = (&'a [u8], &'a [u8]);
 
 /// The leaf and a few Sub-CAs; a bound on the work one request can cause.
 const MAX_CERTIFICATES: usize = 8;
@@ -75,31 +80,7 @@ impl RegistryCore {
                 unique.push(key);
             }
         }
-        let mut statuses = Vec::with_capacity(unique.len());
-        for key in unique {
-            let status = if key.issuer_key_id.is_empty() || key.serial.is_empty() {
-                IssuedStatus::Unspecified as i32
-            } else {
-                match self
-                    .issued
-                    .get(
-                        &get_issued_request::Issuer::IssuerKeyId(key.issuer_key_id.clone()),
-                        &key.serial,
-                    )
-                    .await
-                {
-                    Ok(record) => record.status,
-                    Err(error) if error.kind == ErrorKind::NotFound => {
-                        IssuedStatus::Unspecified as i32
-                    }
-                    Err(error) => return Err(error),
-                }
-            };
-            statuses.push(IssuanceStatus {
-                key: Some(key),
-                status,
-            });
-        }
+        let statuses = self.issuance_statuses(unique).await?;
 
         let mut response = GetInstallationContextResponse {
             provisioning_certificate,
@@ -139,5 +120,89 @@ impl RegistryCore {
             Err(error) => return Err(error),
         }
         Ok(response)
+    }
+
+    /// The issuance status of every key in one statement (was one `SELECT *` per key, each
+    /// reading the certificate's DER): `Revoked`, `Good`, or `Unspecified` for a certificate
+    /// pnc did not issue or a key without issuer key id or serial.
+    async fn issuance_statuses(
+        &self,
+        keys: Vec<IssuanceKey>,
+    ) -> Result<Vec<IssuanceStatus>, PncError> {
+        // Serials are stored without sign padding (`00 8F` and `8F` are the same serial).
+        let lookups: Vec<Option<IssuanceLookup>> = keys
+            .iter()
+            .map(|key| {
+                if key.issuer_key_id.is_empty() || key.serial.is_empty() {
+                    return None;
+                }
+                let first = key
+                    .serial
+                    .iter()
+                    .position(|byte| *byte != 0)
+                    .unwrap_or(key.serial.len());
+                Some((key.issuer_key_id.as_slice(), &key.serial[first..]))
+            })
+            .collect();
+        let mut revoked_by_key: Vec<(IssuanceLookup, bool)> = Vec::new();
+        let asked = lookups.iter().flatten().count();
+        if asked > 0 {
+            let mut sql = String::from(
+                "SELECT issuer_key_id, serial, revoked FROM issued_certificates WHERE ",
+            );
+            for index in 0..asked {
+                if index > 0 {
+                    sql.push_str(" OR ");
+                }
+                let first = 2 * index + 1;
+                sql.push_str(&format!(
+                    "(issuer_key_id = ${first} AND serial = ${})",
+                    first + 1
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for (issuer_key_id, serial) in lookups.iter().flatten() {
+                query = query.bind(*issuer_key_id).bind(*serial);
+            }
+            let rows = query
+                .fetch_all(self.database.pool())
+                .await
+                .map_err(map_sqlx_error)?;
+            for row in &rows {
+                let issuer_key_id: Vec<u8> =
+                    row.try_get("issuer_key_id").map_err(map_sqlx_error)?;
+                let serial: Vec<u8> = row.try_get("serial").map_err(map_sqlx_error)?;
+                let revoked: i64 = row.try_get("revoked").map_err(map_sqlx_error)?;
+                if let Some(lookup) = lookups.iter().flatten().find(|(key_id, number)| {
+                    *key_id == issuer_key_id.as_slice() && *number == serial.as_slice()
+                }) {
+                    revoked_by_key.push((*lookup, revoked != 0));
+                }
+            }
+        }
+        let statuses = lookups
+            .iter()
+            .map(|lookup| {
+                let found = lookup.and_then(|lookup| {
+                    revoked_by_key
+                        .iter()
+                        .find(|(key, _)| *key == lookup)
+                        .map(|(_, revoked)| *revoked)
+                });
+                match found {
+                    Some(true) => IssuedStatus::Revoked as i32,
+                    Some(false) => IssuedStatus::Good as i32,
+                    None => IssuedStatus::Unspecified as i32,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok(keys
+            .into_iter()
+            .zip(statuses)
+            .map(|(key, status)| IssuanceStatus {
+                key: Some(key),
+                status,
+            })
+            .collect())
     }
 }
