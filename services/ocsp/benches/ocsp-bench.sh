@@ -14,7 +14,8 @@
 # A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
 # of the test suite. Needs openssl, wrk, curl, python3 (and ab from apache2-utils, optional).
 set -euo pipefail
-PNC=${1:-target/release/pnc}
+# Absolute, because the script works in a temporary directory.
+PNC=$(realpath "${1:-target/release/pnc}")
 SECONDS_PER_RUN=${2:-15}
 CONNECTIONS=${3:-64}
 WORK=$(mktemp -d)
