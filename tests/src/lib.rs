@@ -2,6 +2,7 @@
 //! in-process on ephemeral ports against a fresh data dir and a fresh database, with an
 //! HTTP client and helpers to make API clients and tokens.
 
+pub mod openssl_ocsp;
 pub mod postgres;
 pub mod sandbox;
 

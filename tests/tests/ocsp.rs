@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use pnc_ocsp::cert_id::{CertId, HashAlgorithm};
 use pnc_pki::Certificate;
 use pnc_proto::principal::Role;
+use pnc_tests::openssl_ocsp::{self, Responder, free_port};
 use pnc_tests::{Backend, Sandbox};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,11 +39,6 @@ fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A test PKI made by the openssl CLI: root → Sub-CA (AIA = `responder_url`) → leaves, and a
@@ -192,63 +188,7 @@ impl OpensslPki {
 
     /// Starts `openssl ocsp` as the Sub-CA's responder on `port`, nextUpdate one minute on.
     fn start_responder(&self, port: u16) -> Responder {
-        let responder = Responder(
-            Command::new("openssl")
-                .current_dir(&self.dir)
-                .args([
-                    "ocsp",
-                    "-index",
-                    "index.txt",
-                    "-port",
-                    &port.to_string(),
-                    "-CA",
-                    "sub.pem",
-                    "-rsigner",
-                    "signer.pem",
-                    "-rkey",
-                    "signer.key",
-                    "-nmin",
-                    "1",
-                    "-ignore_err",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start openssl ocsp"),
-        );
-        // Probing with a connection would wedge the single-threaded responder (it waits
-        // for a request on it), so look for the listening socket instead.
-        let needle = format!(":{port:04X} ");
-        for _ in 0..100 {
-            let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-                std::fs::read_to_string(table).is_ok_and(|text| {
-                    text.lines().any(|line| {
-                        line.contains(&needle) && line.split_whitespace().nth(3) == Some("0A")
-                    })
-                })
-            });
-            if listening {
-                return responder;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("openssl ocsp did not start");
-    }
-}
-
-/// The responder process, stopped when dropped (also when a test fails half-way).
-struct Responder(Child);
-
-impl Responder {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop();
+        openssl_ocsp::start_responder(&self.dir, port, "sub.pem", "signer.pem", "signer.key")
     }
 }
 

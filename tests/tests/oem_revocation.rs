@@ -9,8 +9,7 @@
 mod provisioning_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -18,6 +17,7 @@ use pnc_common::config::RevocationUnavailable;
 use pnc_pki::Certificate;
 use pnc_pki::dev::DevCert;
 use pnc_proto::principal::Role;
+use pnc_tests::openssl_ocsp::{self, Responder, free_port};
 use pnc_tests::{Backend, Sandbox};
 use provisioning_support::*;
 use serde_json::json;
@@ -35,11 +35,6 @@ fn run(command: &mut Command) {
         "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// An OEM PKI made by the openssl CLI: root → Sub-CA 1 → Sub-CA 2 → vehicles (AIA OCSP =
@@ -184,63 +179,7 @@ impl OemPki {
     /// `openssl ocsp` for Sub-CA 2's vehicles, signing with Sub-CA 2 itself, nextUpdate one
     /// minute on.
     fn start_responder(&self, port: u16) -> Responder {
-        let responder = Responder(
-            Command::new("openssl")
-                .current_dir(&self.dir)
-                .args([
-                    "ocsp",
-                    "-index",
-                    "index.txt",
-                    "-port",
-                    &port.to_string(),
-                    "-CA",
-                    "sub2.pem",
-                    "-rsigner",
-                    "sub2.pem",
-                    "-rkey",
-                    "sub2.key",
-                    "-nmin",
-                    "1",
-                    "-ignore_err",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start openssl ocsp"),
-        );
-        // A probing connection would wedge the single-threaded responder; look for the
-        // listening socket instead.
-        let needle = format!(":{port:04X} ");
-        for _ in 0..100 {
-            let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-                std::fs::read_to_string(table).is_ok_and(|text| {
-                    text.lines().any(|line| {
-                        line.contains(&needle) && line.split_whitespace().nth(3) == Some("0A")
-                    })
-                })
-            });
-            if listening {
-                return responder;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("openssl ocsp did not start");
-    }
-}
-
-/// The responder process, stopped when dropped (also when a test fails half-way).
-struct Responder(Child);
-
-impl Responder {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop();
+        openssl_ocsp::start_responder(&self.dir, port, "sub2.pem", "sub2.pem", "sub2.key")
     }
 }
 
