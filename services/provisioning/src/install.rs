@@ -448,39 +448,49 @@ async fn check_oem_revocation(
         if recorded == Some(IssuedStatus::Good as i32) || service.oem_trust.is_own_ca(issuer) {
             continue;
         }
-        let unavailable = if !certificate.ocsp_urls().is_empty() {
-            match service.oem_trust.foreign_status(certificate, issuer).await {
-                ForeignStatus::Good => continue,
-                ForeignStatus::Revoked => {
-                    return Err(negative(
-                        ResponseCode::FailedCertificateRevoked,
-                        format!("{} is revoked (OCSP)", certificate.subject()),
-                    ));
-                }
-                ForeignStatus::Unavailable(reason) => reason,
-            }
-        } else if !certificate.crl_urls().is_empty() {
-            // pnc does not fetch foreign CRLs at request time.
-            format!(
-                "{} names only a CRL, which pnc does not fetch",
-                certificate.subject()
-            )
-        } else {
-            continue;
-        };
-        match service.revocation_unavailable {
-            RevocationUnavailable::Accept => {
-                tracing::warn!(reason = %unavailable, "revocation status unavailable; accepted (pki.revocation_unavailable = accept)");
-            }
-            RevocationUnavailable::Refuse => {
-                return Err(negative(
-                    ResponseCode::Failed,
-                    format!("revocation status unavailable: {unavailable}"),
-                ));
-            }
-        }
+        check_foreign_revocation(service, certificate, issuer).await?;
     }
     Ok(())
+}
+
+/// Revocation of a certificate a foreign CA issued: asked about through the OCSP service
+/// when it names an OCSP URL; when no status can be had, `pki.revocation_unavailable`
+/// decides. Neither an OCSP URL nor a CRL distribution point: no revocation source, passes.
+pub(crate) async fn check_foreign_revocation(
+    service: &ProvisioningService,
+    certificate: &Certificate,
+    issuer: &Certificate,
+) -> Result<(), Negative> {
+    let unavailable = if !certificate.ocsp_urls().is_empty() {
+        match service.oem_trust.foreign_status(certificate, issuer).await {
+            ForeignStatus::Good => return Ok(()),
+            ForeignStatus::Revoked => {
+                return Err(negative(
+                    ResponseCode::FailedCertificateRevoked,
+                    format!("{} is revoked (OCSP)", certificate.subject()),
+                ));
+            }
+            ForeignStatus::Unavailable(reason) => reason,
+        }
+    } else if !certificate.crl_urls().is_empty() {
+        // pnc does not fetch foreign CRLs at request time.
+        format!(
+            "{} names only a CRL, which pnc does not fetch",
+            certificate.subject()
+        )
+    } else {
+        return Ok(());
+    };
+    match service.revocation_unavailable {
+        RevocationUnavailable::Accept => {
+            tracing::warn!(reason = %unavailable, "revocation status unavailable; accepted (pki.revocation_unavailable = accept)");
+            Ok(())
+        }
+        RevocationUnavailable::Refuse => Err(negative(
+            ResponseCode::Failed,
+            format!("revocation status unavailable: {unavailable}"),
+        )),
+    }
 }
 
 /// The V2G roots (fingerprints) pnc holds a CPS chain under that the EV lists, in its order.
