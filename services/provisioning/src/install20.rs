@@ -267,14 +267,26 @@ async fn answer(
     // 3. Its chain to a registered OEM root.
     let path = validate_oem_chain(service, &checked.oem_chain, pcid, now).await?;
 
-    // 4. Revocation of the certificates pnc issued.
-    if let Err(refused) = crate::install::check_revocation(service, &path).await {
+    // 4. Revocation: pnc's issuance records for what pnc issued, the OCSP service for
+    // certificates of foreign OEM CAs (as for ISO 15118-2).
+    let revocation_failure = |refused: crate::install::Negative| {
         let failure = if refused.code == pnc_exi::iso2::ResponseCode::FailedCertificateRevoked {
             Failure::CertificateRevoked
         } else {
             Failure::Backend
         };
-        return Err(negative(failure, refused.reason));
+        negative(failure, refused.reason)
+    };
+    crate::install::check_revocation(service, &path)
+        .await
+        .map_err(revocation_failure)?;
+    for pair in path.windows(2) {
+        let (certificate, issuer) = (&pair[0], &pair[1]);
+        if !service.oem_trust.is_own_ca(issuer) {
+            crate::install::check_foreign_revocation(service, certificate, issuer)
+                .await
+                .map_err(revocation_failure)?;
+        }
     }
 
     // 5. The contracts.

@@ -75,6 +75,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let local_addr = server.local_addr()?;
     let own_cas: Vec<pnc_pki::Certificate> = pnc_pki::DevCert::ALL
         .iter()
+        .chain(pnc_pki::DevCert::ISO20.iter())
         .map(|which| holdings.dev.certificate(*which).clone())
         .chain(
             holdings
