@@ -22,7 +22,7 @@ pub struct PkiArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PkiCommand {
-    /// Create a PKI (today: the ISO 15118-2 development hierarchy).
+    /// Create a PKI (today: the development hierarchies for ISO 15118-2 and -20).
     Init(InitArgs),
     /// Check certificates against their ISO 15118 profile.
     Check(CheckArgs),
