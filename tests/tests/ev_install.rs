@@ -124,6 +124,7 @@ async fn install_answers_the_ev_on(backend: Backend) {
     let elapsed = started.elapsed();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "Accepted", "{body}");
+    assert_fits_ocpp_201(&body, "install");
     let (code, session, tree) = decode_answer(body["exiResponse"].as_str().expect("exiResponse"));
     assert_eq!(code, "OK", "{body}");
     assert_eq!(session, SESSION_ID, "the SessionID is echoed");
@@ -228,6 +229,161 @@ async fn install_answers_the_ev_on(backend: Backend) {
     let (status, _) = ocpp_install(&sandbox, &emsp.token, &exi).await;
     assert_eq!(status, 403, "fail/emsp-role");
     sandbox.stop().await;
+}
+
+/// OCPP 2.0.1's schema caps `exiResponse` at 5600 characters.
+const OCPP_201_MAX_EXI_RESPONSE_CHARS: usize = 5600;
+
+/// A generate-mode answer (pnc's contract chain and CPS chain) fits OCPP 2.0.1's
+/// `exiResponse`, so statusInfo carries no ExiResponseTooLarge (nor anything else).
+fn assert_fits_ocpp_201(body: &Value, what: &str) {
+    let characters = body["exiResponse"].as_str().expect("exiResponse").len();
+    eprintln!("{what}: exiResponse has {characters} base64 characters");
+    assert!(
+        characters <= OCPP_201_MAX_EXI_RESPONSE_CHARS,
+        "{what}: exiResponse has {characters} characters, OCPP 2.0.1 allows 5600"
+    );
+    assert_ne!(
+        body["statusInfo"]["reasonCode"], "ExiResponseTooLarge",
+        "{what}: {body}"
+    );
+    assert!(body.get("statusInfo").is_none(), "{what}: {body}");
+}
+
+/// An eMSP's own MO PKI, whose certificates pnc does not shape: a 62-character organisation
+/// in every DN and a long OCSP URL. Its chain makes the -2 answer too large for OCPP
+/// 2.0.1; pnc still answers Accepted (the answer fits OCPP 2.1's 17000) and says so in
+/// statusInfo.
+async fn oversized_answer_is_flagged_on(backend: Backend) {
+    let sandbox = Sandbox::start(backend).await;
+    let pki = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    register_vehicle(
+        &sandbox,
+        &oem.token,
+        &[
+            pki.certificate(DevCert::OemProvisioning),
+            pki.certificate(DevCert::OemSubCa2),
+            pki.certificate(DevCert::OemSubCa1),
+        ],
+    )
+    .await;
+    let emsp_pki = pnc_pki::DevPki::generate(&pnc_pki::DevPkiOptions {
+        organization: "Example Mobility Operator GmbH - Contract Certificate Services".into(),
+        ocsp_base_url:
+            "http://127.0.0.1:9/example-mobility-operator/public-key-infrastructure/ocsp".into(),
+        crl_base_url: None,
+        ocsp_signers: false,
+        ..pnc_pki::DevPkiOptions::default()
+    })
+    .expect("the eMSP's pki");
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/root/rootCerts"))
+        .bearer_auth(&admin.token)
+        .json(&json!({
+            "caCertificate": STANDARD.encode(emsp_pki.certificate(DevCert::MoRoot).der()),
+            "rootType": "MO",
+        }))
+        .send()
+        .await
+        .expect("put root");
+    assert!(
+        response.status().is_success(),
+        "put the eMSP's MO root: {}",
+        response.text().await.unwrap_or_default()
+    );
+
+    // The eMSP registers a contract from its own PKI, sealed to the vehicle.
+    let contract_key = pnc_pki::key_transport::iso2::generate_contract_key().expect("key");
+    let contract = emsp_pki
+        .issue_contract(
+            EMAID,
+            contract_key.public_key_spki_der(),
+            Duration::days(90),
+        )
+        .expect("contract");
+    let sealed = pnc_pki::key_transport::iso2::seal(
+        pki.certificate(DevCert::OemProvisioning)
+            .public_key_spki_der(),
+        contract_key.private_key(),
+    )
+    .expect("seal");
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/cps/contractData/signed"))
+        .bearer_auth(&emsp.token)
+        .json(&json!({
+            "contractData": {
+                "contractCertificate": STANDARD.encode(contract.der()),
+                "contractSubCa2Certificate": STANDARD.encode(emsp_pki.certificate(DevCert::MoSubCa2).der()),
+                "contractSubCa1Certificate": STANDARD.encode(emsp_pki.certificate(DevCert::MoSubCa1).der()),
+                "contractSignatureEncryptedPrivateKey": STANDARD.encode(sealed.encrypted_private_key),
+                "dHpublickey": STANDARD.encode(sealed.dh_public_key),
+            },
+            "pcid": EXAMPLE_PCID,
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+        }))
+        .send()
+        .await
+        .expect("sign");
+    let status = response.status();
+    assert_eq!(
+        status,
+        201,
+        "register the eMSP's contract: {}",
+        response.text().await.unwrap_or_default()
+    );
+
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    let v2g_root = pki.certificate(DevCert::V2gRoot);
+    let vehicle = pki.software_signer(DevCert::OemProvisioning);
+    let (_, exi) = installation_request(
+        vehicle.as_ref(),
+        pki.certificate(DevCert::OemProvisioning),
+        &SESSION_ID,
+        vec![root_id(v2g_root)],
+    );
+    let (status, body) = ocpp_install(&sandbox, &cpo.token, &exi).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "Accepted", "{body}");
+    let exi_response = body["exiResponse"].as_str().expect("exiResponse");
+    eprintln!(
+        "eMSP-PKI install: exiResponse has {} base64 characters",
+        exi_response.len()
+    );
+    assert!(
+        exi_response.len() > OCPP_201_MAX_EXI_RESPONSE_CHARS,
+        "the eMSP's chain should not fit: {} characters",
+        exi_response.len()
+    );
+    assert_eq!(
+        body["statusInfo"]["reasonCode"], "ExiResponseTooLarge",
+        "{body}"
+    );
+    assert_eq!(
+        body["statusInfo"]["additionalInfo"],
+        format!(
+            "exiResponse has {} base64 characters; OCPP 2.0.1 allows 5600",
+            exi_response.len()
+        ),
+        "{body}"
+    );
+    // The answer itself is whole and right.
+    let (code, session, tree) = decode_answer(exi_response);
+    assert_eq!((code.as_str(), session.as_slice()), ("OK", &SESSION_ID[..]));
+    let answer = verify_answer(&tree, v2g_root);
+    assert_eq!(answer.contract_chain[0], contract);
+    open_contract_key(&pki, &answer);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_oversized_answer_is_flagged_sqlite() {
+    oversized_answer_is_flagged_on(Backend::Sqlite).await;
 }
 
 trait CcpCall {
@@ -948,6 +1104,7 @@ async fn update_renews_on(backend: Backend) {
     assert_eq!(body["status"], "Accepted", "{body}");
     let (code, tree) = update_code(&body);
     assert_eq!(code, "OK", "{body}");
+    assert_fits_ocpp_201(&body, "update");
     let renewed = verify_answer(&tree, v2g_root);
     assert_eq!(renewed.emaid, EMAID);
     assert_ne!(

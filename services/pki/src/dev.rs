@@ -208,23 +208,47 @@ impl DevCert {
         self.profile().is_ca()
     }
 
+    /// Whether this certificate travels in every ISO 15118-2 CertificateInstallationRes and
+    /// CertificateUpdateRes pnc builds from its dev PKI: the MO Sub-CAs above the contract
+    /// leaf and the CPS chain (`SAProvisioningCertificateChain`).
+    pub fn travels_in_iso2_contract_answers(self) -> bool {
+        matches!(
+            self,
+            Self::MoSubCa1 | Self::MoSubCa2 | Self::CpsSubCa1 | Self::CpsSubCa2 | Self::CpsLeaf
+        )
+    }
+
+    /// Whether the certificate names a CRL distribution point. Those in the -2 contract
+    /// answers do not (nor do the contract leaves): ISO 15118-2's revocation source is the
+    /// AIA OCSP URL every profile requires, and six CRL DPs cost ~360 of the answer's bytes,
+    /// the amount by which it overflowed OCPP 2.0.1's 5600-character `exiResponse`. pnc
+    /// still publishes a CRL for every CA it runs.
+    pub fn names_crl_distribution_point(self) -> bool {
+        !self.travels_in_iso2_contract_answers()
+    }
+
+    /// The subject CN. In the -2 hierarchy the O (`pnc dev`) names the owner, so Sub-CAs and
+    /// the CPS leaf are named by their role alone (as RISE-V2G and Hubject name theirs); roots
+    /// keep `pnc`, since they are listed beside other PKIs' roots. Each character here is
+    /// paid twice (subject, and issuer of the next certificate) in the -2 contract answers,
+    /// which must fit OCPP 2.0.1's 5600 characters. The -20 names are older and unchanged.
     fn common_name(self, options: &DevPkiOptions) -> String {
         match self {
-            Self::V2gRoot => "pnc Dev V2G Root CA".into(),
-            Self::CpoSubCa1 => "pnc Dev CPO Sub-CA 1".into(),
-            Self::CpoSubCa2 => "pnc Dev CPO Sub-CA 2".into(),
+            Self::V2gRoot => "pnc V2G Root CA".into(),
+            Self::CpoSubCa1 => "CPO Sub-CA 1".into(),
+            Self::CpoSubCa2 => "CPO Sub-CA 2".into(),
             Self::Secc => options.secc_common_name.clone(),
-            Self::CpsSubCa1 => "pnc Dev CPS Sub-CA 1".into(),
-            Self::CpsSubCa2 => "pnc Dev CPS Sub-CA 2".into(),
-            Self::CpsLeaf => "pnc Dev CPS Leaf".into(),
-            Self::MoRoot => "pnc Dev MO Root CA".into(),
-            Self::MoSubCa1 => "pnc Dev MO Sub-CA 1".into(),
-            Self::MoSubCa2 => "pnc Dev MO Sub-CA 2".into(),
-            Self::OemRoot => "pnc Dev OEM Root CA".into(),
-            Self::OemSubCa1 => "pnc Dev OEM Sub-CA 1".into(),
-            Self::OemSubCa2 => "pnc Dev OEM Sub-CA 2".into(),
+            Self::CpsSubCa1 => "CPS Sub-CA 1".into(),
+            Self::CpsSubCa2 => "CPS Sub-CA 2".into(),
+            Self::CpsLeaf => "CPS Leaf".into(),
+            Self::MoRoot => "pnc MO Root CA".into(),
+            Self::MoSubCa1 => "MO Sub-CA 1".into(),
+            Self::MoSubCa2 => "MO Sub-CA 2".into(),
+            Self::OemRoot => "pnc OEM Root CA".into(),
+            Self::OemSubCa1 => "OEM Sub-CA 1".into(),
+            Self::OemSubCa2 => "OEM Sub-CA 2".into(),
             Self::OemProvisioning => options.example_pcid.clone(),
-            Self::ChargingStationCa => "pnc Dev Charging Station CA".into(),
+            Self::ChargingStationCa => "pnc Charging Station CA".into(),
             Self::Iso20V2gRoot => "pnc Dev -20 V2G Root CA".into(),
             Self::Iso20CpsSubCa1 => "pnc Dev -20 CPS Sub-CA 1".into(),
             Self::Iso20CpsSubCa2 => "pnc Dev -20 CPS Sub-CA 2".into(),
@@ -469,7 +493,9 @@ fn issue_dev_certificate(
     if issuer.is_some() {
         template.ocsp_url = Some(options.ocsp_base_url.clone());
     }
-    if let (Some(issuer_cert), Some(base)) = (which.issuer(), &options.crl_base_url) {
+    if which.names_crl_distribution_point()
+        && let (Some(issuer_cert), Some(base)) = (which.issuer(), &options.crl_base_url)
+    {
         template.crl_url = Some(format!("{base}/{}.crl", issuer_cert.file_stem()));
     }
     let certificate = match issuer {
@@ -576,6 +602,8 @@ impl DevPki {
     }
 
     /// Issues a contract certificate (CN = eMAID) under MO Sub-CA 2 for `public_key_spki_der`.
+    /// No CRL DP: the leaf travels in the -2 contract answers
+    /// ([`DevCert::names_crl_distribution_point`]).
     pub fn issue_contract(
         &self,
         emaid: &str,
@@ -589,7 +617,7 @@ impl DevPki {
             .subject()
             .values(crate::certificate::OID_O)
             .next();
-        let mut template = contract_template(
+        let template = contract_template(
             emaid,
             public_key_spki_der,
             now - Duration::hours(1),
@@ -597,7 +625,6 @@ impl DevPki {
             organization,
             &self.ocsp_base_url,
         );
-        template.crl_url = self.crl_url_for(DevCert::MoSubCa2);
         issue(&template, Some(&issuer.certificate), issuer.signer.as_ref())
     }
 

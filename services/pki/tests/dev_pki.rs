@@ -95,6 +95,73 @@ fn dev_certificates_have_the_annex_f_shape() {
     }
 }
 
+/// The six certificates of every -2 CertificateInstallationRes pnc builds in generate mode
+/// (contract leaf, MO Sub-CA 2 and 1, CPS leaf, CPS Sub-CA 2 and 1). The answer must fit
+/// OCPP 2.0.1's 5600 base64 characters (4200 EXI bytes); about 800 EXI bytes of it are not
+/// certificates (signature, encrypted key, DH key, eMAID, framing), so the six get 3250 bytes
+/// of DER, which leaves the whole answer near 5400 characters with room for longer URLs.
+const ISO2_ANSWER_CERTIFICATES_DER_BUDGET: usize = 3250;
+
+#[test]
+fn the_iso2_contract_answer_certificates_fit_ocpp_201_and_name_ocsp_only() {
+    let pki = dev_pki();
+    let key = SoftwareSigner::generate("contract", SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+    // A 15-character eMAID (with check character), the longest canonical form.
+    let contract = pki
+        .issue_contract(
+            "DE8AA0012345670",
+            key.public_key_spki_der(),
+            time::Duration::days(730),
+        )
+        .unwrap();
+    let travelling = [
+        DevCert::MoSubCa2,
+        DevCert::MoSubCa1,
+        DevCert::CpsLeaf,
+        DevCert::CpsSubCa2,
+        DevCert::CpsSubCa1,
+    ];
+    let mut answer_certificates = vec![&contract];
+    answer_certificates.extend(travelling.iter().map(|which| pki.certificate(*which)));
+    for certificate in &answer_certificates {
+        // OCSP is ISO 15118-2's revocation source (AIA required by every profile); no CRL DP.
+        assert_eq!(
+            certificate.ocsp_urls(),
+            ["http://127.0.0.1:8080/ocsp"],
+            "{}",
+            certificate.subject()
+        );
+        assert!(
+            certificate.crl_urls().is_empty(),
+            "{} names a CRL",
+            certificate.subject()
+        );
+    }
+    let total: usize = answer_certificates
+        .iter()
+        .map(|certificate| certificate.der().len())
+        .sum();
+    assert!(
+        total <= ISO2_ANSWER_CERTIFICATES_DER_BUDGET,
+        "the six certificates of a -2 answer take {total} bytes of DER"
+    );
+    // Every other certificate pnc issues from the dev PKI still names its CRL.
+    for which in DevCert::ALL.into_iter().chain(DevCert::ISO20) {
+        let names_crl = !pki.certificate(which).crl_urls().is_empty();
+        let has_issuer = which.issuer().is_some();
+        assert_eq!(
+            names_crl,
+            has_issuer && !travelling.contains(&which),
+            "{which}"
+        );
+        assert_eq!(
+            which.names_crl_distribution_point(),
+            !travelling.contains(&which),
+            "{which}"
+        );
+    }
+}
+
 #[test]
 fn contract_and_ocsp_signers_are_issued_on_demand() {
     let pki = dev_pki();

@@ -179,17 +179,15 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<Holdings> {
             crl_url: None,
         }
     } else {
-        let ocsp_url = dev.ocsp_base_url().to_string();
-        let crl_url = ocsp_url
-            .strip_suffix("/ocsp")
-            .map(|base| format!("{base}/crl/{}.crl", DevCert::MoSubCa2.file_stem()));
         ContractIssuer {
             sub_ca_2: dev.certificate(DevCert::MoSubCa2).clone(),
             sub_ca_1: dev.certificate(DevCert::MoSubCa1).clone(),
             root: dev.certificate(DevCert::MoRoot).clone(),
             signer: dev.signer(DevCert::MoSubCa2),
-            ocsp_url,
-            crl_url,
+            ocsp_url: dev.ocsp_base_url().to_string(),
+            // Contract leaves travel in the -2 answers, which must fit OCPP 2.0.1: OCSP only
+            // (see `DevCert::names_crl_distribution_point`); the CRL is still published.
+            crl_url: None,
         }
     };
     let iso20 = Iso20Holdings::from_dev(&dev);
@@ -341,14 +339,14 @@ fn write_mo_under_v2g(directory: &Path, kek_path: &Path, dev: &DevPki) -> anyhow
         (
             MO_UNDER_V2G_SUB_CA_1,
             Profile::MoSubCa1,
-            "pnc Dev MO Sub-CA 1 (V2G)",
+            "MO Sub-CA 1 (V2G)",
             "sub-ca-1.der",
             1460,
         ),
         (
             MO_UNDER_V2G_SUB_CA_2,
             Profile::MoSubCa2,
-            "pnc Dev MO Sub-CA 2 (V2G)",
+            "MO Sub-CA 2 (V2G)",
             "sub-ca-2.der",
             730,
         ),

@@ -156,13 +156,13 @@ mod tests {
         let root = pki.certificate(DevCert::V2gRoot);
         let serial = decimal_serial(root);
         for spelling in [
-            "CN=pnc Dev V2G Root CA,O=pnc dev,C=DE,DC=V2G",
-            "DC=V2G,C=DE,O=pnc dev,CN=pnc Dev V2G Root CA",
-            "DC=V2G, C=DE, O=pnc dev, CN=pnc Dev V2G Root CA",
-            "<Name(CN=pnc Dev V2G Root CA,O=pnc dev,C=DE,DC=V2G)>",
-            "/DC=V2G/C=DE/O=pnc dev/CN=pnc Dev V2G Root CA",
-            "commonName=PNC DEV V2G ROOT CA, organizationName=pnc dev, countryName=de, domainComponent=v2g",
-            "2.5.4.3=pnc Dev V2G Root CA,2.5.4.10=pnc dev,2.5.4.6=DE,0.9.2342.19200300.100.1.25=V2G",
+            "CN=pnc V2G Root CA,O=pnc dev,C=DE,DC=V2G",
+            "DC=V2G,C=DE,O=pnc dev,CN=pnc V2G Root CA",
+            "DC=V2G, C=DE, O=pnc dev, CN=pnc V2G Root CA",
+            "<Name(CN=pnc V2G Root CA,O=pnc dev,C=DE,DC=V2G)>",
+            "/DC=V2G/C=DE/O=pnc dev/CN=pnc V2G Root CA",
+            "commonName=PNC V2G ROOT CA, organizationName=pnc dev, countryName=de, domainComponent=v2g",
+            "2.5.4.3=pnc V2G Root CA,2.5.4.10=pnc dev,2.5.4.6=DE,0.9.2342.19200300.100.1.25=V2G",
         ] {
             assert!(names_root(spelling, &serial, root), "ok/{spelling}");
         }
@@ -177,14 +177,14 @@ mod tests {
         .expect("dev pki");
         let root = pki.certificate(DevCert::V2gRoot);
         let serial = decimal_serial(root);
-        let name = "CN=pnc Dev V2G Root CA,O=pnc dev,C=DE,DC=V2G";
+        let name = "CN=pnc V2G Root CA,O=pnc dev,C=DE,DC=V2G";
         assert!(!names_root(name, "12345", root), "fail/other-serial");
         assert!(
-            !names_root("CN=pnc Dev MO Root CA,O=pnc dev,C=DE,DC=V2G", &serial, root),
+            !names_root("CN=pnc MO Root CA,O=pnc dev,C=DE,DC=V2G", &serial, root),
             "fail/other-name"
         );
         assert!(
-            !names_root("CN=pnc Dev V2G Root CA,O=pnc dev,C=DE", &serial, root),
+            !names_root("CN=pnc V2G Root CA,O=pnc dev,C=DE", &serial, root),
             "fail/missing-attribute"
         );
         assert!(!names_root("garbage", &serial, root), "fail/garbage");
