@@ -18,7 +18,6 @@ use pnc_proto::registry::v1::{
     ContractLookup, GetInstallationContextRequest, GetIssuedRequest, IssuanceKey, IssuanceStatus,
     IssuedStatus, get_issued_request,
 };
-use time::OffsetDateTime;
 
 use crate::oem_trust::ForeignStatus;
 use crate::root_ids;
@@ -258,8 +257,8 @@ async fn answer(
         )
     })?;
 
-    // 2. The provisioning certificate's validity.
-    let now = OffsetDateTime::now_utc();
+    // 2. The provisioning certificate's validity, at the request time.
+    let now = service.validity_now();
     if now > oem_certificate.not_after() {
         return Err(negative(
             ResponseCode::FailedCertificateExpired,
@@ -410,11 +409,11 @@ async fn answer(
 }
 
 /// The leaf and its Sub-CAs: the request's bound on issuance look-ups (the registry's is 8).
-const MAX_STATUS_LOOKUPS: usize = 6;
+pub(crate) const MAX_STATUS_LOOKUPS: usize = 6;
 
 /// How the issuance records key a certificate: its AKI and serial. `None` without an AKI
 /// (pnc's CAs always set one, so such a certificate is not pnc's).
-fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
+pub(crate) fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
     Some(IssuanceKey {
         issuer_key_id: certificate.authority_key_identifier()?.to_vec(),
         serial: certificate.serial().to_vec(),
@@ -426,7 +425,7 @@ fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
 /// with an OCSP URL is asked about through the OCSP service; when no status can be had, the
 /// `pki.revocation_unavailable` setting decides. A foreign certificate with neither an OCSP
 /// URL nor a CRL distribution point has no revocation source and passes.
-async fn check_oem_revocation(
+pub(crate) async fn check_oem_revocation(
     service: &ProvisioningService,
     path: &[Certificate],
     statuses: &[IssuanceStatus],

@@ -51,6 +51,14 @@ pub struct ProvisioningService {
     pub revocation_unavailable: pnc_common::config::RevocationUnavailable,
 }
 
+impl ProvisioningService {
+    /// The moment certificate validity is judged at for a request arriving now.
+    pub fn validity_now(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
+            .unwrap_or_else(|_| OffsetDateTime::now_utc())
+    }
+}
+
 /// A downstream request carrying the caller's principal on, so the registry can enforce
 /// scope again (defence in depth).
 pub fn forward<T>(principal: Option<&Principal>, message: T) -> Request<T> {
@@ -499,8 +507,7 @@ impl ProvisioningService {
             chain[0].der(),
             &intermediates,
             &anchor_refs,
-            OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
-                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            self.validity_now(),
         )
         .map_err(|error| match error {
             pnc_pki::PathError::Expired { .. } | pnc_pki::PathError::NotYetValid { .. } => {
