@@ -16,8 +16,7 @@ use std::process::Command;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pnc_exi::iso20::{
-    CertificateChain, CertificateInstallationReq, CertificateInstallationRes, EncryptedPrivateKey,
-    Header, ResponseCode,
+    CertificateInstallationReq, CertificateInstallationRes, EncryptedPrivateKey, ResponseCode,
 };
 use pnc_exi::signature::{self, Profile};
 use pnc_pki::dev::DevCert;
@@ -30,12 +29,10 @@ use provisioning_support::*;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-const ISO20_SCHEMA: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
-const ISO20_MSG_DEF: &str = "urn:iso:15118:20:2022:MsgDef";
 /// The dev PKI's example -20 vehicle (DevPkiOptions::default).
 const PCID20: &str = "PNCDEMOVEHICLE0201";
 const EMAIDS: [&str; 3] = ["DEPNCC00000201", "DEPNCC00000202", "DEPNCC00000203"];
-const SESSION_ID: [u8; 8] = [0x5E, 0x55, 0x10, 0x20, 0x15, 0x11, 0x8A, 0x0F];
+const SESSION_ID: [u8; 8] = ISO20_SESSION_ID;
 
 struct Ready {
     sandbox: Sandbox,
@@ -71,7 +68,7 @@ async fn ready(backend: Backend) -> Ready {
     assert_eq!(status, 200, "PCP upload of the -20 vehicle: {body}");
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     for emaid in EMAIDS {
-        let (status, body) = generate(&sandbox, &emsp.token, emaid, PCID20).await;
+        let (status, body) = generate_as(&sandbox, &emsp.token, emaid, PCID20, None).await;
         assert_eq!(status, 201, "generate {emaid}: {body}");
         // The eMSP sees the -20 form: namespace, the -20 root, the signed -20 XML.
         assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
@@ -117,89 +114,12 @@ async fn ready(backend: Backend) -> Ready {
     }
 }
 
-/// `PUT /v1/cps/generate/signedContractData` without a namespace: the vehicle's key decides.
-async fn generate(sandbox: &Sandbox, token: &str, emaid: &str, pcid: &str) -> (u16, Value) {
-    let now = OffsetDateTime::now_utc();
-    let response = sandbox
-        .http
-        .put(sandbox.url("/v1/cps/generate/signedContractData"))
-        .bearer_auth(token)
-        .json(&json!({
-            "contractBegins": rfc3339(now - Duration::days(30)),
-            "contractEnds": rfc3339(now + Duration::days(365)),
-            "emaid": emaid,
-            "pcid": pcid,
-        }))
-        .send()
-        .await
-        .expect("generate");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// The EV's side: a -20 CertificateInstallationReq whose OEMProvisioningCertificateChain is
-/// signed with `vehicle_key` (P-521, SHA-512), as EXI.
-fn request20(
-    vehicle_key: &dyn pnc_pki::Signer,
-    chain: &[&Certificate],
-    root_ids: Vec<pnc_exi::iso20::X509IssuerSerial>,
-    maximum: u8,
-    prioritized: &[&str],
-) -> Vec<u8> {
-    let oem_chain = CertificateChain {
-        id: Some("chain".to_string()),
-        certificate: chain[0].der().to_vec(),
-        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
-    };
-    let element = oem_chain
-        .to_element("OEMProvisioningCertificateChain")
-        .expect("element");
-    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
-        vehicle_key
-            .sign_raw(signed_info)
-            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
-    };
-    let signature = signature::sign_elements(Profile::Iso20, &[&element], &sign).expect("sign");
-    CertificateInstallationReq {
-        header: Header {
-            session_id: SESSION_ID.to_vec(),
-            time_stamp: 1_763_700_000,
-            signature: Some(signature),
-        },
-        oem_provisioning_certificate_chain: oem_chain,
-        list_of_root_certificate_ids: root_ids,
-        maximum_contract_certificate_chains: maximum,
-        prioritized_emaids: prioritized.iter().map(|e| e.to_string()).collect(),
-    }
-    .encode()
-    .expect("encode request")
-}
-
 fn vehicle_chain(pki: &pnc_pki::DevPki) -> [&Certificate; 3] {
     [
         pki.certificate(DevCert::Iso20OemProvisioning),
         pki.certificate(DevCert::Iso20OemSubCa2),
         pki.certificate(DevCert::Iso20OemSubCa1),
     ]
-}
-
-/// `POST /v1/ocpp/get-15118-ev-certificate` with the -20 schema.
-async fn ocpp_install20(sandbox: &Sandbox, token: &str, exi: &[u8], action: &str) -> (u16, Value) {
-    let response = sandbox
-        .http
-        .post(sandbox.url("/v1/ocpp/get-15118-ev-certificate"))
-        .bearer_auth(token)
-        .json(&json!({
-            "iso15118SchemaVersion": ISO20_SCHEMA,
-            "action": action,
-            "exiRequest": STANDARD.encode(exi),
-            "maximumContractCertificateChains": 8,
-        }))
-        .send()
-        .await
-        .expect("get-15118-ev-certificate");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn answer_of(sandbox: &Sandbox, token: &str, exi: &[u8]) -> (Value, Vec<u8>) {
@@ -990,14 +910,6 @@ fn request20_ed448(
     roots: Vec<pnc_exi::iso20::X509IssuerSerial>,
     corrupt: bool,
 ) -> Vec<u8> {
-    let oem_chain = CertificateChain {
-        id: Some("chain".to_string()),
-        certificate: chain[0].der().to_vec(),
-        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
-    };
-    let element = oem_chain
-        .to_element("OEMProvisioningCertificateChain")
-        .expect("element");
     let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
         let mut signer = openssl::sign::Signer::new_without_digest(vehicle_key).expect("signer");
         let mut value = signer.sign_oneshot_to_vec(signed_info).expect("ed448");
@@ -1006,21 +918,7 @@ fn request20_ed448(
         }
         Ok(value)
     };
-    let signature =
-        signature::sign_elements(Profile::Iso20Ed448, &[&element], &sign).expect("sign");
-    CertificateInstallationReq {
-        header: Header {
-            session_id: SESSION_ID.to_vec(),
-            time_stamp: 1_763_700_000,
-            signature: Some(signature),
-        },
-        oem_provisioning_certificate_chain: oem_chain,
-        list_of_root_certificate_ids: roots,
-        maximum_contract_certificate_chains: 4,
-        prioritized_emaids: Vec::new(),
-    }
-    .encode()
-    .expect("encode request")
+    request20_signed(Profile::Iso20Ed448, &sign, chain, roots, 4, &[])
 }
 
 /// The EV's side of the X448 transport, written from the formulas with OpenSSL alone (not
@@ -1118,7 +1016,7 @@ async fn ed448_vehicle_installs_on(backend: Backend) {
 
     // The eMSP generates its contract: pre-signed, X448.
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
-    let (status, body) = generate(&sandbox, &emsp.token, EMAID_ED448, PCID_ED448).await;
+    let (status, body) = generate_as(&sandbox, &emsp.token, EMAID_ED448, PCID_ED448, None).await;
     assert_eq!(status, 201, "generate for the Ed448 vehicle: {body}");
     assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
     let xml = String::from_utf8(
