@@ -24,6 +24,7 @@ use pnc_pki::key_transport::iso20::{self as key20, Curve, SealedContractKey};
 use pnc_pki::{Certificate, CertificateTemplate, SignatureAlgorithm, SoftwareSigner, SubjectName};
 use pnc_pki::{issue, validate_path};
 use pnc_proto::principal::Role;
+use pnc_tests::openssl_oem::{KeyType, OemPki};
 use pnc_tests::{Backend, Sandbox};
 use provisioning_support::*;
 use serde_json::{Value, json};
@@ -928,6 +929,7 @@ fn request20_ed448(
 /// Returns the 56-byte contract private key.
 fn ev_opens_x448(
     vehicle_key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    pcid: &str,
     dh_public_key: &[u8],
     encrypted: &[u8],
     ski: &[u8],
@@ -959,7 +961,7 @@ fn ev_opens_x448(
     let mut kdf_input = vec![0, 0, 0, 1];
     kdf_input.extend_from_slice(&z);
     let session_key = &openssl::sha::sha512(&kdf_input)[..32];
-    let mut aad = PCID_ED448.as_bytes().to_vec();
+    let mut aad = pcid.as_bytes().to_vec();
     aad.extend_from_slice(hex::encode_upper(ski).as_bytes());
     assert_eq!(encrypted.len(), 84);
     let (iv, rest) = encrypted.split_at(12);
@@ -1096,6 +1098,7 @@ async fn ed448_vehicle_installs_on(backend: Backend) {
     // reproduces the contract certificate's public key.
     let contract_private = ev_opens_x448(
         &vehicle_key,
+        PCID_ED448,
         &data.dh_public_key,
         encrypted,
         contract_leaf.subject_key_identifier().expect("ski"),
@@ -1212,4 +1215,155 @@ async fn ok_iso20_ed448_vehicle_installs_x448_sqlite() {
 #[tokio::test]
 async fn ok_iso20_ed448_vehicle_installs_x448_postgres() {
     ed448_vehicle_installs_on(Backend::Postgres).await;
+}
+
+// ---- An OEM PKI that is Ed448 throughout, made by the openssl command ---------------------
+
+/// An Ed448 vehicle of the openssl-made Ed448 OEM PKI.
+const PCID_ED448_PKI: &str = "TSTED448VEHICLE201";
+const EMAID_ED448_PKI: &str = "DEPNCC00000449";
+/// A P-256 vehicle the same Ed448 Sub-CA 2 issued: the shape a -2 car would have.
+const PCID_P256_UNDER_ED448: &str = "TSTP256UNDERED4481";
+
+async fn ed448_oem_pki_on(backend: Backend) {
+    use openssl::pkey::PKey;
+    let sandbox = Sandbox::start(backend).await;
+    let dev = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &dev).await;
+    let work = tempfile::tempdir().expect("dir");
+    let pki = OemPki::create(
+        work.path(),
+        KeyType::Ed448,
+        &[
+            (PCID_ED448_PKI, KeyType::Ed448),
+            (PCID_P256_UNDER_ED448, KeyType::P256),
+        ],
+        None,
+    );
+    let [leaf, sub2, sub1] = pki.chain(PCID_ED448_PKI);
+    for certificate in [&leaf, &sub2, &sub1, &pki.certificate("root")] {
+        assert_eq!(certificate.signature_algorithm_oid(), "1.3.101.113");
+    }
+
+    // The truststore takes the Ed448 root (its self-signature checked) as an OEM root.
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/root/rootCerts"))
+        .bearer_auth(&admin.token)
+        .json(&json!({
+            "caCertificate": STANDARD.encode(pki.certificate("root").der()),
+            "rootType": "OEM",
+        }))
+        .send()
+        .await
+        .expect("put root");
+    let status = response.status();
+    assert!(
+        status.is_success(),
+        "put the Ed448 root: {}",
+        response.text().await.unwrap_or_default()
+    );
+
+    // ok/registration: the Ed448 chain under -20.
+    let oem = sandbox.client(Role::Oem, &["TST"], &[], &[]).await;
+    let (status, body) =
+        register_vehicle_as(&sandbox, &oem.token, &[&leaf, &sub2, &sub1], ISO20_MSG_DEF).await;
+    assert_eq!(status, 200, "PCP upload of the Ed448 chain: {body}");
+    // fail/registration-iso2: under -2 the same CAs are refused, even for a P-256 vehicle.
+    let [p256_leaf, _, _] = pki.chain(PCID_P256_UNDER_ED448);
+    let (status, body) = register_vehicle_as(
+        &sandbox,
+        &oem.token,
+        &[&p256_leaf, &sub2, &sub1],
+        ISO2_NAMESPACE,
+    )
+    .await;
+    assert_eq!(status, 400, "a -2 registration of Ed448 CAs: {body}");
+    assert!(body.contains("ISO 15118-2 allows only"), "{body}");
+
+    // The eMSP's contract for the Ed448 vehicle: X448 installation data.
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let (status, body) =
+        generate_as(&sandbox, &emsp.token, EMAID_ED448_PKI, PCID_ED448_PKI, None).await;
+    assert_eq!(status, 201, "generate for the Ed448 vehicle: {body}");
+
+    // ok/install: the car asks through the OCPP-shaped endpoint, signing with Ed448.
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    let vehicle_key = PKey::private_key_from_pem(&pki.key_pem(PCID_ED448_PKI)).expect("key");
+    let roots = || vec![root_id(dev.certificate(DevCert::Iso20V2gRoot))];
+    let exi = request20_ed448(&vehicle_key, &[&leaf, &sub2, &sub1], roots(), false);
+    let (_, answer) = answer_of(&sandbox, &cpo.token, &exi).await;
+    let root = pnc_exi::decode_document(pnc_exi::Schema::Iso20, &answer).expect("decodes");
+    let res = CertificateInstallationRes::from_element(&root).expect("typed answer");
+    assert_eq!(res.response_code, ResponseCode::Ok);
+    let cps_leaf = Certificate::from_der(&res.cps_certificate_chain.certificate).expect("cps");
+    let cps_key = signature::public_key_from_cert_der(cps_leaf.der()).expect("cps key");
+    signature::verify_iso20_message(&root, &cps_key).expect("verifies with the CPS leaf");
+    let data = &res.signed_installation_data;
+    let contract_leaf =
+        Certificate::from_der(&data.contract_certificate_chain.certificate).expect("contract");
+    assert_eq!(contract_leaf.common_name(), Some(EMAID_ED448_PKI));
+    let EncryptedPrivateKey::X448(encrypted) = &data.encrypted_private_key else {
+        panic!("an Ed448 vehicle gets X448_EncryptedPrivateKey");
+    };
+    // The car opens its contract key with OpenSSL alone.
+    let contract_private = ev_opens_x448(
+        &vehicle_key,
+        PCID_ED448_PKI,
+        &data.dh_public_key,
+        encrypted,
+        contract_leaf.subject_key_identifier().expect("ski"),
+    );
+    assert_eq!(contract_private.len(), 56);
+
+    // fail/tampered: a bit of the leaf's Ed448 signature flipped (the request signature over
+    // the chain still verifies): the chain-error ResponseCode.
+    let mut tampered_der = leaf.der().to_vec();
+    let inside_signature = tampered_der.len() - 20;
+    tampered_der[inside_signature] ^= 0x01;
+    let tampered_leaf = Certificate::from_der(&tampered_der).expect("still parses");
+    let exi = request20_ed448(
+        &vehicle_key,
+        &[&tampered_leaf, &sub2, &sub1],
+        roots(),
+        false,
+    );
+    let (_, body) = ocpp_install20(&sandbox, &cpo.token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "WARNING_CertificateValidationError");
+    assert!(
+        body["statusInfo"]["additionalInfo"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad signature on leaf"),
+        "{body}"
+    );
+
+    // fail/iso2-install: the -2 path, a P-256 car under the Ed448 Sub-CAs (which the -20
+    // installation made known CAs): refused for its chain, not answered "no contract".
+    let (_, exi) = installation_request(
+        &pki.signer(PCID_P256_UNDER_ED448),
+        &p256_leaf,
+        &SESSION_ID,
+        vec![root_id(dev.certificate(DevCert::V2gRoot))],
+    );
+    let (status, body) = ocpp_install(&sandbox, &cpo.token, &exi).await;
+    assert_eq!(status, 200, "{body}");
+    let (code, _, _) = decode_answer(body["exiResponse"].as_str().expect("exiResponse"));
+    let reason = body["statusInfo"]["additionalInfo"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(code, "FAILED", "{body}");
+    assert!(reason.contains("ISO 15118-2 allows only"), "{reason}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_iso20_ed448_oem_pki_registers_and_installs_sqlite() {
+    ed448_oem_pki_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_iso20_ed448_oem_pki_registers_and_installs_postgres() {
+    ed448_oem_pki_on(Backend::Postgres).await;
 }

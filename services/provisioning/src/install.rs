@@ -11,7 +11,7 @@ use pnc_common::ids::Pcid;
 use pnc_common::{ErrorKind, PncError};
 use pnc_exi::iso2::{Body, CertificateInstallationReq, NS_DEF, ResponseCode, V2gMessage};
 use pnc_exi::{Schema, signature};
-use pnc_pki::{Certificate, PathError};
+use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::{Principal, Role};
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
@@ -322,6 +322,8 @@ async fn answer(
             &known_sub_cas,
             &roots,
             now,
+            // ISO 15118-2 chains are ECDSA P-256 / SHA-256 throughout [V2G2-006], [V2G2-007].
+            &ValidationOptions::default().iso2(),
         )
         .await
     {

@@ -16,7 +16,7 @@ use pnc_common::ids::{Emaid, Pcid};
 use pnc_common::{ErrorKind, PncError};
 use pnc_exi::iso20::{CertificateInstallationReq, ResponseCode, X509IssuerSerial};
 use pnc_exi::{Schema, signature};
-use pnc_pki::{Certificate, PathError};
+use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::Principal;
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
@@ -325,6 +325,8 @@ async fn answer(
             &known_sub_cas,
             &roots,
             now,
+            // Any algorithm path validation verifies: P-521 and Ed448 OEM PKIs among them.
+            &ValidationOptions::default(),
         )
         .await
     {
