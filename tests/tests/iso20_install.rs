@@ -345,6 +345,60 @@ async fn install_answers_the_ev_on(backend: Backend) {
     );
     assert_eq!(res.header.session_id, SESSION_ID);
 
+    // OEM back-end delivery of one -20 contract (OPCP, then OPNC): its -20 answer with the
+    // SessionID the back end passes on, RemainingContractCertificateChains 0.
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let session = hex::encode_upper(SESSION_ID);
+    let (status, body) = get_json(
+        &sandbox,
+        &oem.token,
+        &format!(
+            "/v1/ccp/provideSignedContractData/{}/{PCID20}?sessionID={session}",
+            EMAIDS[1]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
+    let answer = STANDARD
+        .decode(body["certificateInstallationRes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_answer20(&pki, &answer), (EMAIDS[1].to_string(), 0));
+    let (status, body) = get_json(
+        &sandbox,
+        &oem.token,
+        &format!(
+            "/opnc/v1/ccp/signedcontractdata/{}/{PCID20}?sessionID={session}\
+             &xsdMsgDefNamespace=urn:iso:15118:20:2020:MsgDef",
+            EMAIDS[2]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["signedContractDataCollection"][0];
+    assert_eq!(entry["xsdMsgDefNamespace"], "urn:iso:15118:20:2020:MsgDef");
+    let answer = STANDARD
+        .decode(entry["certificateInstallationRes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_answer20(&pki, &answer), (EMAIDS[2].to_string(), 0));
+    // fail/iso2-form: a -20 contract has no -2 answer; fail/short-session: -20 SessionIDs
+    // have 8 bytes.
+    let provide = |query: &str| {
+        format!(
+            "/v1/ccp/provideSignedContractData/{}/{PCID20}?{query}",
+            EMAIDS[1]
+        )
+    };
+    let (status, body) = get_json(
+        &sandbox,
+        &oem.token,
+        &provide("xsdMsgDefNamespace=urn:iso:15118:2:2013:MsgDef"),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = get_json(&sandbox, &oem.token, &provide("sessionID=0A0B0C0D")).await;
+    assert_eq!(status, 400, "{body}");
+
     // The eMSP cancels the default contract: the EV gets the next one, one remains.
     let response = sandbox
         .http
@@ -363,6 +417,19 @@ async fn install_answers_the_ev_on(backend: Backend) {
     );
     assert_eq!(body["remainingContracts"], 1);
     sandbox.stop().await;
+}
+
+/// `GET path` with a bearer token; status and JSON body.
+async fn get_json(sandbox: &Sandbox, token: &str, path: &str) -> (u16, Value) {
+    let response = sandbox
+        .http
+        .get(sandbox.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// OPCP / OPNC CCP `signedContractData` with the -20 namespace OPCP uses.

@@ -407,6 +407,7 @@ async fn answer(
         v2g_root_fingerprint: signed.v2g_root_fingerprint.clone(),
         remaining_contracts: found.remaining_contracts,
         failure_reason: String::new(),
+        schema_namespace: pnc_exi::iso2::NS_DEF.to_string(),
     })
 }
 

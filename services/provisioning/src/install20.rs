@@ -455,6 +455,7 @@ async fn answer(
         v2g_root_fingerprint: first.v2g_root_fingerprint.clone(),
         remaining_contracts: u32::from(remaining),
         failure_reason: String::new(),
+        schema_namespace: pnc_exi::iso20::NS_CM.to_string(),
     })
 }
 
