@@ -1314,23 +1314,7 @@ async fn ed448_oem_pki_on(backend: Backend) {
     }
 
     // The truststore takes the Ed448 root (its self-signature checked) as an OEM root.
-    let response = sandbox
-        .http
-        .put(sandbox.url("/v1/root/rootCerts"))
-        .bearer_auth(&admin.token)
-        .json(&json!({
-            "caCertificate": STANDARD.encode(pki.certificate("root").der()),
-            "rootType": "OEM",
-        }))
-        .send()
-        .await
-        .expect("put root");
-    let status = response.status();
-    assert!(
-        status.is_success(),
-        "put the Ed448 root: {}",
-        response.text().await.unwrap_or_default()
-    );
+    add_oem_root(&sandbox, &admin.token, &pki.certificate("root")).await;
 
     // ok/registration: the Ed448 chain under -20.
     let oem = sandbox.client(Role::Oem, &["TST"], &[], &[]).await;

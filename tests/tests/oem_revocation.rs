@@ -11,8 +11,6 @@ mod provisioning_support;
 
 use std::path::Path;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use pnc_common::config::RevocationUnavailable;
 use pnc_pki::dev::DevCert;
 use pnc_proto::principal::Role;
@@ -20,7 +18,6 @@ use pnc_tests::openssl_ocsp::free_port;
 use pnc_tests::openssl_oem::{KeyType, OemPki};
 use pnc_tests::{Backend, Sandbox};
 use provisioning_support::*;
-use serde_json::json;
 
 const SESSION_ID: [u8; 8] = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80];
 const WMI: &str = "TST";
@@ -83,22 +80,7 @@ async fn prepare(sandbox: &Sandbox, pki: &OemPki, standard: Standard, pcids: &[&
     let dev = dev_pki(sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(sandbox, &admin.token, &dev).await;
-    let response = sandbox
-        .http
-        .put(sandbox.url("/v1/root/rootCerts"))
-        .bearer_auth(&admin.token)
-        .json(&json!({
-            "caCertificate": STANDARD.encode(pki.certificate("root").der()),
-            "rootType": "OEM",
-        }))
-        .send()
-        .await
-        .expect("put root");
-    assert!(
-        response.status().is_success(),
-        "put root: {}",
-        response.text().await.unwrap_or_default()
-    );
+    add_oem_root(sandbox, &admin.token, &pki.certificate("root")).await;
     let oem = sandbox.client(Role::Oem, &[WMI], &[], &[]).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (namespace, contract_namespace) = match standard {

@@ -6,6 +6,8 @@
 //! negative EXI answer with the request's SessionID (notes §8); only a request that cannot be
 //! decoded at all is a gRPC error, because no ISO answer can be built without its SessionID.
 
+use std::sync::Arc;
+
 use pnc_common::config::RevocationUnavailable;
 use pnc_common::ids::Pcid;
 use pnc_common::{ErrorKind, PncError};
@@ -15,8 +17,8 @@ use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::{Principal, Role};
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
-    ContractLookup, GetInstallationContextRequest, GetIssuedRequest, IssuanceKey, IssuanceStatus,
-    IssuedStatus, get_issued_request,
+    ContractLookup, GetInstallationContextRequest, GetInstallationContextResponse,
+    GetIssuedRequest, IssuanceKey, IssuanceStatus, IssuedStatus, get_issued_request,
 };
 
 use crate::oem_trust::ForeignStatus;
@@ -275,33 +277,19 @@ async fn answer(
     // Everything the remaining checks need, in one registry call beside the cached trust
     // view: the PCID's registered chain, issuance statuses, the contract's signed data.
     let trust = &service.oem_trust;
-    let known_sub_cas = trust
-        .sub_cas_above(oem_certificate)
-        .await
-        .map_err(|error| backend_failure("the truststore", error))?;
     let trusted_roots = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
-    let certificates = std::iter::once(oem_certificate)
-        .chain(&known_sub_cas)
-        .filter_map(issuance_key)
-        .take(MAX_STATUS_LOOKUPS)
-        .collect();
-    let context_request = GetInstallationContextRequest {
-        pcid: pcid
-            .map(|pcid| pcid.as_str().to_string())
-            .unwrap_or_default(),
-        v2g_root_fingerprints: trusted_roots.clone(),
-        certificates,
-    };
-    let mut contracts = service.downstream.contracts.clone();
-    let (context, roots) = tokio::join!(
-        contracts.get_installation_context(forward(None, context_request)),
-        trust.oem_roots()
-    );
-    let context = context
-        .map_err(PncError::from)
-        .map_err(|error| backend_failure("the contract pool", error))?
-        .into_inner();
-    let roots = roots.map_err(|error| backend_failure("the truststore", error))?;
+    let OemContext {
+        known_sub_cas,
+        context,
+        roots,
+    } = oem_context(
+        service,
+        std::slice::from_ref(oem_certificate),
+        pcid,
+        trusted_roots.clone(),
+    )
+    .await
+    .map_err(|(what, error)| backend_failure(what, error))?;
 
     // 3. Its chain, through the OEM Sub-CAs pnc knows, to a registered OEM root.
     let registered_sub_cas: Vec<Vec<u8>> = context
@@ -412,11 +400,75 @@ async fn answer(
 }
 
 /// The leaf and its Sub-CAs: the request's bound on issuance look-ups (the registry's is 8).
-pub(crate) const MAX_STATUS_LOOKUPS: usize = 6;
+const MAX_STATUS_LOOKUPS: usize = 6;
+
+/// What an installation's chain and revocation checks read, for -2 and -20 alike.
+pub(crate) struct OemContext {
+    /// The OEM Sub-CAs the truststore knows above the leaf (cached view).
+    pub known_sub_cas: Vec<Certificate>,
+    /// The PCID's registered chain, issuance statuses, and with V2G roots the -2 contract.
+    pub context: GetInstallationContextResponse,
+    /// The pool's OEM roots (cached view).
+    pub roots: Arc<Vec<Certificate>>,
+}
+
+/// Reads the [`OemContext`] of `oem_chain` (the leaf, then any SubCertificates the EV sent):
+/// one registry call beside the cached trust view, asking for the issuance statuses of the
+/// chain and the known Sub-CAs. A failure names the dependency that failed.
+pub(crate) async fn oem_context(
+    service: &ProvisioningService,
+    oem_chain: &[Certificate],
+    pcid: Option<&Pcid>,
+    v2g_root_fingerprints: Vec<String>,
+) -> Result<OemContext, (&'static str, PncError)> {
+    let trust = &service.oem_trust;
+    let Some(leaf) = oem_chain.first() else {
+        return Err((
+            "the request",
+            PncError::invalid("no OEM provisioning certificate"),
+        ));
+    };
+    let known_sub_cas = trust
+        .sub_cas_above(leaf)
+        .await
+        .map_err(|error| ("the truststore", error))?;
+    let mut certificates: Vec<IssuanceKey> = Vec::new();
+    for key in oem_chain
+        .iter()
+        .chain(&known_sub_cas)
+        .filter_map(issuance_key)
+    {
+        if !certificates.contains(&key) {
+            certificates.push(key);
+        }
+    }
+    certificates.truncate(MAX_STATUS_LOOKUPS);
+    let context_request = GetInstallationContextRequest {
+        pcid: pcid
+            .map(|pcid| pcid.as_str().to_string())
+            .unwrap_or_default(),
+        v2g_root_fingerprints,
+        certificates,
+    };
+    let mut contracts = service.downstream.contracts.clone();
+    let (context, roots) = tokio::join!(
+        contracts.get_installation_context(forward(None, context_request)),
+        trust.oem_roots()
+    );
+    let context = context
+        .map_err(|status| ("the contract pool", PncError::from(status)))?
+        .into_inner();
+    let roots = roots.map_err(|error| ("the truststore", error))?;
+    Ok(OemContext {
+        known_sub_cas,
+        context,
+        roots,
+    })
+}
 
 /// How the issuance records key a certificate: its AKI and serial. `None` without an AKI
 /// (pnc's CAs always set one, so such a certificate is not pnc's).
-pub(crate) fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
+fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
     Some(IssuanceKey {
         issuer_key_id: certificate.authority_key_identifier()?.to_vec(),
         serial: certificate.serial().to_vec(),

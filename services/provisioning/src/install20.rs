@@ -20,11 +20,10 @@ use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::Principal;
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
-    Contract, GetInstallationContextRequest, ListContractsRequest, SignedContractData,
-    list_contracts_request,
+    Contract, ListContractsRequest, SignedContractData, list_contracts_request,
 };
 
-use crate::install::MAX_REQUEST_BYTES;
+use crate::install::{MAX_REQUEST_BYTES, OemContext, oem_context};
 use crate::root_ids;
 use crate::service::{ProvisioningService, forward};
 use crate::signed_data20;
@@ -267,40 +266,14 @@ async fn answer(
     // trust view (as for -2): the PCID's registered Sub-CAs and the issuance statuses of
     // the leaf and every Sub-CA in sight. The contracts are listed after the checks.
     let trust = &service.oem_trust;
-    let known_sub_cas = trust
-        .sub_cas_above(oem_certificate)
+    // No V2G roots: no -2 contract look-up.
+    let OemContext {
+        known_sub_cas,
+        context,
+        roots,
+    } = oem_context(service, &checked.oem_chain, pcid, Vec::new())
         .await
-        .map_err(|error| backend_failure("the truststore", error))?;
-    let mut certificates = Vec::new();
-    for key in checked
-        .oem_chain
-        .iter()
-        .chain(&known_sub_cas)
-        .filter_map(crate::install::issuance_key)
-    {
-        if !certificates.contains(&key) {
-            certificates.push(key);
-        }
-    }
-    certificates.truncate(crate::install::MAX_STATUS_LOOKUPS);
-    let context_request = GetInstallationContextRequest {
-        pcid: pcid
-            .map(|pcid| pcid.as_str().to_string())
-            .unwrap_or_default(),
-        // No V2G roots: no -2 contract look-up.
-        v2g_root_fingerprints: Vec::new(),
-        certificates,
-    };
-    let mut contracts = service.downstream.contracts.clone();
-    let (context, roots) = tokio::join!(
-        contracts.get_installation_context(forward(None, context_request)),
-        trust.oem_roots()
-    );
-    let context = context
-        .map_err(PncError::from)
-        .map_err(|error| backend_failure("the provisioning certificate pool", error))?
-        .into_inner();
-    let roots = roots.map_err(|error| backend_failure("the truststore", error))?;
+        .map_err(|(what, error)| backend_failure(what, error))?;
 
     // 3. Its chain to a registered OEM root, through the SubCertificates the EV sent, the
     // PCID's registered Sub-CAs and the OEM Sub-CAs the truststore knows by name (so a valid

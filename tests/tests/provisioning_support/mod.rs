@@ -96,6 +96,28 @@ pub async fn wait_for_dev_roots(sandbox: &Sandbox, token: &str, pki: &DevPki) {
     }
 }
 
+/// Puts `root` into the pool as an OEM root through RCP (the truststore checks its
+/// self-signature); fails the test when refused.
+pub async fn add_oem_root(sandbox: &Sandbox, admin_token: &str, root: &Certificate) {
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/root/rootCerts"))
+        .bearer_auth(admin_token)
+        .json(&json!({
+            "caCertificate": STANDARD.encode(root.der()),
+            "rootType": "OEM",
+        }))
+        .send()
+        .await
+        .expect("put root");
+    let status = response.status();
+    assert!(
+        status.is_success(),
+        "put the OEM root: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
 /// Registers a provisioning certificate chain through OPCP PCP as an OEM of its WMI.
 pub async fn register_vehicle(sandbox: &Sandbox, oem_token: &str, chain: &[&Certificate]) {
     let (status, body) = register_vehicle_as(sandbox, oem_token, chain, ISO2_NAMESPACE).await;
