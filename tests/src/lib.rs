@@ -3,6 +3,7 @@
 //! HTTP client and helpers to make API clients and tokens.
 
 pub mod openssl_ocsp;
+pub mod openssl_oem;
 pub mod postgres;
 pub mod sandbox;
 

@@ -16,8 +16,7 @@ use std::process::Command;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pnc_exi::iso20::{
-    CertificateChain, CertificateInstallationReq, CertificateInstallationRes, EncryptedPrivateKey,
-    Header, ResponseCode,
+    CertificateInstallationReq, CertificateInstallationRes, EncryptedPrivateKey, ResponseCode,
 };
 use pnc_exi::signature::{self, Profile};
 use pnc_pki::dev::DevCert;
@@ -25,17 +24,16 @@ use pnc_pki::key_transport::iso20::{self as key20, Curve, SealedContractKey};
 use pnc_pki::{Certificate, CertificateTemplate, SignatureAlgorithm, SoftwareSigner, SubjectName};
 use pnc_pki::{issue, validate_path};
 use pnc_proto::principal::Role;
+use pnc_tests::openssl_oem::{KeyType, OemPki};
 use pnc_tests::{Backend, Sandbox};
 use provisioning_support::*;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-const ISO20_SCHEMA: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
-const ISO20_MSG_DEF: &str = "urn:iso:15118:20:2022:MsgDef";
 /// The dev PKI's example -20 vehicle (DevPkiOptions::default).
 const PCID20: &str = "PNCDEMOVEHICLE0201";
 const EMAIDS: [&str; 3] = ["DEPNCC00000201", "DEPNCC00000202", "DEPNCC00000203"];
-const SESSION_ID: [u8; 8] = [0x5E, 0x55, 0x10, 0x20, 0x15, 0x11, 0x8A, 0x0F];
+const SESSION_ID: [u8; 8] = ISO20_SESSION_ID;
 
 struct Ready {
     sandbox: Sandbox,
@@ -71,7 +69,7 @@ async fn ready(backend: Backend) -> Ready {
     assert_eq!(status, 200, "PCP upload of the -20 vehicle: {body}");
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     for emaid in EMAIDS {
-        let (status, body) = generate(&sandbox, &emsp.token, emaid, PCID20).await;
+        let (status, body) = generate_as(&sandbox, &emsp.token, emaid, PCID20, None).await;
         assert_eq!(status, 201, "generate {emaid}: {body}");
         // The eMSP sees the -20 form: namespace, the -20 root, the signed -20 XML.
         assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
@@ -117,89 +115,12 @@ async fn ready(backend: Backend) -> Ready {
     }
 }
 
-/// `PUT /v1/cps/generate/signedContractData` without a namespace: the vehicle's key decides.
-async fn generate(sandbox: &Sandbox, token: &str, emaid: &str, pcid: &str) -> (u16, Value) {
-    let now = OffsetDateTime::now_utc();
-    let response = sandbox
-        .http
-        .put(sandbox.url("/v1/cps/generate/signedContractData"))
-        .bearer_auth(token)
-        .json(&json!({
-            "contractBegins": rfc3339(now - Duration::days(30)),
-            "contractEnds": rfc3339(now + Duration::days(365)),
-            "emaid": emaid,
-            "pcid": pcid,
-        }))
-        .send()
-        .await
-        .expect("generate");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// The EV's side: a -20 CertificateInstallationReq whose OEMProvisioningCertificateChain is
-/// signed with `vehicle_key` (P-521, SHA-512), as EXI.
-fn request20(
-    vehicle_key: &dyn pnc_pki::Signer,
-    chain: &[&Certificate],
-    root_ids: Vec<pnc_exi::iso20::X509IssuerSerial>,
-    maximum: u8,
-    prioritized: &[&str],
-) -> Vec<u8> {
-    let oem_chain = CertificateChain {
-        id: Some("chain".to_string()),
-        certificate: chain[0].der().to_vec(),
-        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
-    };
-    let element = oem_chain
-        .to_element("OEMProvisioningCertificateChain")
-        .expect("element");
-    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
-        vehicle_key
-            .sign_raw(signed_info)
-            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
-    };
-    let signature = signature::sign_elements(Profile::Iso20, &[&element], &sign).expect("sign");
-    CertificateInstallationReq {
-        header: Header {
-            session_id: SESSION_ID.to_vec(),
-            time_stamp: 1_763_700_000,
-            signature: Some(signature),
-        },
-        oem_provisioning_certificate_chain: oem_chain,
-        list_of_root_certificate_ids: root_ids,
-        maximum_contract_certificate_chains: maximum,
-        prioritized_emaids: prioritized.iter().map(|e| e.to_string()).collect(),
-    }
-    .encode()
-    .expect("encode request")
-}
-
 fn vehicle_chain(pki: &pnc_pki::DevPki) -> [&Certificate; 3] {
     [
         pki.certificate(DevCert::Iso20OemProvisioning),
         pki.certificate(DevCert::Iso20OemSubCa2),
         pki.certificate(DevCert::Iso20OemSubCa1),
     ]
-}
-
-/// `POST /v1/ocpp/get-15118-ev-certificate` with the -20 schema.
-async fn ocpp_install20(sandbox: &Sandbox, token: &str, exi: &[u8], action: &str) -> (u16, Value) {
-    let response = sandbox
-        .http
-        .post(sandbox.url("/v1/ocpp/get-15118-ev-certificate"))
-        .bearer_auth(token)
-        .json(&json!({
-            "iso15118SchemaVersion": ISO20_SCHEMA,
-            "action": action,
-            "exiRequest": STANDARD.encode(exi),
-            "maximumContractCertificateChains": 8,
-        }))
-        .send()
-        .await
-        .expect("get-15118-ev-certificate");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn answer_of(sandbox: &Sandbox, token: &str, exi: &[u8]) -> (Value, Vec<u8>) {
@@ -424,6 +345,60 @@ async fn install_answers_the_ev_on(backend: Backend) {
     );
     assert_eq!(res.header.session_id, SESSION_ID);
 
+    // OEM back-end delivery of one -20 contract (OPCP, then OPNC): its -20 answer with the
+    // SessionID the back end passes on, RemainingContractCertificateChains 0.
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    let session = hex::encode_upper(SESSION_ID);
+    let (status, body) = get_json(
+        &sandbox,
+        &oem.token,
+        &format!(
+            "/v1/ccp/provideSignedContractData/{}/{PCID20}?sessionID={session}",
+            EMAIDS[1]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
+    let answer = STANDARD
+        .decode(body["certificateInstallationRes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_answer20(&pki, &answer), (EMAIDS[1].to_string(), 0));
+    let (status, body) = get_json(
+        &sandbox,
+        &oem.token,
+        &format!(
+            "/opnc/v1/ccp/signedcontractdata/{}/{PCID20}?sessionID={session}\
+             &xsdMsgDefNamespace=urn:iso:15118:20:2020:MsgDef",
+            EMAIDS[2]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["signedContractDataCollection"][0];
+    assert_eq!(entry["xsdMsgDefNamespace"], "urn:iso:15118:20:2020:MsgDef");
+    let answer = STANDARD
+        .decode(entry["certificateInstallationRes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_answer20(&pki, &answer), (EMAIDS[2].to_string(), 0));
+    // fail/iso2-form: a -20 contract has no -2 answer; fail/short-session: -20 SessionIDs
+    // have 8 bytes.
+    let provide = |query: &str| {
+        format!(
+            "/v1/ccp/provideSignedContractData/{}/{PCID20}?{query}",
+            EMAIDS[1]
+        )
+    };
+    let (status, body) = get_json(
+        &sandbox,
+        &oem.token,
+        &provide("xsdMsgDefNamespace=urn:iso:15118:2:2013:MsgDef"),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = get_json(&sandbox, &oem.token, &provide("sessionID=0A0B0C0D")).await;
+    assert_eq!(status, 400, "{body}");
+
     // The eMSP cancels the default contract: the EV gets the next one, one remains.
     let response = sandbox
         .http
@@ -442,6 +417,19 @@ async fn install_answers_the_ev_on(backend: Backend) {
     );
     assert_eq!(body["remainingContracts"], 1);
     sandbox.stop().await;
+}
+
+/// `GET path` with a bearer token; status and JSON body.
+async fn get_json(sandbox: &Sandbox, token: &str, path: &str) -> (u16, Value) {
+    let response = sandbox
+        .http
+        .get(sandbox.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// OPCP / OPNC CCP `signedContractData` with the -20 namespace OPCP uses.
@@ -990,14 +978,6 @@ fn request20_ed448(
     roots: Vec<pnc_exi::iso20::X509IssuerSerial>,
     corrupt: bool,
 ) -> Vec<u8> {
-    let oem_chain = CertificateChain {
-        id: Some("chain".to_string()),
-        certificate: chain[0].der().to_vec(),
-        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
-    };
-    let element = oem_chain
-        .to_element("OEMProvisioningCertificateChain")
-        .expect("element");
     let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
         let mut signer = openssl::sign::Signer::new_without_digest(vehicle_key).expect("signer");
         let mut value = signer.sign_oneshot_to_vec(signed_info).expect("ed448");
@@ -1006,21 +986,7 @@ fn request20_ed448(
         }
         Ok(value)
     };
-    let signature =
-        signature::sign_elements(Profile::Iso20Ed448, &[&element], &sign).expect("sign");
-    CertificateInstallationReq {
-        header: Header {
-            session_id: SESSION_ID.to_vec(),
-            time_stamp: 1_763_700_000,
-            signature: Some(signature),
-        },
-        oem_provisioning_certificate_chain: oem_chain,
-        list_of_root_certificate_ids: roots,
-        maximum_contract_certificate_chains: 4,
-        prioritized_emaids: Vec::new(),
-    }
-    .encode()
-    .expect("encode request")
+    request20_signed(Profile::Iso20Ed448, &sign, chain, roots, 4, &[])
 }
 
 /// The EV's side of the X448 transport, written from the formulas with OpenSSL alone (not
@@ -1030,6 +996,7 @@ fn request20_ed448(
 /// Returns the 56-byte contract private key.
 fn ev_opens_x448(
     vehicle_key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    pcid: &str,
     dh_public_key: &[u8],
     encrypted: &[u8],
     ski: &[u8],
@@ -1061,7 +1028,7 @@ fn ev_opens_x448(
     let mut kdf_input = vec![0, 0, 0, 1];
     kdf_input.extend_from_slice(&z);
     let session_key = &openssl::sha::sha512(&kdf_input)[..32];
-    let mut aad = PCID_ED448.as_bytes().to_vec();
+    let mut aad = pcid.as_bytes().to_vec();
     aad.extend_from_slice(hex::encode_upper(ski).as_bytes());
     assert_eq!(encrypted.len(), 84);
     let (iv, rest) = encrypted.split_at(12);
@@ -1118,7 +1085,7 @@ async fn ed448_vehicle_installs_on(backend: Backend) {
 
     // The eMSP generates its contract: pre-signed, X448.
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
-    let (status, body) = generate(&sandbox, &emsp.token, EMAID_ED448, PCID_ED448).await;
+    let (status, body) = generate_as(&sandbox, &emsp.token, EMAID_ED448, PCID_ED448, None).await;
     assert_eq!(status, 201, "generate for the Ed448 vehicle: {body}");
     assert_eq!(body["xsdMsgDefNamespace"], ISO20_MSG_DEF, "{body}");
     let xml = String::from_utf8(
@@ -1198,6 +1165,7 @@ async fn ed448_vehicle_installs_on(backend: Backend) {
     // reproduces the contract certificate's public key.
     let contract_private = ev_opens_x448(
         &vehicle_key,
+        PCID_ED448,
         &data.dh_public_key,
         encrypted,
         contract_leaf.subject_key_identifier().expect("ski"),
@@ -1314,4 +1282,139 @@ async fn ok_iso20_ed448_vehicle_installs_x448_sqlite() {
 #[tokio::test]
 async fn ok_iso20_ed448_vehicle_installs_x448_postgres() {
     ed448_vehicle_installs_on(Backend::Postgres).await;
+}
+
+// ---- An OEM PKI that is Ed448 throughout, made by the openssl command ---------------------
+
+/// An Ed448 vehicle of the openssl-made Ed448 OEM PKI.
+const PCID_ED448_PKI: &str = "TSTED448VEHICLE201";
+const EMAID_ED448_PKI: &str = "DEPNCC00000449";
+/// A P-256 vehicle the same Ed448 Sub-CA 2 issued: the shape a -2 car would have.
+const PCID_P256_UNDER_ED448: &str = "TSTP256UNDERED4481";
+
+async fn ed448_oem_pki_on(backend: Backend) {
+    use openssl::pkey::PKey;
+    let sandbox = Sandbox::start(backend).await;
+    let dev = dev_pki(&sandbox);
+    let admin = sandbox.admin().await;
+    wait_for_dev_roots(&sandbox, &admin.token, &dev).await;
+    let work = tempfile::tempdir().expect("dir");
+    let pki = OemPki::create(
+        work.path(),
+        KeyType::Ed448,
+        &[
+            (PCID_ED448_PKI, KeyType::Ed448),
+            (PCID_P256_UNDER_ED448, KeyType::P256),
+        ],
+        None,
+    );
+    let [leaf, sub2, sub1] = pki.chain(PCID_ED448_PKI);
+    for certificate in [&leaf, &sub2, &sub1, &pki.certificate("root")] {
+        assert_eq!(certificate.signature_algorithm_oid(), "1.3.101.113");
+    }
+
+    // The truststore takes the Ed448 root (its self-signature checked) as an OEM root.
+    add_oem_root(&sandbox, &admin.token, &pki.certificate("root")).await;
+
+    // ok/registration: the Ed448 chain under -20.
+    let oem = sandbox.client(Role::Oem, &["TST"], &[], &[]).await;
+    let (status, body) =
+        register_vehicle_as(&sandbox, &oem.token, &[&leaf, &sub2, &sub1], ISO20_MSG_DEF).await;
+    assert_eq!(status, 200, "PCP upload of the Ed448 chain: {body}");
+    // fail/registration-iso2: under -2 the same CAs are refused, even for a P-256 vehicle.
+    let [p256_leaf, _, _] = pki.chain(PCID_P256_UNDER_ED448);
+    let (status, body) = register_vehicle_as(
+        &sandbox,
+        &oem.token,
+        &[&p256_leaf, &sub2, &sub1],
+        ISO2_NAMESPACE,
+    )
+    .await;
+    assert_eq!(status, 400, "a -2 registration of Ed448 CAs: {body}");
+    assert!(body.contains("ISO 15118-2 allows only"), "{body}");
+
+    // The eMSP's contract for the Ed448 vehicle: X448 installation data.
+    let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
+    let (status, body) =
+        generate_as(&sandbox, &emsp.token, EMAID_ED448_PKI, PCID_ED448_PKI, None).await;
+    assert_eq!(status, 201, "generate for the Ed448 vehicle: {body}");
+
+    // ok/install: the car asks through the OCPP-shaped endpoint, signing with Ed448.
+    let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
+    let vehicle_key = PKey::private_key_from_pem(&pki.key_pem(PCID_ED448_PKI)).expect("key");
+    let roots = || vec![root_id(dev.certificate(DevCert::Iso20V2gRoot))];
+    let exi = request20_ed448(&vehicle_key, &[&leaf, &sub2, &sub1], roots(), false);
+    let (_, answer) = answer_of(&sandbox, &cpo.token, &exi).await;
+    let root = pnc_exi::decode_document(pnc_exi::Schema::Iso20, &answer).expect("decodes");
+    let res = CertificateInstallationRes::from_element(&root).expect("typed answer");
+    assert_eq!(res.response_code, ResponseCode::Ok);
+    let cps_leaf = Certificate::from_der(&res.cps_certificate_chain.certificate).expect("cps");
+    let cps_key = signature::public_key_from_cert_der(cps_leaf.der()).expect("cps key");
+    signature::verify_iso20_message(&root, &cps_key).expect("verifies with the CPS leaf");
+    let data = &res.signed_installation_data;
+    let contract_leaf =
+        Certificate::from_der(&data.contract_certificate_chain.certificate).expect("contract");
+    assert_eq!(contract_leaf.common_name(), Some(EMAID_ED448_PKI));
+    let EncryptedPrivateKey::X448(encrypted) = &data.encrypted_private_key else {
+        panic!("an Ed448 vehicle gets X448_EncryptedPrivateKey");
+    };
+    // The car opens its contract key with OpenSSL alone.
+    let contract_private = ev_opens_x448(
+        &vehicle_key,
+        PCID_ED448_PKI,
+        &data.dh_public_key,
+        encrypted,
+        contract_leaf.subject_key_identifier().expect("ski"),
+    );
+    assert_eq!(contract_private.len(), 56);
+
+    // fail/tampered: a bit of the leaf's Ed448 signature flipped (the request signature over
+    // the chain still verifies): the chain-error ResponseCode.
+    let mut tampered_der = leaf.der().to_vec();
+    let inside_signature = tampered_der.len() - 20;
+    tampered_der[inside_signature] ^= 0x01;
+    let tampered_leaf = Certificate::from_der(&tampered_der).expect("still parses");
+    let exi = request20_ed448(
+        &vehicle_key,
+        &[&tampered_leaf, &sub2, &sub1],
+        roots(),
+        false,
+    );
+    let (_, body) = ocpp_install20(&sandbox, &cpo.token, &exi, "Install").await;
+    assert_eq!(negative_code(&body), "WARNING_CertificateValidationError");
+    assert!(
+        body["statusInfo"]["additionalInfo"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad signature on leaf"),
+        "{body}"
+    );
+
+    // fail/iso2-install: the -2 path, a P-256 car under the Ed448 Sub-CAs (which the -20
+    // installation made known CAs): refused for its chain, not answered "no contract".
+    let (_, exi) = installation_request(
+        &pki.signer(PCID_P256_UNDER_ED448),
+        &p256_leaf,
+        &SESSION_ID,
+        vec![root_id(dev.certificate(DevCert::V2gRoot))],
+    );
+    let (status, body) = ocpp_install(&sandbox, &cpo.token, &exi).await;
+    assert_eq!(status, 200, "{body}");
+    let (code, _, _) = decode_answer(body["exiResponse"].as_str().expect("exiResponse"));
+    let reason = body["statusInfo"]["additionalInfo"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(code, "FAILED", "{body}");
+    assert!(reason.contains("ISO 15118-2 allows only"), "{reason}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn ok_iso20_ed448_oem_pki_registers_and_installs_sqlite() {
+    ed448_oem_pki_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ok_iso20_ed448_oem_pki_registers_and_installs_postgres() {
+    ed448_oem_pki_on(Backend::Postgres).await;
 }

@@ -31,8 +31,8 @@ pub use issue::{CertificateTemplate, IssueError, SubjectName, issue};
 pub use keystore::{Kek, KeyStore, KeyStoreError};
 
 pub use path::{
-    CertPosition, IssuerPath, Leniency, PathError, ValidatedPath, ValidationOptions, validate_path,
-    validate_path_with,
+    AlgorithmPolicy, CertPosition, IssuerPath, Leniency, PathError, ValidatedPath,
+    ValidationOptions, validate_path, validate_path_with,
 };
 pub use profile::{CheckReport, Finding, Profile, Severity};
 pub use signer::{KeyAgreement, SignatureAlgorithm, Signer, SignerError, SoftwareSigner};

@@ -6,6 +6,10 @@
 //! leniency is a named [`Leniency`], switchable in [`ValidationOptions`], logged at debug and
 //! reported in [`ValidatedPath::leniencies`].
 //!
+//! Signatures: ECDSA and RSA with SHA-2, and Ed448 (RFC 8410, OID 1.3.101.113: ISO 15118-20
+//! allows an OEM PKI that is Ed448 throughout [V2G20-2319]). [`AlgorithmPolicy::Iso2`]
+//! narrows a path to what ISO 15118-2 allows: ecdsa-with-SHA256 and P-256 keys only.
+//!
 //! Typed errors let the provisioning service pick the ISO ResponseCode:
 //! [`PathError::Expired`] → `FAILED_CertificateExpired`, [`PathError::BadSignature`] →
 //! `FAILED_CertChainError` / `FAILED_SignatureError` by position, and so on.
@@ -46,6 +50,17 @@ impl Leniency {
     ];
 }
 
+/// Which signature algorithms and keys a path may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AlgorithmPolicy {
+    /// ECDSA and RSA with SHA-256/384/512, and pure Ed448; SHA-1 and MD5 are refused.
+    #[default]
+    Any,
+    /// ISO 15118-2: every signature ecdsa-with-SHA256 [V2G2-006], every key on secp256r1
+    /// [V2G2-007], from the leaf to the trust anchor.
+    Iso2,
+}
+
 /// Validation settings.
 #[derive(Clone, Debug)]
 pub struct ValidationOptions {
@@ -54,6 +69,8 @@ pub struct ValidationOptions {
     /// Maximum number of intermediates between leaf and anchor: 2 (Sub-CA 2 and Sub-CA 1)
     /// [V2G2-009].
     pub max_intermediates: usize,
+    /// The signature algorithms and keys the path may use.
+    pub algorithms: AlgorithmPolicy,
 }
 
 impl Default for ValidationOptions {
@@ -62,6 +79,7 @@ impl Default for ValidationOptions {
         Self {
             allowed_leniencies: Leniency::ALL.to_vec(),
             max_intermediates: 2,
+            algorithms: AlgorithmPolicy::Any,
         }
     }
 }
@@ -72,6 +90,15 @@ impl ValidationOptions {
         Self {
             allowed_leniencies: Vec::new(),
             max_intermediates: 2,
+            algorithms: AlgorithmPolicy::Any,
+        }
+    }
+
+    /// These options narrowed to what ISO 15118-2 allows ([`AlgorithmPolicy::Iso2`]).
+    pub fn iso2(self) -> Self {
+        Self {
+            algorithms: AlgorithmPolicy::Iso2,
+            ..self
         }
     }
 }
@@ -189,18 +216,63 @@ pub fn validate_path(
 }
 
 const OID_ECDSA_SHA1: &str = "1.2.840.10045.4.1";
+const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+/// id-Ed448 (RFC 8410): the signature algorithm and the key algorithm.
+const OID_ED448: &str = "1.3.101.113";
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_SECP256R1: &str = "1.2.840.10045.3.1.7";
 const OID_RSA_SHA1: &str = "1.2.840.113549.1.1.5";
 const OID_RSA_MD5: &str = "1.2.840.113549.1.1.4";
 const OID_RSA_MD2: &str = "1.2.840.113549.1.1.2";
 const OID_DSA_SHA1: &str = "1.2.840.10040.4.3";
 
-fn digest_for(oid: &str) -> Result<MessageDigest, bool> {
+/// How a certificate's signature is checked.
+#[derive(Clone, Copy)]
+enum Scheme {
+    /// ECDSA or RSA over a digest of the TBS.
+    Digest(MessageDigest),
+    /// Pure Ed448 over the TBS itself (RFC 8410 §6: no hash, empty context).
+    Ed448,
+}
+
+/// The scheme of a signature algorithm OID; `Err(true)` for a weak one, `Err(false)` for
+/// one pnc does not verify.
+fn scheme_for(oid: &str) -> Result<Scheme, bool> {
     match oid {
-        "1.2.840.10045.4.3.2" | "1.2.840.113549.1.1.11" => Ok(MessageDigest::sha256()),
-        "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => Ok(MessageDigest::sha384()),
-        "1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13" => Ok(MessageDigest::sha512()),
+        OID_ECDSA_SHA256 | "1.2.840.113549.1.1.11" => Ok(Scheme::Digest(MessageDigest::sha256())),
+        "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => {
+            Ok(Scheme::Digest(MessageDigest::sha384()))
+        }
+        "1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13" => {
+            Ok(Scheme::Digest(MessageDigest::sha512()))
+        }
+        OID_ED448 => Ok(Scheme::Ed448),
         OID_ECDSA_SHA1 | OID_RSA_SHA1 | OID_RSA_MD5 | OID_RSA_MD2 | OID_DSA_SHA1 => Err(true),
         _ => Err(false),
+    }
+}
+
+/// Verifies `signature` over `tbs` with `key` under `scheme`; any error is `false`.
+fn verifies_with(
+    scheme: Scheme,
+    key: &PKey<openssl::pkey::Public>,
+    tbs: &[u8],
+    signature: &[u8],
+) -> bool {
+    match scheme {
+        Scheme::Digest(digest) => {
+            let Ok(mut verifier) = openssl::sign::Verifier::new(digest, key) else {
+                return false;
+            };
+            verifier.update(tbs).is_ok() && verifier.verify(signature).unwrap_or(false)
+        }
+        // An Ed448 signature verifies only with an Ed448 key; OpenSSL refuses others here.
+        Scheme::Ed448 => {
+            key.id() == openssl::pkey::Id::ED448
+                && openssl::sign::Verifier::new_without_digest(key)
+                    .and_then(|mut verifier| verifier.verify_oneshot(signature, tbs))
+                    .unwrap_or(false)
+        }
     }
 }
 
@@ -208,19 +280,38 @@ fn subject_of(certificate: &Certificate) -> String {
     certificate.subject().to_string()
 }
 
-/// Refuses weak and unknown signature algorithms on `certificate`.
+/// Refuses weak and unknown signature algorithms on `certificate`, and under
+/// [`AlgorithmPolicy::Iso2`] everything but ecdsa-with-SHA256.
 fn check_algorithm(
     certificate: &Certificate,
     which: CertPosition,
-) -> Result<MessageDigest, PathError> {
+    policy: AlgorithmPolicy,
+) -> Result<Scheme, PathError> {
     let oid = certificate.signature_algorithm_oid();
-    digest_for(oid).map_err(|weak| {
-        let algorithm = match oid {
-            OID_ECDSA_SHA1 => "ecdsa-with-SHA1".to_owned(),
-            OID_RSA_SHA1 => "sha1WithRSAEncryption".to_owned(),
-            OID_RSA_MD5 => "md5WithRSAEncryption".to_owned(),
-            other => other.to_owned(),
-        };
+    let unsupported = |algorithm: String| PathError::UnsupportedAlgorithm {
+        which,
+        subject: subject_of(certificate),
+        algorithm,
+    };
+    let name = |oid: &str| match oid {
+        OID_ECDSA_SHA1 => "ecdsa-with-SHA1".to_owned(),
+        OID_RSA_SHA1 => "sha1WithRSAEncryption".to_owned(),
+        OID_RSA_MD5 => "md5WithRSAEncryption".to_owned(),
+        OID_ED448 => "Ed448".to_owned(),
+        other => other.to_owned(),
+    };
+    if policy == AlgorithmPolicy::Iso2 && oid != OID_ECDSA_SHA256 && scheme_for(oid).is_ok() {
+        return Err(unsupported(format!(
+            "{} (ISO 15118-2 allows only ecdsa-with-SHA256 [V2G2-006])",
+            name(oid)
+        )));
+    }
+    // RFC 8410 §3: the Ed448 AlgorithmIdentifier has no parameters.
+    if oid == OID_ED448 && certificate.parsed().signature_params_present {
+        return Err(unsupported("Ed448 with parameters".to_owned()));
+    }
+    scheme_for(oid).map_err(|weak| {
+        let algorithm = name(oid);
         if weak {
             PathError::WeakAlgorithm {
                 which,
@@ -237,16 +328,47 @@ fn check_algorithm(
     })
 }
 
-fn signature_verifies(child: &Certificate, parent: &Certificate, digest: MessageDigest) -> bool {
+/// Under [`AlgorithmPolicy::Iso2`], refuses a key that is not on secp256r1 [V2G2-007].
+fn check_key(
+    certificate: &Certificate,
+    which: CertPosition,
+    policy: AlgorithmPolicy,
+) -> Result<(), PathError> {
+    if policy == AlgorithmPolicy::Any {
+        return Ok(());
+    }
+    let parsed = certificate.parsed();
+    if parsed.public_key_algorithm_oid == OID_EC_PUBLIC_KEY
+        && parsed.public_key_curve_oid.as_deref() == Some(OID_SECP256R1)
+    {
+        return Ok(());
+    }
+    let key = if parsed.public_key_algorithm_oid == OID_ED448 {
+        "Ed448 key".to_owned()
+    } else if parsed.public_key_algorithm_oid == OID_EC_PUBLIC_KEY {
+        format!(
+            "EC key on curve {}",
+            parsed
+                .public_key_curve_oid
+                .as_deref()
+                .unwrap_or("(unnamed)")
+        )
+    } else {
+        format!("{} key", parsed.public_key_algorithm_oid)
+    };
+    Err(PathError::UnsupportedAlgorithm {
+        which,
+        subject: subject_of(certificate),
+        algorithm: format!("{key} (ISO 15118-2 allows only P-256 keys [V2G2-007])"),
+    })
+}
+
+fn signature_verifies(child: &Certificate, parent: &Certificate, scheme: Scheme) -> bool {
     let Ok(key) = PKey::public_key_from_der(parent.public_key_spki_der()) else {
         return false;
     };
-    let Ok(mut verifier) = openssl::sign::Verifier::new(digest, &key) else {
-        return false;
-    };
     let parsed = child.parsed();
-    verifier.update(&parsed.tbs_der).is_ok()
-        && verifier.verify(&parsed.signature_value).unwrap_or(false)
+    verifies_with(scheme, &key, &parsed.tbs_der, &parsed.signature_value)
 }
 
 enum NameMatch {
@@ -278,6 +400,7 @@ struct Search<'a> {
     intermediates: &'a [Certificate],
     anchors: &'a [Certificate],
     depth_limit: usize,
+    policy: AlgorithmPolicy,
     /// Remembered failure when a name matched but the signature did not verify.
     bad_signature: Option<PathError>,
 }
@@ -298,13 +421,13 @@ impl Search<'_> {
         used: &mut Vec<usize>,
         reordered: &mut Vec<CertPosition>,
     ) -> Result<Option<Found>, PathError> {
-        let digest = check_algorithm(current, position)?;
+        let scheme = check_algorithm(current, position, self.policy)?;
         for (index, anchor) in self.anchors.iter().enumerate() {
             let name = issued_by(current, anchor);
             if matches!(name, NameMatch::No) {
                 continue;
             }
-            if signature_verifies(current, anchor, digest) {
+            if signature_verifies(current, anchor, scheme) {
                 let mut reordered = reordered.clone();
                 if matches!(name, NameMatch::ReorderedRdns) {
                     reordered.push(position);
@@ -331,7 +454,7 @@ impl Search<'_> {
             if matches!(name, NameMatch::No) {
                 continue;
             }
-            if !signature_verifies(current, candidate, digest) {
+            if !signature_verifies(current, candidate, scheme) {
                 self.bad_signature.get_or_insert(PathError::BadSignature {
                     which: position,
                     subject: subject_of(current),
@@ -385,7 +508,7 @@ pub fn validate_path_with(
 
     // The leaf is itself a trust anchor (validating a root).
     if let Some(anchor) = anchors.iter().find(|anchor| anchor.der() == leaf.der()) {
-        check_algorithm(anchor, CertPosition::Anchor)?;
+        check_algorithm(anchor, CertPosition::Anchor, options.algorithms)?;
         let certificates = vec![anchor.clone()];
         return finish(options, certificates, Vec::new(), at);
     }
@@ -396,6 +519,7 @@ pub fn validate_path_with(
         intermediates: &intermediates,
         anchors: &anchors,
         depth_limit: options.max_intermediates.max(6),
+        policy: options.algorithms,
         bad_signature: None,
     };
     let found = search.find(&leaf, CertPosition::Leaf, &mut Vec::new(), &mut Vec::new())?;
@@ -414,6 +538,7 @@ pub fn validate_path_with(
             intermediates: &intermediates,
             anchors: &anchors,
             depth_limit: options.max_intermediates,
+            policy: options.algorithms,
             bad_signature: None,
         };
         match bounded.find(&leaf, CertPosition::Leaf, &mut Vec::new(), &mut Vec::new())? {
@@ -447,7 +572,7 @@ fn assemble(
             .map(|index| intermediates[*index].clone()),
     );
     let anchor = anchors[found.anchor].clone();
-    check_algorithm(&anchor, CertPosition::Anchor)?;
+    check_algorithm(&anchor, CertPosition::Anchor, options.algorithms)?;
     certificates.push(anchor);
     let reordered = found
         .reordered
@@ -515,6 +640,7 @@ fn finish(
         } else {
             position_of(index, count)
         };
+        check_key(certificate, which, options.algorithms)?;
         let is_leaf = index == 0 && !single;
         for extension in &certificate.parsed().extensions {
             if extension.critical && !UNDERSTOOD_CRITICAL.contains(&extension.oid.as_str()) {
@@ -622,6 +748,8 @@ pub struct IssuerPath {
     issuer_key: PKey<openssl::pkey::Public>,
     /// Leniencies applied above the leaf (their positions are leaf-independent).
     leniencies: Vec<(CertPosition, Leniency)>,
+    /// The policy the issuers were validated under; a leaf is only checked under the same.
+    algorithms: AlgorithmPolicy,
     /// Every issuer is valid in `[not_before, not_after]`.
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -638,9 +766,9 @@ impl fmt::Debug for IssuerPath {
 }
 
 impl IssuerPath {
-    /// The issuers of a path [`validate_path_with`] returned; `None` for a path that is only
-    /// a trust anchor, or whose issuer key OpenSSL cannot decode.
-    pub fn from_validated(path: &ValidatedPath) -> Option<IssuerPath> {
+    /// The issuers of a path [`validate_path_with`] returned under `algorithms`; `None` for
+    /// a path that is only a trust anchor, or whose issuer key OpenSSL cannot decode.
+    pub fn from_validated(path: &ValidatedPath, algorithms: AlgorithmPolicy) -> Option<IssuerPath> {
         let issuers = path.certificates.get(1..)?.to_vec();
         let issuer = issuers.first()?;
         let issuer_key = PKey::public_key_from_der(issuer.public_key_spki_der()).ok()?;
@@ -655,6 +783,7 @@ impl IssuerPath {
                 .collect(),
             issuers,
             issuer_key,
+            algorithms,
             not_before,
             not_after,
         })
@@ -679,13 +808,14 @@ impl IssuerPath {
         leaf: &Certificate,
         at: OffsetDateTime,
     ) -> Option<ValidatedPath> {
-        if at < self.not_before || at > self.not_after {
+        if options.algorithms != self.algorithms || at < self.not_before || at > self.not_after {
             return None;
         }
         if !leaf.is_valid_at(at) || self.issuers.iter().any(|issuer| issuer == leaf) {
             return None;
         }
-        let digest = check_algorithm(leaf, CertPosition::Leaf).ok()?;
+        let scheme = check_algorithm(leaf, CertPosition::Leaf, options.algorithms).ok()?;
+        check_key(leaf, CertPosition::Leaf, options.algorithms).ok()?;
         let mut leniencies = Vec::new();
         match issued_by(leaf, &self.issuers[0]) {
             NameMatch::No => return None,
@@ -693,10 +823,12 @@ impl IssuerPath {
             NameMatch::Exact => {}
         }
         let parsed = leaf.parsed();
-        let mut verifier = openssl::sign::Verifier::new(digest, &self.issuer_key).ok()?;
-        if !(verifier.update(&parsed.tbs_der).is_ok()
-            && verifier.verify(&parsed.signature_value).unwrap_or(false))
-        {
+        if !verifies_with(
+            scheme,
+            &self.issuer_key,
+            &parsed.tbs_der,
+            &parsed.signature_value,
+        ) {
             return None;
         }
         if parsed.extensions.iter().any(|extension| {

@@ -633,7 +633,8 @@ fn issuer_path_agrees_with_full_validation() {
     let root = der(&pki, DevCert::OemRoot);
     let now = OffsetDateTime::now_utc();
     let full = validate_path(leaf.der(), &sub_ca_refs, &[&root], now).expect("valid");
-    let issuers = IssuerPath::from_validated(&full).expect("issuer path");
+    let issuers =
+        IssuerPath::from_validated(&full, pnc_pki::AlgorithmPolicy::Any).expect("issuer path");
     assert_eq!(issuers.issuers(), &full.certificates[1..]);
 
     let options = ValidationOptions::default();
@@ -696,4 +697,139 @@ fn issuer_path_agrees_with_full_validation() {
     let late = issuers.not_after() + Duration::seconds(1);
     assert!(validate_path(leaf.der(), &sub_ca_refs, &[&root], late).is_err());
     assert!(issuers.validate_leaf(&options, leaf, late).is_none());
+}
+
+/// root → Sub-CA 1 → Sub-CA 2 → leaf, CAs on `ca_key()` keys signing with `digest`, the leaf
+/// on `leaf_key`; (leaf, [Sub-CA 2, Sub-CA 1], root) as DER.
+fn openssl_chain(
+    ca_key: fn() -> PKey<Private>,
+    digest: MessageDigest,
+    leaf_key: &PKey<Private>,
+) -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
+    let (root_key, sub1_key, sub2_key) = (ca_key(), ca_key(), ca_key());
+    let root = openssl_cert("Chain Root", None, &root_key, true, digest);
+    let sub1 = openssl_cert(
+        "Chain Sub-CA 1",
+        Some((&root, &root_key)),
+        &sub1_key,
+        true,
+        digest,
+    );
+    let sub2 = openssl_cert(
+        "Chain Sub-CA 2",
+        Some((&sub1, &sub1_key)),
+        &sub2_key,
+        true,
+        digest,
+    );
+    let leaf = openssl_cert(
+        "PNCED448VEHICLE001",
+        Some((&sub2, &sub2_key)),
+        leaf_key,
+        false,
+        digest,
+    );
+    let der = |certificate: &X509| certificate.to_der().unwrap();
+    (der(&leaf), vec![der(&sub2), der(&sub1)], der(&root))
+}
+
+fn ed448_key() -> PKey<Private> {
+    PKey::generate_ed448().unwrap()
+}
+
+fn p521_key() -> PKey<Private> {
+    PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::SECP521R1).unwrap()).unwrap())
+        .unwrap()
+}
+
+/// Flips a bit inside the signature value at the end of a certificate's DER.
+fn tampered(der: &[u8]) -> Vec<u8> {
+    let mut tampered = der.to_vec();
+    let inside_signature = tampered.len() - 20;
+    tampered[inside_signature] ^= 0x01;
+    tampered
+}
+
+#[test]
+fn ed448_chains_validate_and_iso2_refuses_them() {
+    let now = OffsetDateTime::now_utc();
+    let lenient = ValidationOptions::default();
+    let iso2 = ValidationOptions::default().iso2();
+    let validate = |options: &ValidationOptions, leaf: &[u8], subs: &[Vec<u8>], root: &[u8]| {
+        let subs: Vec<&[u8]> = subs.iter().map(Vec::as_slice).collect();
+        validate_path_with(options, leaf, &subs, &[root], now)
+    };
+
+    // ok/ed448-throughout: root, Sub-CAs and leaf are Ed448 (OID 1.3.101.113).
+    let (leaf, subs, root) = openssl_chain(ed448_key, MessageDigest::null(), &ed448_key());
+    assert_eq!(
+        Certificate::from_der(&leaf)
+            .unwrap()
+            .signature_algorithm_oid(),
+        "1.3.101.113"
+    );
+    let path = validate(&lenient, &leaf, &subs, &root).expect("an Ed448 chain validates");
+    assert_eq!(path.certificates.len(), 4);
+    // ok/issuer-path: the cached issuers check a leaf with one Ed448 verification.
+    let issuers = pnc_pki::IssuerPath::from_validated(&path, pnc_pki::AlgorithmPolicy::Any)
+        .expect("issuer path");
+    let leaf_certificate = Certificate::from_der(&leaf).unwrap();
+    assert!(
+        issuers
+            .validate_leaf(&lenient, &leaf_certificate, now)
+            .is_some()
+    );
+    // fail/issuer-path-other-policy: never reused under the -2 policy.
+    assert!(
+        issuers
+            .validate_leaf(&iso2, &leaf_certificate, now)
+            .is_none()
+    );
+    // fail/issuer-path-tampered: a leaf whose Ed448 signature was changed.
+    let forged = Certificate::from_der(&tampered(&leaf)).unwrap();
+    assert!(issuers.validate_leaf(&lenient, &forged, now).is_none());
+
+    // fail/tampered-leaf and fail/tampered-sub-ca: the bad Ed448 signature is named.
+    match validate(&lenient, &tampered(&leaf), &subs, &root) {
+        Err(PathError::BadSignature { which, .. }) => assert_eq!(which, CertPosition::Leaf),
+        other => panic!("expected a bad leaf signature, got {other:?}"),
+    }
+    let tampered_subs = vec![tampered(&subs[0]), subs[1].clone()];
+    match validate(&lenient, &leaf, &tampered_subs, &root) {
+        Err(PathError::BadSignature { which, .. }) => {
+            assert_eq!(which, CertPosition::Intermediate(1))
+        }
+        other => panic!("expected a bad Sub-CA 2 signature, got {other:?}"),
+    }
+
+    // fail/iso2-ed448: ISO 15118-2 allows ecdsa-with-SHA256 on P-256 only.
+    match validate(&iso2, &leaf, &subs, &root) {
+        Err(PathError::UnsupportedAlgorithm { algorithm, .. }) => {
+            assert!(algorithm.contains("Ed448"), "{algorithm}")
+        }
+        other => panic!("expected Ed448 refused under -2, got {other:?}"),
+    }
+    // fail/iso2-p256-leaf-under-ed448-cas: a P-256 leaf does not make the chain -2.
+    let (leaf, subs, root) = openssl_chain(ed448_key, MessageDigest::null(), &ec_key());
+    validate(&lenient, &leaf, &subs, &root).expect("mixed chains validate leniently");
+    assert!(matches!(
+        validate(&iso2, &leaf, &subs, &root),
+        Err(PathError::UnsupportedAlgorithm { .. })
+    ));
+    // fail/iso2-p521: -20's P-521/SHA-512 chains are not -2 chains either.
+    let (leaf, subs, root) = openssl_chain(p521_key, MessageDigest::sha512(), &p521_key());
+    validate(&lenient, &leaf, &subs, &root).expect("P-521 chains validate leniently");
+    assert!(matches!(
+        validate(&iso2, &leaf, &subs, &root),
+        Err(PathError::UnsupportedAlgorithm { .. })
+    ));
+    // fail/iso2-p256-key-sha512-signature: the key is right, the hash is not.
+    let (leaf, subs, root) = openssl_chain(ec_key, MessageDigest::sha512(), &ec_key());
+    assert!(matches!(
+        validate(&iso2, &leaf, &subs, &root),
+        Err(PathError::UnsupportedAlgorithm { .. })
+    ));
+    // ok/iso2-p256: P-256 with SHA-256 throughout is what -2 takes.
+    let (leaf, subs, root) = openssl_chain(ec_key, MessageDigest::sha256(), &ec_key());
+    validate(&iso2, &leaf, &subs, &root).expect("a -2 chain validates under the -2 policy");
 }

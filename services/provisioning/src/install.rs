@@ -6,19 +6,20 @@
 //! negative EXI answer with the request's SessionID (notes §8); only a request that cannot be
 //! decoded at all is a gRPC error, because no ISO answer can be built without its SessionID.
 
+use std::sync::Arc;
+
 use pnc_common::config::RevocationUnavailable;
 use pnc_common::ids::Pcid;
 use pnc_common::{ErrorKind, PncError};
 use pnc_exi::iso2::{Body, CertificateInstallationReq, NS_DEF, ResponseCode, V2gMessage};
 use pnc_exi::{Schema, signature};
-use pnc_pki::{Certificate, PathError};
+use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::{Principal, Role};
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
-    ContractLookup, GetInstallationContextRequest, GetIssuedRequest, IssuanceKey, IssuanceStatus,
-    IssuedStatus, get_issued_request,
+    ContractLookup, GetInstallationContextRequest, GetInstallationContextResponse,
+    GetIssuedRequest, IssuanceKey, IssuanceStatus, IssuedStatus, get_issued_request,
 };
-use time::OffsetDateTime;
 
 use crate::oem_trust::ForeignStatus;
 use crate::root_ids;
@@ -258,8 +259,8 @@ async fn answer(
         )
     })?;
 
-    // 2. The provisioning certificate's validity.
-    let now = OffsetDateTime::now_utc();
+    // 2. The provisioning certificate's validity, at the request time.
+    let now = service.validity_now();
     if now > oem_certificate.not_after() {
         return Err(negative(
             ResponseCode::FailedCertificateExpired,
@@ -276,33 +277,19 @@ async fn answer(
     // Everything the remaining checks need, in one registry call beside the cached trust
     // view: the PCID's registered chain, issuance statuses, the contract's signed data.
     let trust = &service.oem_trust;
-    let known_sub_cas = trust
-        .sub_cas_above(oem_certificate)
-        .await
-        .map_err(|error| backend_failure("the truststore", error))?;
     let trusted_roots = trusted_roots(service, &checked.request.list_of_root_certificate_ids);
-    let certificates = std::iter::once(oem_certificate)
-        .chain(&known_sub_cas)
-        .filter_map(issuance_key)
-        .take(MAX_STATUS_LOOKUPS)
-        .collect();
-    let context_request = GetInstallationContextRequest {
-        pcid: pcid
-            .map(|pcid| pcid.as_str().to_string())
-            .unwrap_or_default(),
-        v2g_root_fingerprints: trusted_roots.clone(),
-        certificates,
-    };
-    let mut contracts = service.downstream.contracts.clone();
-    let (context, roots) = tokio::join!(
-        contracts.get_installation_context(forward(None, context_request)),
-        trust.oem_roots()
-    );
-    let context = context
-        .map_err(PncError::from)
-        .map_err(|error| backend_failure("the contract pool", error))?
-        .into_inner();
-    let roots = roots.map_err(|error| backend_failure("the truststore", error))?;
+    let OemContext {
+        known_sub_cas,
+        context,
+        roots,
+    } = oem_context(
+        service,
+        std::slice::from_ref(oem_certificate),
+        pcid,
+        trusted_roots.clone(),
+    )
+    .await
+    .map_err(|(what, error)| backend_failure(what, error))?;
 
     // 3. Its chain, through the OEM Sub-CAs pnc knows, to a registered OEM root.
     let registered_sub_cas: Vec<Vec<u8>> = context
@@ -323,6 +310,8 @@ async fn answer(
             &known_sub_cas,
             &roots,
             now,
+            // ISO 15118-2 chains are ECDSA P-256 / SHA-256 throughout [V2G2-006], [V2G2-007].
+            &ValidationOptions::default().iso2(),
         )
         .await
     {
@@ -406,11 +395,76 @@ async fn answer(
         v2g_root_fingerprint: signed.v2g_root_fingerprint.clone(),
         remaining_contracts: found.remaining_contracts,
         failure_reason: String::new(),
+        schema_namespace: pnc_exi::iso2::NS_DEF.to_string(),
     })
 }
 
 /// The leaf and its Sub-CAs: the request's bound on issuance look-ups (the registry's is 8).
 const MAX_STATUS_LOOKUPS: usize = 6;
+
+/// What an installation's chain and revocation checks read, for -2 and -20 alike.
+pub(crate) struct OemContext {
+    /// The OEM Sub-CAs the truststore knows above the leaf (cached view).
+    pub known_sub_cas: Vec<Certificate>,
+    /// The PCID's registered chain, issuance statuses, and with V2G roots the -2 contract.
+    pub context: GetInstallationContextResponse,
+    /// The pool's OEM roots (cached view).
+    pub roots: Arc<Vec<Certificate>>,
+}
+
+/// Reads the [`OemContext`] of `oem_chain` (the leaf, then any SubCertificates the EV sent):
+/// one registry call beside the cached trust view, asking for the issuance statuses of the
+/// chain and the known Sub-CAs. A failure names the dependency that failed.
+pub(crate) async fn oem_context(
+    service: &ProvisioningService,
+    oem_chain: &[Certificate],
+    pcid: Option<&Pcid>,
+    v2g_root_fingerprints: Vec<String>,
+) -> Result<OemContext, (&'static str, PncError)> {
+    let trust = &service.oem_trust;
+    let Some(leaf) = oem_chain.first() else {
+        return Err((
+            "the request",
+            PncError::invalid("no OEM provisioning certificate"),
+        ));
+    };
+    let known_sub_cas = trust
+        .sub_cas_above(leaf)
+        .await
+        .map_err(|error| ("the truststore", error))?;
+    let mut certificates: Vec<IssuanceKey> = Vec::new();
+    for key in oem_chain
+        .iter()
+        .chain(&known_sub_cas)
+        .filter_map(issuance_key)
+    {
+        if !certificates.contains(&key) {
+            certificates.push(key);
+        }
+    }
+    certificates.truncate(MAX_STATUS_LOOKUPS);
+    let context_request = GetInstallationContextRequest {
+        pcid: pcid
+            .map(|pcid| pcid.as_str().to_string())
+            .unwrap_or_default(),
+        v2g_root_fingerprints,
+        certificates,
+    };
+    let mut contracts = service.downstream.contracts.clone();
+    let (context, roots) = tokio::join!(
+        contracts.get_installation_context(forward(None, context_request)),
+        trust.oem_roots()
+    );
+    let context = context
+        .map_err(|status| ("the contract pool", PncError::from(status)))?
+        .into_inner();
+    let roots = roots.map_err(|error| ("the truststore", error))?;
+    Ok(OemContext {
+        known_sub_cas,
+        context,
+        roots,
+    })
+}
 
 /// How the issuance records key a certificate: its AKI and serial. `None` without an AKI
 /// (pnc's CAs always set one, so such a certificate is not pnc's).
@@ -426,7 +480,7 @@ fn issuance_key(certificate: &Certificate) -> Option<IssuanceKey> {
 /// with an OCSP URL is asked about through the OCSP service; when no status can be had, the
 /// `pki.revocation_unavailable` setting decides. A foreign certificate with neither an OCSP
 /// URL nor a CRL distribution point has no revocation source and passes.
-async fn check_oem_revocation(
+pub(crate) async fn check_oem_revocation(
     service: &ProvisioningService,
     path: &[Certificate],
     statuses: &[IssuanceStatus],

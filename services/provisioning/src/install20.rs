@@ -4,7 +4,10 @@
 //! `PrioritizedEMAIDs`, with `RemainingContractCertificateChains`.
 //!
 //! Checks run in the same order as for -2: request signature (P-521/SHA-512, or Ed448 for an
-//! Ed448 vehicle, over `OEMProvisioningCertificateChain`) → certificate validity → chain → revocation → contract.
+//! Ed448 vehicle, over `OEMProvisioningCertificateChain`) → certificate validity → chain →
+//! revocation → contract. The chain and revocation checks are -2's: the cached OEM trust view
+//! and validated Sub-CA paths of [`crate::oem_trust::OemTrust`], issuance statuses read per
+//! request in the one registry call, OCSP for foreign OEM certificates.
 //! Every failure the EV must hear about is a complete negative EXI answer with the request's
 //! SessionID; only an undecodable request is an error (no SessionID to answer with).
 //! The ResponseCode of each failure is in [`unconfirmed`].
@@ -13,19 +16,14 @@ use pnc_common::ids::{Emaid, Pcid};
 use pnc_common::{ErrorKind, PncError};
 use pnc_exi::iso20::{CertificateInstallationReq, ResponseCode, X509IssuerSerial};
 use pnc_exi::{Schema, signature};
-use pnc_pki::{Certificate, PathError};
+use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::Principal;
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
 use pnc_proto::registry::v1::{
-    Contract, GetProvisioningCertificateRequest, ListContractsRequest, SignedContractData,
-    list_contracts_request,
+    Contract, ListContractsRequest, SignedContractData, list_contracts_request,
 };
-use pnc_proto::truststore::v1::{
-    FindIssuerRequest, KnownCaSource, ListRootsRequest, RootType, find_issuer_request,
-};
-use time::OffsetDateTime;
 
-use crate::install::MAX_REQUEST_BYTES;
+use crate::install::{MAX_REQUEST_BYTES, OemContext, oem_context};
 use crate::root_ids;
 use crate::service::{ProvisioningService, forward};
 use crate::signed_data20;
@@ -249,8 +247,8 @@ async fn answer(
         )
     })?;
 
-    // 2. The provisioning certificate's validity.
-    let now = OffsetDateTime::now_utc();
+    // 2. The provisioning certificate's validity, at the request time.
+    let now = service.validity_now();
     if now > oem_certificate.not_after() {
         return Err(negative(
             Failure::CertificateExpired,
@@ -264,30 +262,80 @@ async fn answer(
         ));
     }
 
-    // 3. Its chain to a registered OEM root.
-    let path = validate_oem_chain(service, &checked.oem_chain, pcid, now).await?;
-
-    // 4. Revocation: pnc's issuance records for what pnc issued, the OCSP service for
-    // certificates of foreign OEM CAs (as for ISO 15118-2).
-    let revocation_failure = |refused: crate::install::Negative| {
-        let failure = if refused.code == pnc_exi::iso2::ResponseCode::FailedCertificateRevoked {
-            Failure::CertificateRevoked
-        } else {
-            Failure::Backend
-        };
-        negative(failure, refused.reason)
-    };
-    crate::install::check_revocation(service, &path)
+    // What the chain and revocation checks need, in one registry call beside the cached
+    // trust view (as for -2): the PCID's registered Sub-CAs and the issuance statuses of
+    // the leaf and every Sub-CA in sight. The contracts are listed after the checks.
+    let trust = &service.oem_trust;
+    // No V2G roots: no -2 contract look-up.
+    let OemContext {
+        known_sub_cas,
+        context,
+        roots,
+    } = oem_context(service, &checked.oem_chain, pcid, Vec::new())
         .await
-        .map_err(revocation_failure)?;
-    for pair in path.windows(2) {
-        let (certificate, issuer) = (&pair[0], &pair[1]);
-        if !service.oem_trust.is_own_ca(issuer) {
-            crate::install::check_foreign_revocation(service, certificate, issuer)
-                .await
-                .map_err(revocation_failure)?;
+        .map_err(|(what, error)| backend_failure(what, error))?;
+
+    // 3. Its chain to a registered OEM root, through the SubCertificates the EV sent, the
+    // PCID's registered Sub-CAs and the OEM Sub-CAs the truststore knows by name (so a valid
+    // vehicle nobody registered still validates and then hears that no contract matches).
+    let mut candidate_sub_cas: Vec<Vec<u8>> = checked.oem_chain[1..]
+        .iter()
+        .map(|certificate| certificate.der().to_vec())
+        .collect();
+    for registered in context
+        .provisioning_certificate
+        .iter()
+        .flat_map(|registered| &registered.sub_cas)
+    {
+        if !candidate_sub_cas.contains(&registered.der) {
+            candidate_sub_cas.push(registered.der.clone());
         }
     }
+    let path = match trust
+        .validate(
+            oem_certificate,
+            &candidate_sub_cas,
+            &known_sub_cas,
+            &roots,
+            now,
+            // Any algorithm path validation verifies: P-521 and Ed448 OEM PKIs among them.
+            &ValidationOptions::default(),
+        )
+        .await
+    {
+        Ok(path) => path.certificates,
+        Err(error @ PathError::Expired { .. }) => {
+            return Err(negative(
+                Failure::CertificateExpired,
+                format!("OEM provisioning chain: {error}"),
+            ));
+        }
+        Err(error @ PathError::NotYetValid { .. }) => {
+            return Err(negative(
+                Failure::CertificateNotYetValid,
+                format!("OEM provisioning chain: {error}"),
+            ));
+        }
+        Err(error) => {
+            return Err(negative(
+                Failure::CertificateChain,
+                format!("OEM provisioning chain: {error}"),
+            ));
+        }
+    };
+
+    // 4. Revocation: pnc's issuance records (read above) for what pnc issued, the OCSP
+    // service for certificates of foreign OEM CAs, exactly as for ISO 15118-2.
+    crate::install::check_oem_revocation(service, &path, &context.statuses)
+        .await
+        .map_err(|refused| {
+            let failure = if refused.code == pnc_exi::iso2::ResponseCode::FailedCertificateRevoked {
+                Failure::CertificateRevoked
+            } else {
+                Failure::Backend
+            };
+            negative(failure, refused.reason)
+        })?;
 
     // 5. The contracts.
     let pcid = pcid.ok_or_else(|| {
@@ -380,6 +428,7 @@ async fn answer(
         v2g_root_fingerprint: first.v2g_root_fingerprint.clone(),
         remaining_contracts: u32::from(remaining),
         failure_reason: String::new(),
+        schema_namespace: pnc_exi::iso20::NS_CM.to_string(),
     })
 }
 
@@ -444,129 +493,6 @@ fn trusted_roots(service: &ProvisioningService, root_ids: &[X509IssuerSerial]) -
         }
     }
     trusted
-}
-
-/// Validates the provisioning certificate to a registered OEM root. Intermediates: the
-/// SubCertificates the EV sent, the PCID's registered chain, and the OEM Sub-CAs the
-/// truststore knows by issuer name (so a valid vehicle whose PCID nobody registered still
-/// validates and then hears that no contract matches).
-async fn validate_oem_chain(
-    service: &ProvisioningService,
-    oem_chain: &[Certificate],
-    pcid: Option<&Pcid>,
-    now: OffsetDateTime,
-) -> Result<Vec<Certificate>, Negative> {
-    let Some((oem_certificate, sent_sub_cas)) = oem_chain.split_first() else {
-        return Err(negative(
-            Failure::Signature,
-            "the OEM provisioning certificate does not parse",
-        ));
-    };
-    let mut intermediates: Vec<Vec<u8>> = sent_sub_cas
-        .iter()
-        .map(|certificate| certificate.der().to_vec())
-        .collect();
-    if let Some(pcid) = pcid {
-        match service
-            .downstream
-            .contracts
-            .clone()
-            .get_provisioning_certificate(forward(
-                None,
-                GetProvisioningCertificateRequest {
-                    pcid: pcid.as_str().to_string(),
-                },
-            ))
-            .await
-            .map_err(PncError::from)
-        {
-            Ok(registered) => {
-                for certificate in registered.into_inner().sub_cas {
-                    if !intermediates.contains(&certificate.der) {
-                        intermediates.push(certificate.der);
-                    }
-                }
-            }
-            Err(error) if error.kind == ErrorKind::NotFound => {}
-            Err(error) => return Err(backend_failure("the provisioning certificate pool", error)),
-        }
-    }
-    // Walk up by issuer name: Sub-CA 2, then Sub-CA 1.
-    let mut wanted_issuer = oem_certificate.issuer().der().to_vec();
-    for _ in 0..2 {
-        let found = service
-            .downstream
-            .truststore
-            .clone()
-            .find_issuer(forward(
-                None,
-                FindIssuerRequest {
-                    key: Some(find_issuer_request::Key::SubjectNameDer(
-                        wanted_issuer.clone(),
-                    )),
-                },
-            ))
-            .await
-            .map_err(PncError::from)
-            .map_err(|error| backend_failure("the truststore", error))?
-            .into_inner();
-        let mut next = None;
-        for known in found.issuers {
-            if known.source == KnownCaSource::RootPool as i32 {
-                continue;
-            }
-            let Some(certificate) = known.certificate else {
-                continue;
-            };
-            if let Ok(parsed) = Certificate::from_der(&certificate.der) {
-                next = Some(parsed.issuer().der().to_vec());
-            }
-            if !intermediates.contains(&certificate.der) {
-                intermediates.push(certificate.der);
-            }
-        }
-        match next {
-            Some(issuer) => wanted_issuer = issuer,
-            None => break,
-        }
-    }
-    let anchors: Vec<Vec<u8>> = service
-        .downstream
-        .truststore
-        .clone()
-        .list_roots(forward(
-            None,
-            ListRootsRequest {
-                root_type: RootType::Oem as i32,
-                ..ListRootsRequest::default()
-            },
-        ))
-        .await
-        .map_err(PncError::from)
-        .map_err(|error| backend_failure("the truststore", error))?
-        .into_inner()
-        .roots
-        .into_iter()
-        .filter(|root| !root.revoked)
-        .filter_map(|root| root.certificate.map(|certificate| certificate.der))
-        .collect();
-    let intermediate_refs: Vec<&[u8]> = intermediates.iter().map(Vec::as_slice).collect();
-    let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
-    match pnc_pki::validate_path(oem_certificate.der(), &intermediate_refs, &anchor_refs, now) {
-        Ok(path) => Ok(path.certificates),
-        Err(error @ PathError::Expired { .. }) => Err(negative(
-            Failure::CertificateExpired,
-            format!("OEM provisioning chain: {error}"),
-        )),
-        Err(error @ PathError::NotYetValid { .. }) => Err(negative(
-            Failure::CertificateNotYetValid,
-            format!("OEM provisioning chain: {error}"),
-        )),
-        Err(error) => Err(negative(
-            Failure::CertificateChain,
-            format!("OEM provisioning chain: {error}"),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ use std::time::Duration;
 use moka::future::Cache;
 use pnc_common::PncError;
 use pnc_common::grpc::GrpcChannel;
-use pnc_pki::{Certificate, IssuerPath, PathError, ValidatedPath, ValidationOptions};
+use pnc_pki::{
+    AlgorithmPolicy, Certificate, IssuerPath, PathError, ValidatedPath, ValidationOptions,
+};
 use pnc_proto::ocsp::v1::ocsp_client::OcspClient;
 use pnc_proto::ocsp::v1::{CertId, CertStatus, GetStatusRequest, HashAlgorithm};
 use pnc_proto::truststore::v1::trust_store_client::TrustStoreClient;
@@ -240,9 +242,9 @@ impl OemTrust {
         Ok(found)
     }
 
-    /// Validates `leaf` through `sub_cas` to `roots` at `now`: the cached issuer path when
-    /// the inputs are the same as when it was built and the leaf validates through it, the
-    /// full validation otherwise (whose result is then cached).
+    /// Validates `leaf` through `sub_cas` to `roots` at `now` under `options`: the cached
+    /// issuer path when the inputs are the same as when it was built and the leaf validates
+    /// through it, the full validation otherwise (whose result is then cached).
     pub async fn validate(
         &self,
         leaf: &Certificate,
@@ -250,6 +252,7 @@ impl OemTrust {
         known_sub_cas: &[Certificate],
         roots: &[Certificate],
         now: OffsetDateTime,
+        options: &ValidationOptions,
     ) -> Result<ValidatedPath, PathError> {
         let mut intermediates: Vec<&[u8]> = Vec::new();
         for der in registered_sub_cas
@@ -262,17 +265,15 @@ impl OemTrust {
             }
         }
         let anchors: Vec<&[u8]> = roots.iter().map(Certificate::der).collect();
-        let key = path_key(leaf, &intermediates, &anchors);
-        let options = ValidationOptions::default();
+        let key = path_key(leaf, &intermediates, &anchors, options.algorithms);
         if let Some(cached) = self.paths.get(&key).await
-            && let Some(path) = cached.validate_leaf(&options, leaf, now)
+            && let Some(path) = cached.validate_leaf(options, leaf, now)
         {
             return Ok(path);
         }
-        let path =
-            pnc_pki::validate_path_with(&options, leaf.der(), &intermediates, &anchors, now)?;
+        let path = pnc_pki::validate_path_with(options, leaf.der(), &intermediates, &anchors, now)?;
         self.remember_sub_cas(&path, known_sub_cas).await;
-        if let Some(issuers) = IssuerPath::from_validated(&path) {
+        if let Some(issuers) = IssuerPath::from_validated(&path, options.algorithms) {
             self.paths.insert(key, Arc::new(issuers)).await;
         }
         Ok(path)
@@ -383,14 +384,24 @@ impl OemTrust {
 }
 
 /// What a validation depends on besides the leaf's own fields: the leaf's issuer name and
-/// AKI (which candidates the search tries), every candidate Sub-CA and every anchor.
-fn path_key(leaf: &Certificate, intermediates: &[&[u8]], anchors: &[&[u8]]) -> [u8; 32] {
+/// AKI (which candidates the search tries), every candidate Sub-CA, every anchor and the
+/// algorithm policy (-2 and -20 judge the same Sub-CAs differently).
+fn path_key(
+    leaf: &Certificate,
+    intermediates: &[&[u8]],
+    anchors: &[&[u8]],
+    algorithms: AlgorithmPolicy,
+) -> [u8; 32] {
     let mut intermediate_hashes: Vec<[u8; 32]> =
         intermediates.iter().map(|der| sha256(der)).collect();
     intermediate_hashes.sort_unstable();
     let mut anchor_hashes: Vec<[u8; 32]> = anchors.iter().map(|der| sha256(der)).collect();
     anchor_hashes.sort_unstable();
     let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(match algorithms {
+        AlgorithmPolicy::Any => b"any",
+        AlgorithmPolicy::Iso2 => b"is2",
+    });
     for part in [
         leaf.issuer().der(),
         leaf.authority_key_identifier().unwrap_or_default(),

@@ -51,6 +51,14 @@ pub struct ProvisioningService {
     pub revocation_unavailable: pnc_common::config::RevocationUnavailable,
 }
 
+impl ProvisioningService {
+    /// The moment certificate validity is judged at for a request arriving now.
+    pub fn validity_now(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
+            .unwrap_or_else(|_| OffsetDateTime::now_utc())
+    }
+}
+
 /// A downstream request carrying the caller's principal on, so the registry can enforce
 /// scope again (defence in depth).
 pub fn forward<T>(principal: Option<&Principal>, message: T) -> Request<T> {
@@ -499,8 +507,7 @@ impl ProvisioningService {
             chain[0].der(),
             &intermediates,
             &anchor_refs,
-            OffsetDateTime::from_unix_timestamp(self.validity_clock.unix_now())
-                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            self.validity_now(),
         )
         .map_err(|error| match error {
             pnc_pki::PathError::Expired { .. } | pnc_pki::PathError::NotYetValid { .. } => {
@@ -567,8 +574,11 @@ impl ProvisioningService {
 }
 
 impl ProvisioningService {
-    /// A stored contract's answer with the caller's SessionID; the registry checks that the
-    /// caller may see the contract (an OEM its WMIs, an eMSP its provider IDs).
+    /// A stored contract's answer with the caller's SessionID (OEM back-end delivery); the
+    /// registry checks that the caller may see the contract (an OEM its WMIs, an eMSP its
+    /// provider IDs). A contract holds -2 or -20 signed data, and the answer is a
+    /// CertificateInstallationRes of that standard; a -20 answer is the one contract asked
+    /// for, so its RemainingContractCertificateChains is 0 (docs/decisions.md).
     pub async fn render_contract(
         &self,
         principal: Option<&Principal>,
@@ -576,14 +586,20 @@ impl ProvisioningService {
     ) -> Result<InstallResponse, PncError> {
         let emaid = Emaid::parse(&request.emaid)?;
         let pcid = Pcid::parse(&request.pcid)?;
+        let wanted_iso20 = match request.schema_namespace.trim() {
+            "" => None,
+            pnc_exi::iso2::NS_DEF => Some(false),
+            pnc_exi::iso20::NS_CM => Some(true),
+            other => {
+                return Err(PncError::invalid(format!(
+                    "unknown schema namespace `{}`",
+                    other.chars().take(80).collect::<String>()
+                )));
+            }
+        };
         if request.session_id.len() > 8 {
             return Err(PncError::invalid("sessionID is longer than 8 bytes"));
         }
-        let session_id = if request.session_id.is_empty() {
-            signed_data::NO_SESSION.to_vec()
-        } else {
-            request.session_id
-        };
         let roots = match request.v2g_root_fingerprint.trim() {
             "" => Vec::new(),
             fingerprint => vec![fingerprint.to_ascii_uppercase()],
@@ -606,19 +622,55 @@ impl ProvisioningService {
         let signed = found
             .signed_data
             .ok_or_else(|| PncError::not_found("no signed contract data for this contract"))?;
+        let iso20 = crate::signed_data20::is_iso20(&signed);
+        if wanted_iso20.is_some_and(|wanted| wanted != iso20) {
+            return Err(PncError::not_found(format!(
+                "the contract has no ISO 15118-{} signed data (it is an ISO 15118-{} contract)",
+                if iso20 { 2 } else { 20 },
+                if iso20 { 20 } else { 2 },
+            )));
+        }
+        let (session_id, response_code, schema_namespace, remaining_contracts) = if iso20 {
+            let session_id = match request.session_id.len() {
+                0 => crate::signed_data20::NO_SESSION.to_vec(),
+                8 => request.session_id,
+                _ => {
+                    return Err(PncError::invalid(
+                        "an ISO 15118-20 sessionID has exactly 8 bytes",
+                    ));
+                }
+            };
+            let ok = pnc_exi::iso20::ResponseCode::Ok.as_str();
+            (session_id, ok, pnc_exi::iso20::NS_CM, 0)
+        } else {
+            let session_id = if request.session_id.is_empty() {
+                signed_data::NO_SESSION.to_vec()
+            } else {
+                request.session_id
+            };
+            let ok = pnc_exi::iso2::ResponseCode::Ok.as_str();
+            (
+                session_id,
+                ok,
+                pnc_exi::iso2::NS_DEF,
+                found.remaining_contracts,
+            )
+        };
         let exi_response = blocking({
             let signed = signed.clone();
+            // Renders the -20 form for -20 data (RemainingContractCertificateChains 0).
             move || signed_data::render_exi(&signed, &session_id)
         })
         .await?;
         Ok(InstallResponse {
             exi_response,
-            response_code: pnc_exi::iso2::ResponseCode::Ok.as_str().to_string(),
+            response_code: response_code.to_string(),
             emaid: signed.emaid,
             pcid: pcid.as_str().to_string(),
             v2g_root_fingerprint: signed.v2g_root_fingerprint,
-            remaining_contracts: found.remaining_contracts,
+            remaining_contracts,
             failure_reason: String::new(),
+            schema_namespace: schema_namespace.to_string(),
         })
     }
 }

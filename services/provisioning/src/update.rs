@@ -325,6 +325,7 @@ async fn renew(
         v2g_root_fingerprint: signed.v2g_root_fingerprint,
         remaining_contracts: 0,
         failure_reason: String::new(),
+        schema_namespace: pnc_exi::iso2::NS_DEF.to_string(),
     })
 }
 
@@ -388,5 +389,6 @@ async fn supplied_renewal(
         v2g_root_fingerprint: signed.v2g_root_fingerprint.clone(),
         remaining_contracts: 0,
         failure_reason: String::new(),
+        schema_namespace: pnc_exi::iso2::NS_DEF.to_string(),
     })
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use pnc_common::PncError;
 use pnc_common::db::{map_sqlx_error, unix_now};
 use pnc_common::ids::Pcid;
-use pnc_pki::{Certificate, PathError, ValidatedPath};
+use pnc_pki::{Certificate, PathError, ValidatedPath, ValidationOptions};
 use pnc_proto::common::v1::Certificate as CertificateMessage;
 use pnc_proto::error::ErrorKind;
 use pnc_proto::principal::Role;
@@ -242,10 +242,13 @@ impl RegistryCore {
     }
 
     /// Checks a provisioning chain (OPCP PCP upload checks) and returns the validated path.
+    /// Under the -2 `namespace` the chain must be ECDSA P-256 / SHA-256 throughout
+    /// [V2G2-006], [V2G2-007]; -20 chains may also be P-521 or Ed448 [V2G20-2319].
     pub async fn validate_provisioning_chain(
         &self,
         leaf: &Certificate,
         sub_cas: &[Certificate],
+        namespace: &str,
     ) -> Result<ValidatedPath, PncError> {
         if leaf.is_ca() {
             return Err(PncError::invalid(
@@ -269,7 +272,13 @@ impl RegistryCore {
         let anchors = self.oem_roots().await?;
         let anchor_refs: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
         let intermediate_refs: Vec<&[u8]> = sub_cas.iter().map(Certificate::der).collect();
-        pnc_pki::validate_path(
+        let options = if namespace == ISO2_NAMESPACE {
+            ValidationOptions::default().iso2()
+        } else {
+            ValidationOptions::default()
+        };
+        pnc_pki::validate_path_with(
+            &options,
             leaf.der(),
             &intermediate_refs,
             &anchor_refs,
@@ -322,7 +331,9 @@ impl RegistryCore {
             other => crate::normalise_namespace(other)?,
         };
         let akis = validated_akis(&request.v2g_root_authority_key_identifiers)?;
-        let path = self.validate_provisioning_chain(&leaf, &sub_cas).await?;
+        let path = self
+            .validate_provisioning_chain(&leaf, &sub_cas, &namespace)
+            .await?;
         let intermediates = path.intermediates();
         let (sub_ca2, sub_ca1) = match intermediates {
             [sub_ca1] => (Vec::new(), sub_ca1.der().to_vec()),

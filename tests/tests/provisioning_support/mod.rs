@@ -16,6 +16,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 pub const ISO2_NAMESPACE: &str = "urn:iso:15118:2:2013:MsgDef";
+/// The -20 namespace OPCP uses (`xsdMsgDefNamespace`).
+pub const ISO20_MSG_DEF: &str = "urn:iso:15118:20:2022:MsgDef";
+/// The -20 schema namespace OCPP names (`iso15118SchemaVersion`).
+pub const ISO20_SCHEMA: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
+/// The SessionID of the -20 requests these helpers build.
+pub const ISO20_SESSION_ID: [u8; 8] = [0x5E, 0x55, 0x10, 0x20, 0x15, 0x11, 0x8A, 0x0F];
 /// The dev PKI's example vehicle (DevPkiOptions::default).
 pub const EXAMPLE_PCID: &str = "PNCDEMOVEHICLE0011";
 pub const PROVIDER: &str = "DEPNC";
@@ -90,8 +96,41 @@ pub async fn wait_for_dev_roots(sandbox: &Sandbox, token: &str, pki: &DevPki) {
     }
 }
 
+/// Puts `root` into the pool as an OEM root through RCP (the truststore checks its
+/// self-signature); fails the test when refused.
+pub async fn add_oem_root(sandbox: &Sandbox, admin_token: &str, root: &Certificate) {
+    let response = sandbox
+        .http
+        .put(sandbox.url("/v1/root/rootCerts"))
+        .bearer_auth(admin_token)
+        .json(&json!({
+            "caCertificate": STANDARD.encode(root.der()),
+            "rootType": "OEM",
+        }))
+        .send()
+        .await
+        .expect("put root");
+    let status = response.status();
+    assert!(
+        status.is_success(),
+        "put the OEM root: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
 /// Registers a provisioning certificate chain through OPCP PCP as an OEM of its WMI.
 pub async fn register_vehicle(sandbox: &Sandbox, oem_token: &str, chain: &[&Certificate]) {
+    let (status, body) = register_vehicle_as(sandbox, oem_token, chain, ISO2_NAMESPACE).await;
+    assert_eq!(status, 200, "PCP upload: {body}");
+}
+
+/// `PUT /v1/oem/provCerts` of leaf, Sub-CA 2, Sub-CA 1 under `namespace`; status and body.
+pub async fn register_vehicle_as(
+    sandbox: &Sandbox,
+    oem_token: &str,
+    chain: &[&Certificate],
+    namespace: &str,
+) -> (u16, String) {
     let response = sandbox
         .http
         .put(sandbox.url("/v1/oem/provCerts"))
@@ -100,14 +139,13 @@ pub async fn register_vehicle(sandbox: &Sandbox, oem_token: &str, chain: &[&Cert
             "vehicleCertificate": STANDARD.encode(chain[0].der()),
             "subCA2Certificate": STANDARD.encode(chain[1].der()),
             "subCA1Certificate": STANDARD.encode(chain[2].der()),
-            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+            "xsdMsgDefNamespace": namespace,
         }))
         .send()
         .await
         .expect("put provisioning certificate");
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    assert_eq!(status, 200, "PCP upload: {body}");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
 pub fn rfc3339(moment: OffsetDateTime) -> String {
@@ -116,20 +154,35 @@ pub fn rfc3339(moment: OffsetDateTime) -> String {
         .expect("format")
 }
 
-/// `PUT /v1/cps/generate/signedContractData`; returns status and body.
+/// `PUT /v1/cps/generate/signedContractData` for -2; returns status and body.
 pub async fn generate(sandbox: &Sandbox, token: &str, emaid: &str, pcid: &str) -> (u16, Value) {
+    generate_as(sandbox, token, emaid, pcid, Some(ISO2_NAMESPACE)).await
+}
+
+/// `PUT /v1/cps/generate/signedContractData` under `namespace`; without one the vehicle's
+/// key decides (-20 for P-521 and Ed448). Returns status and body.
+pub async fn generate_as(
+    sandbox: &Sandbox,
+    token: &str,
+    emaid: &str,
+    pcid: &str,
+    namespace: Option<&str>,
+) -> (u16, Value) {
     let now = OffsetDateTime::now_utc();
+    let mut body = json!({
+        "contractBegins": rfc3339(now - time::Duration::days(30)),
+        "contractEnds": rfc3339(now + time::Duration::days(365)),
+        "emaid": emaid,
+        "pcid": pcid,
+    });
+    if let Some(namespace) = namespace {
+        body["xsdMsgDefNamespace"] = json!(namespace);
+    }
     let response = sandbox
         .http
         .put(sandbox.url("/v1/cps/generate/signedContractData"))
         .bearer_auth(token)
-        .json(&json!({
-            "contractBegins": rfc3339(now - time::Duration::days(30)),
-            "contractEnds": rfc3339(now + time::Duration::days(365)),
-            "emaid": emaid,
-            "pcid": pcid,
-            "xsdMsgDefNamespace": ISO2_NAMESPACE,
-        }))
+        .json(&body)
         .send()
         .await
         .expect("generate");
@@ -385,4 +438,94 @@ pub fn decode_answer(exi_base64: &str) -> (String, Vec<u8>, pnc_exi::Element) {
         message.header.session_id.clone(),
         root,
     )
+}
+
+/// The -20 EV's side: a CertificateInstallationReq whose OEMProvisioningCertificateChain
+/// (leaf, then SubCertificates) is signed with `vehicle_key` (P-521, SHA-512), as EXI, with
+/// [`ISO20_SESSION_ID`].
+pub fn request20(
+    vehicle_key: &dyn pnc_pki::Signer,
+    chain: &[&Certificate],
+    root_ids: Vec<pnc_exi::iso20::X509IssuerSerial>,
+    maximum: u8,
+    prioritized: &[&str],
+) -> Vec<u8> {
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, signature::SignatureError> {
+        vehicle_key
+            .sign_raw(signed_info)
+            .map_err(|error| signature::SignatureError::Signer(error.to_string()))
+    };
+    request20_signed(Profile::Iso20, &sign, chain, root_ids, maximum, prioritized)
+}
+
+/// [`request20`] with any -20 signature profile and signing function (Ed448 vehicles).
+pub fn request20_signed(
+    profile: Profile,
+    signer: &dyn signature::ExiSigner,
+    chain: &[&Certificate],
+    root_ids: Vec<pnc_exi::iso20::X509IssuerSerial>,
+    maximum: u8,
+    prioritized: &[&str],
+) -> Vec<u8> {
+    use pnc_exi::iso20::{CertificateChain, CertificateInstallationReq, Header};
+    let oem_chain = CertificateChain {
+        id: Some("chain".to_string()),
+        certificate: chain[0].der().to_vec(),
+        sub_certificates: chain[1..].iter().map(|c| c.der().to_vec()).collect(),
+    };
+    let element = oem_chain
+        .to_element("OEMProvisioningCertificateChain")
+        .expect("element");
+    let signature = signature::sign_elements(profile, &[&element], signer).expect("sign");
+    CertificateInstallationReq {
+        header: Header {
+            session_id: ISO20_SESSION_ID.to_vec(),
+            time_stamp: 1_763_700_000,
+            signature: Some(signature),
+        },
+        oem_provisioning_certificate_chain: oem_chain,
+        list_of_root_certificate_ids: root_ids,
+        maximum_contract_certificate_chains: maximum,
+        prioritized_emaids: prioritized.iter().map(|e| e.to_string()).collect(),
+    }
+    .encode()
+    .expect("encode request")
+}
+
+/// `POST /v1/ocpp/get-15118-ev-certificate` with the -20 schema; status and body.
+pub async fn ocpp_install20(
+    sandbox: &Sandbox,
+    token: &str,
+    exi: &[u8],
+    action: &str,
+) -> (u16, Value) {
+    let response = sandbox
+        .http
+        .post(sandbox.url("/v1/ocpp/get-15118-ev-certificate"))
+        .bearer_auth(token)
+        .json(&json!({
+            "iso15118SchemaVersion": ISO20_SCHEMA,
+            "action": action,
+            "exiRequest": STANDARD.encode(exi),
+            "maximumContractCertificateChains": 8,
+        }))
+        .send()
+        .await
+        .expect("get-15118-ev-certificate");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The -20 ResponseCode of an OCPP answer (SessionID checked) and the reason pnc gives.
+pub fn answer20_code(body: &Value) -> (String, String) {
+    let exi = STANDARD
+        .decode(body["exiResponse"].as_str().expect("exiResponse"))
+        .expect("base64");
+    let res = pnc_exi::iso20::CertificateInstallationRes::decode(&exi).expect("a -20 answer");
+    assert_eq!(res.header.session_id, ISO20_SESSION_ID, "SessionID echoed");
+    let reason = body["statusInfo"]["additionalInfo"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (res.response_code.as_str().to_string(), reason)
 }

@@ -558,10 +558,14 @@ pub async fn opnc_get_signed_contract_data(
     )))
 }
 
+/// The -20 schema namespace provisioning names its -20 answers by.
+const ISO20_SCHEMA_NAMESPACE: &str = "urn:iso:std:iso:15118:-20:CommonMessages";
+
 /// Query of OPCP `provideSignedContractData` and OPNC `GET /signedcontractdata/{emaid}/{pcid}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ProvideQuery {
-    /// Hex SessionID to put into the message (at most 8 bytes); absent: 00.
+    /// Hex SessionID to put into the message (at most 8 bytes, exactly 8 for a -20
+    /// contract); absent: zeros.
     #[serde(rename = "sessionID", alias = "sessionId")]
     pub session_id: Option<String>,
     #[serde(rename = "xsdMsgDefNamespace")]
@@ -579,7 +583,17 @@ async fn render_contract(
     query: &ProvideQuery,
 ) -> Result<InstallResponse, ApiError> {
     use crate::routes::cps::{parse_emaid, parse_pcid, root_selector};
-    check_namespace(query.xsd_msg_def_namespace.as_deref().unwrap_or_default())?;
+    // A named namespace asks for that form only; none: the form the contract has.
+    let namespace = query.xsd_msg_def_namespace.as_deref().unwrap_or_default();
+    let schema_namespace = if crate::routes::cps::ISO20_NAMESPACES.contains(&namespace.trim()) {
+        ISO20_SCHEMA_NAMESPACE.to_string()
+    } else {
+        check_namespace(namespace)?;
+        match namespace.trim() {
+            "" => String::new(),
+            _ => ISO2_NAMESPACE.to_string(),
+        }
+    };
     let emaid = parse_emaid(emaid)?;
     let pcid = parse_pcid(pcid)?;
     let session_id = match query.session_id.as_deref().map(str::trim) {
@@ -611,6 +625,7 @@ async fn render_contract(
                 pcid: pcid.as_str().to_string(),
                 session_id,
                 v2g_root_fingerprint: root,
+                schema_namespace,
             },
         ))
         .await?
@@ -627,8 +642,19 @@ pub struct ProvideSignedContractDataResponse {
     pub cps_v2g_root_certificate_fingerprint: String,
 }
 
+/// The namespace OPCP (`urn:iso:15118:20:2022:MsgDef`) or OPNC (`...:20:2020:...`) names an
+/// answer's standard by.
+fn answer_namespace(answer: &InstallResponse, iso20_namespace: &str) -> String {
+    if answer.schema_namespace == ISO20_SCHEMA_NAMESPACE {
+        iso20_namespace.to_string()
+    } else {
+        ISO2_NAMESPACE.to_string()
+    }
+}
+
 /// OEM back-end delivery: the contract's answer for the vehicle, with the SessionID the OEM
-/// back end passes on (ecosystem-apis §2.9).
+/// back end passes on (ecosystem-apis §2.9): a -2 or -20 CertificateInstallationRes, as the
+/// contract is (a -20 SessionID has exactly 8 bytes; RemainingContractCertificateChains 0).
 #[utoipa::path(
     get,
     path = "/v1/ccp/provideSignedContractData/{emaid}/{pcid}",
@@ -665,7 +691,7 @@ pub async fn provide_signed_contract_data(
     .await;
     Ok(Json(ProvideSignedContractDataResponse {
         certificate_installation_res: STANDARD.encode(&answer.exi_response),
-        xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
+        xsd_msg_def_namespace: answer_namespace(&answer, "urn:iso:15118:20:2022:MsgDef"),
         cps_v2g_root_certificate_fingerprint: answer.v2g_root_fingerprint.to_ascii_lowercase(),
     }))
 }
@@ -718,9 +744,9 @@ pub async fn opnc_provide_signed_contract_data(
     Ok(Json(OpncSignedContractDataCollection {
         signed_contract_data_collection: vec![OpncSignedContractData {
             certificate_installation_res: STANDARD.encode(&answer.exi_response),
+            xsd_msg_def_namespace: answer_namespace(&answer, "urn:iso:15118:20:2020:MsgDef"),
             emaid: answer.emaid,
             pcid: answer.pcid,
-            xsd_msg_def_namespace: ISO2_NAMESPACE.to_string(),
             meta_data: None,
             cps_v2g_root_certificate_fingerprint: Some(
                 answer.v2g_root_fingerprint.to_ascii_lowercase(),
