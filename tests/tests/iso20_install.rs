@@ -1332,6 +1332,16 @@ async fn ed448_oem_pki_on(backend: Backend) {
     .await;
     assert_eq!(status, 400, "a -2 registration of Ed448 CAs: {body}");
     assert!(body.contains("ISO 15118-2 allows only"), "{body}");
+    // fail/registration-iso20-p256-leaf: under -20 the CAs are fine, a P-256 leaf is not.
+    let (status, body) = register_vehicle_as(
+        &sandbox,
+        &oem.token,
+        &[&p256_leaf, &sub2, &sub1],
+        ISO20_MSG_DEF,
+    )
+    .await;
+    assert_eq!(status, 400, "a -20 registration of a P-256 leaf: {body}");
+    assert!(body.contains("ISO 15118-20 allows only"), "{body}");
 
     // The eMSP's contract for the Ed448 vehicle: X448 installation data.
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;

@@ -8,7 +8,8 @@
 //!
 //! Signatures: ECDSA and RSA with SHA-2, and Ed448 (RFC 8410, OID 1.3.101.113: ISO 15118-20
 //! allows an OEM PKI that is Ed448 throughout [V2G20-2319]). [`AlgorithmPolicy::Iso2`]
-//! narrows a path to what ISO 15118-2 allows: ecdsa-with-SHA256 and P-256 keys only.
+//! narrows a path to what ISO 15118-2 allows (ecdsa-with-SHA256 and P-256 keys only),
+//! [`AlgorithmPolicy::Iso20`] to what -20 allows (ECDSA P-521 with SHA-512, or Ed448).
 //!
 //! Typed errors let the provisioning service pick the ISO ResponseCode:
 //! [`PathError::Expired`] → `FAILED_CertificateExpired`, [`PathError::BadSignature`] →
@@ -59,6 +60,9 @@ pub enum AlgorithmPolicy {
     /// ISO 15118-2: every signature ecdsa-with-SHA256 [V2G2-006], every key on secp256r1
     /// [V2G2-007], from the leaf to the trust anchor.
     Iso2,
+    /// ISO 15118-20: every signature ECDSA with SHA-512 [V2G20-2674] or Ed448
+    /// [V2G20-2319], every key on secp521r1 or Ed448, from the leaf to the trust anchor.
+    Iso20,
 }
 
 /// Validation settings.
@@ -98,6 +102,14 @@ impl ValidationOptions {
     pub fn iso2(self) -> Self {
         Self {
             algorithms: AlgorithmPolicy::Iso2,
+            ..self
+        }
+    }
+
+    /// These options narrowed to what ISO 15118-20 allows ([`AlgorithmPolicy::Iso20`]).
+    pub fn iso20(self) -> Self {
+        Self {
+            algorithms: AlgorithmPolicy::Iso20,
             ..self
         }
     }
@@ -217,10 +229,12 @@ pub fn validate_path(
 
 const OID_ECDSA_SHA1: &str = "1.2.840.10045.4.1";
 const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
 /// id-Ed448 (RFC 8410): the signature algorithm and the key algorithm.
 const OID_ED448: &str = "1.3.101.113";
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_SECP256R1: &str = "1.2.840.10045.3.1.7";
+const OID_SECP521R1: &str = "1.3.132.0.35";
 const OID_RSA_SHA1: &str = "1.2.840.113549.1.1.5";
 const OID_RSA_MD5: &str = "1.2.840.113549.1.1.4";
 const OID_RSA_MD2: &str = "1.2.840.113549.1.1.2";
@@ -243,9 +257,7 @@ fn scheme_for(oid: &str) -> Result<Scheme, bool> {
         "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => {
             Ok(Scheme::Digest(MessageDigest::sha384()))
         }
-        "1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13" => {
-            Ok(Scheme::Digest(MessageDigest::sha512()))
-        }
+        OID_ECDSA_SHA512 | "1.2.840.113549.1.1.13" => Ok(Scheme::Digest(MessageDigest::sha512())),
         OID_ED448 => Ok(Scheme::Ed448),
         OID_ECDSA_SHA1 | OID_RSA_SHA1 | OID_RSA_MD5 | OID_RSA_MD2 | OID_DSA_SHA1 => Err(true),
         _ => Err(false),
@@ -280,8 +292,8 @@ fn subject_of(certificate: &Certificate) -> String {
     certificate.subject().to_string()
 }
 
-/// Refuses weak and unknown signature algorithms on `certificate`, and under
-/// [`AlgorithmPolicy::Iso2`] everything but ecdsa-with-SHA256.
+/// Refuses weak and unknown signature algorithms on `certificate`, and under an edition's
+/// policy every algorithm that edition does not allow.
 fn check_algorithm(
     certificate: &Certificate,
     which: CertPosition,
@@ -300,11 +312,18 @@ fn check_algorithm(
         OID_ED448 => "Ed448".to_owned(),
         other => other.to_owned(),
     };
-    if policy == AlgorithmPolicy::Iso2 && oid != OID_ECDSA_SHA256 && scheme_for(oid).is_ok() {
-        return Err(unsupported(format!(
-            "{} (ISO 15118-2 allows only ecdsa-with-SHA256 [V2G2-006])",
-            name(oid)
-        )));
+    let refused_by_edition = match policy {
+        AlgorithmPolicy::Any => None,
+        AlgorithmPolicy::Iso2 => (oid != OID_ECDSA_SHA256)
+            .then_some("ISO 15118-2 allows only ecdsa-with-SHA256 [V2G2-006]"),
+        AlgorithmPolicy::Iso20 => (oid != OID_ECDSA_SHA512 && oid != OID_ED448).then_some(
+            "ISO 15118-20 allows only ecdsa-with-SHA512 [V2G20-2674] and Ed448 [V2G20-2319]",
+        ),
+    };
+    if let Some(rule) = refused_by_edition
+        && scheme_for(oid).is_ok()
+    {
+        return Err(unsupported(format!("{} ({rule})", name(oid))));
     }
     // RFC 8410 §3: the Ed448 AlgorithmIdentifier has no parameters.
     if oid == OID_ED448 && certificate.parsed().signature_params_present {
@@ -328,21 +347,29 @@ fn check_algorithm(
     })
 }
 
-/// Under [`AlgorithmPolicy::Iso2`], refuses a key that is not on secp256r1 [V2G2-007].
+/// Under an edition's policy, refuses a key that edition does not allow: -2 only secp256r1
+/// [V2G2-007]; -20 secp521r1 or Ed448 [V2G20-2674], [V2G20-2319].
 fn check_key(
     certificate: &Certificate,
     which: CertPosition,
     policy: AlgorithmPolicy,
 ) -> Result<(), PathError> {
-    if policy == AlgorithmPolicy::Any {
-        return Ok(());
-    }
     let parsed = certificate.parsed();
-    if parsed.public_key_algorithm_oid == OID_EC_PUBLIC_KEY
-        && parsed.public_key_curve_oid.as_deref() == Some(OID_SECP256R1)
-    {
-        return Ok(());
-    }
+    let is_ec_on = |curve: &str| {
+        parsed.public_key_algorithm_oid == OID_EC_PUBLIC_KEY
+            && parsed.public_key_curve_oid.as_deref() == Some(curve)
+    };
+    let rule = match policy {
+        AlgorithmPolicy::Any => return Ok(()),
+        AlgorithmPolicy::Iso2 if is_ec_on(OID_SECP256R1) => return Ok(()),
+        AlgorithmPolicy::Iso20
+            if is_ec_on(OID_SECP521R1) || parsed.public_key_algorithm_oid == OID_ED448 =>
+        {
+            return Ok(());
+        }
+        AlgorithmPolicy::Iso2 => "ISO 15118-2 allows only P-256 keys [V2G2-007]",
+        AlgorithmPolicy::Iso20 => "ISO 15118-20 allows only P-521 and Ed448 keys",
+    };
     let key = if parsed.public_key_algorithm_oid == OID_ED448 {
         "Ed448 key".to_owned()
     } else if parsed.public_key_algorithm_oid == OID_EC_PUBLIC_KEY {
@@ -359,7 +386,7 @@ fn check_key(
     Err(PathError::UnsupportedAlgorithm {
         which,
         subject: subject_of(certificate),
-        algorithm: format!("{key} (ISO 15118-2 allows only P-256 keys [V2G2-007])"),
+        algorithm: format!("{key} ({rule})"),
     })
 }
 

@@ -833,3 +833,64 @@ fn ed448_chains_validate_and_iso2_refuses_them() {
     let (leaf, subs, root) = openssl_chain(ec_key, MessageDigest::sha256(), &ec_key());
     validate(&iso2, &leaf, &subs, &root).expect("a -2 chain validates under the -2 policy");
 }
+
+#[test]
+fn iso20_policy_takes_p521_sha512_and_ed448_only() {
+    let iso20 = ValidationOptions::default().iso20();
+    // Judged when called: the chains below are made (not before) one after the other.
+    let validate = |leaf: &[u8], subs: &[Vec<u8>], root: &[u8]| {
+        let subs: Vec<&[u8]> = subs.iter().map(Vec::as_slice).collect();
+        validate_path_with(&iso20, leaf, &subs, &[root], OffsetDateTime::now_utc())
+    };
+    let refused = |result: Result<_, PathError>, expected: &str| match result {
+        Err(PathError::UnsupportedAlgorithm { algorithm, .. }) => {
+            assert!(algorithm.contains(expected), "{algorithm}")
+        }
+        other => panic!("expected {expected} refused under -20, got {other:?}"),
+    };
+
+    // ok/iso20-p521 and ok/iso20-ed448: the two families -20 allows.
+    let (leaf, subs, root) = openssl_chain(p521_key, MessageDigest::sha512(), &p521_key());
+    validate(&leaf, &subs, &root).expect("P-521/SHA-512 throughout is a -20 chain");
+    let (leaf, subs, root) = openssl_chain(ed448_key, MessageDigest::null(), &ed448_key());
+    validate(&leaf, &subs, &root).expect("Ed448 throughout is a -20 chain");
+
+    // fail/iso20-p256: a -2 chain is not a -20 chain (signature refused first).
+    let (leaf, subs, root) = openssl_chain(ec_key, MessageDigest::sha256(), &ec_key());
+    refused(validate(&leaf, &subs, &root), "ecdsa-with-SHA512");
+    // fail/iso20-p521-sha256: the right keys signing with the wrong hash.
+    let (leaf, subs, root) = openssl_chain(p521_key, MessageDigest::sha256(), &p521_key());
+    refused(validate(&leaf, &subs, &root), "ISO 15118-20");
+    // fail/iso20-p256-leaf-under-p521-cas: the signatures are right, the leaf's key is not.
+    let (leaf, subs, root) = openssl_chain(p521_key, MessageDigest::sha512(), &ec_key());
+    refused(validate(&leaf, &subs, &root), "P-521 and Ed448 keys");
+    // fail/iso20-rsa: RSA verifies under the lenient policy, never under -20.
+    let (leaf, subs, root) = openssl_chain(rsa_key, MessageDigest::sha512(), &rsa_key());
+    validate_path_with(
+        &ValidationOptions::default(),
+        &leaf,
+        &subs.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &[&root],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("RSA/SHA-512 validates leniently");
+    refused(validate(&leaf, &subs, &root), "ISO 15118-20");
+
+    // fail/issuer-path-other-policy: issuers cached under -20 are not reused for -2.
+    let (leaf, subs, root) = openssl_chain(p521_key, MessageDigest::sha512(), &p521_key());
+    let path = validate(&leaf, &subs, &root).unwrap();
+    let issuers = pnc_pki::IssuerPath::from_validated(&path, pnc_pki::AlgorithmPolicy::Iso20)
+        .expect("issuer path");
+    let leaf = Certificate::from_der(&leaf).unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert!(issuers.validate_leaf(&iso20, &leaf, now).is_some());
+    assert!(
+        issuers
+            .validate_leaf(&ValidationOptions::default().iso2(), &leaf, now)
+            .is_none()
+    );
+}
+
+fn rsa_key() -> PKey<Private> {
+    PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap()
+}

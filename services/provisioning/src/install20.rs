@@ -298,8 +298,8 @@ async fn answer(
             &known_sub_cas,
             &roots,
             now,
-            // Any algorithm path validation verifies: P-521 and Ed448 OEM PKIs among them.
-            &ValidationOptions::default(),
+            // P-521 / SHA-512 and Ed448 OEM PKIs only, as -20 allows.
+            &ValidationOptions::default().iso20(),
         )
         .await
     {

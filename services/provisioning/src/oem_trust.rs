@@ -401,6 +401,7 @@ fn path_key(
     hasher.update(match algorithms {
         AlgorithmPolicy::Any => b"any",
         AlgorithmPolicy::Iso2 => b"is2",
+        AlgorithmPolicy::Iso20 => b"i20",
     });
     for part in [
         leaf.issuer().der(),

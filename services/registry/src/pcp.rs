@@ -243,7 +243,8 @@ impl RegistryCore {
 
     /// Checks a provisioning chain (OPCP PCP upload checks) and returns the validated path.
     /// Under the -2 `namespace` the chain must be ECDSA P-256 / SHA-256 throughout
-    /// [V2G2-006], [V2G2-007]; -20 chains may also be P-521 or Ed448 [V2G20-2319].
+    /// [V2G2-006], [V2G2-007]; under -20, ECDSA P-521 / SHA-512 or Ed448 [V2G20-2674],
+    /// [V2G20-2319].
     pub async fn validate_provisioning_chain(
         &self,
         leaf: &Certificate,
@@ -275,7 +276,7 @@ impl RegistryCore {
         let options = if namespace == ISO2_NAMESPACE {
             ValidationOptions::default().iso2()
         } else {
-            ValidationOptions::default()
+            ValidationOptions::default().iso20()
         };
         pnc_pki::validate_path_with(
             &options,
