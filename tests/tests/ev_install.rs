@@ -136,6 +136,10 @@ async fn install_answers_the_ev_on(backend: Backend, transport: SameProcessTrans
     let elapsed = started.elapsed();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "Accepted", "{body}");
+    assert_eq!(
+        body["remainingContracts"], 0,
+        "the vehicle has one contract"
+    );
     let (code, session, tree) = decode_answer(body["exiResponse"].as_str().expect("exiResponse"));
     assert_eq!(code, "OK", "{body}");
     assert_eq!(session, SESSION_ID, "the SessionID is echoed");
@@ -239,6 +243,17 @@ async fn install_answers_the_ev_on(backend: Backend, transport: SameProcessTrans
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (status, _) = ocpp_install(&sandbox, &emsp.token, &exi).await;
     assert_eq!(status, 403, "fail/emsp-role");
+
+    // A second contract on the vehicle: the answer counts it as remaining.
+    let (status, body) = generate(&sandbox, &emsp.token, "DEPNCC00000002", EXAMPLE_PCID).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = ocpp_install(&sandbox, &cpo_token, &exi).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("Accepted")),
+        "{body}"
+    );
+    assert_eq!(body["remainingContracts"], 1, "{body}");
     sandbox.stop().await;
 }
 
