@@ -7,6 +7,7 @@ mod provisioning_support;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use pnc_common::config::SameProcessTransport;
 use pnc_pki::dev::DevCert;
 use pnc_pki::{CertificateTemplate, Profile, SubjectName, issue};
 use pnc_proto::principal::Role;
@@ -27,7 +28,18 @@ struct Installation {
 
 /// A sandbox with the example vehicle registered and a generated default contract.
 async fn installation_ready(backend: Backend) -> Installation {
-    let sandbox = Sandbox::start(backend).await;
+    installation_ready_over(backend, SameProcessTransport::default()).await
+}
+
+/// [`installation_ready`] with the components calling each other over `transport`.
+async fn installation_ready_over(
+    backend: Backend,
+    transport: SameProcessTransport,
+) -> Installation {
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.grpc.same_process_transport = transport;
+    })
+    .await;
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
@@ -87,14 +99,14 @@ fn vehicle_certificate(
     (key, certificate)
 }
 
-async fn install_answers_the_ev_on(backend: Backend) {
+async fn install_answers_the_ev_on(backend: Backend, transport: SameProcessTransport) {
     let Installation {
         sandbox,
         pki,
         cpo_token,
         oem_token,
         ..
-    } = installation_ready(backend).await;
+    } = installation_ready_over(backend, transport).await;
     let v2g_root = pki.certificate(DevCert::V2gRoot);
     let vehicle = pki.software_signer(DevCert::OemProvisioning);
     // Josev's odd issuer string and an unknown root first: pnc picks the one it signs under.
@@ -125,6 +137,10 @@ async fn install_answers_the_ev_on(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "Accepted", "{body}");
     assert_fits_ocpp_201(&body, "install");
+    assert_eq!(
+        body["remainingContracts"], 0,
+        "the vehicle has one contract"
+    );
     let (code, session, tree) = decode_answer(body["exiResponse"].as_str().expect("exiResponse"));
     assert_eq!(code, "OK", "{body}");
     assert_eq!(session, SESSION_ID, "the SessionID is echoed");
@@ -228,6 +244,17 @@ async fn install_answers_the_ev_on(backend: Backend) {
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (status, _) = ocpp_install(&sandbox, &emsp.token, &exi).await;
     assert_eq!(status, 403, "fail/emsp-role");
+
+    // A second contract on the vehicle: the answer counts it as remaining.
+    let (status, body) = generate(&sandbox, &emsp.token, "DEPNCC00000002", EXAMPLE_PCID).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = ocpp_install(&sandbox, &cpo_token, &exi).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("Accepted")),
+        "{body}"
+    );
+    assert_eq!(body["remainingContracts"], 1, "{body}");
     sandbox.stop().await;
 }
 
@@ -421,12 +448,19 @@ impl CcpCall for Sandbox {
 
 #[tokio::test]
 async fn ok_install_answers_the_ev_sqlite() {
-    install_answers_the_ev_on(Backend::Sqlite).await;
+    install_answers_the_ev_on(Backend::Sqlite, SameProcessTransport::InProcess).await;
 }
 
 #[tokio::test]
 async fn ok_install_answers_the_ev_postgres() {
-    install_answers_the_ev_on(Backend::Postgres).await;
+    install_answers_the_ev_on(Backend::Postgres, SameProcessTransport::InProcess).await;
+}
+
+/// The same installation with gateway → provisioning → registry over mTLS gRPC on loopback,
+/// as between separate processes (`pnc serve --only …`).
+#[tokio::test]
+async fn ok_install_answers_the_ev_over_mtls_sqlite() {
+    install_answers_the_ev_on(Backend::Sqlite, SameProcessTransport::Mtls).await;
 }
 
 async fn install_failures_on(backend: Backend) {

@@ -121,6 +121,7 @@ pub fn context_for(
         shutdown,
         config,
         validity_clock: crate::runtime::ValidityClock::system(),
+        in_process: None,
     })
 }
 

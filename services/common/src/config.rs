@@ -74,6 +74,20 @@ pub struct GrpcConfig {
     pub request_timeout_ms: u64,
     /// How long a client waits for a TCP + TLS connection to another service.
     pub connect_timeout_ms: u64,
+    /// How components running in one process (`pnc serve`) call each other.
+    pub same_process_transport: SameProcessTransport,
+}
+
+/// [`GrpcConfig::same_process_transport`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SameProcessTransport {
+    /// The callee's gRPC service is called directly: the same protobuf messages, caller
+    /// allowlist, request ID and metrics, without TLS, HTTP/2 and sockets.
+    #[default]
+    InProcess,
+    /// Over mTLS on loopback, exactly as between separate processes.
+    Mtls,
 }
 
 impl Default for GrpcConfig {
@@ -82,6 +96,7 @@ impl Default for GrpcConfig {
             listen: None,
             request_timeout_ms: 10_000,
             connect_timeout_ms: 2_000,
+            same_process_transport: SameProcessTransport::default(),
         }
     }
 }

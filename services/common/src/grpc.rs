@@ -2,16 +2,17 @@
 //! service gets the same mTLS, caller allowlist, health service, request-ID propagation
 //! and per-RPC metrics.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -19,6 +20,7 @@ use tracing::Instrument;
 use crate::component::Component;
 use crate::config::GrpcConfig;
 use crate::db::Database;
+use crate::runtime::ComponentContext;
 use crate::tls::InternalTls;
 
 /// The request ID header carried across HTTP and gRPC.
@@ -34,24 +36,145 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// A channel to another service that carries the request ID along.
-pub type GrpcChannel = InterceptedService<Channel, PropagateRequestId>;
+/// A channel to another component. Between processes it is a lazily connecting mTLS
+/// channel; between components of one process it may instead call the callee's gRPC
+/// service directly (see [`InProcessServices`]): the same protobuf messages, and the same
+/// [`ComponentLayer`] on the callee's side (caller allowlist, request ID, span, metrics),
+/// without TLS, HTTP/2 and sockets. Either way the current request ID travels along.
+#[derive(Clone)]
+pub struct GrpcChannel {
+    transport: Transport,
+}
 
-/// Adds the current request ID to outgoing calls.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PropagateRequestId;
+#[derive(Clone)]
+enum Transport {
+    Network(Channel),
+    InProcess {
+        callee: ComponentService<Routes>,
+        /// Who calls: the callee's allowlist judges this, as it judges a peer certificate.
+        caller: Component,
+        /// The configured request timeout, which the network channel enforces itself.
+        timeout: Duration,
+    },
+}
 
-impl tonic::service::Interceptor for PropagateRequestId {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(id) = current_request_id()
-            && let Ok(value) = id.parse()
-        {
-            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+impl std::fmt::Debug for GrpcChannel {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.transport {
+            Transport::Network(channel) => formatter
+                .debug_tuple("GrpcChannel::Network")
+                .field(channel)
+                .finish(),
+            Transport::InProcess { callee, caller, .. } => formatter
+                .debug_struct("GrpcChannel::InProcess")
+                .field("callee", &callee.component)
+                .field("caller", caller)
+                .finish(),
         }
-        Ok(request)
+    }
+}
+
+impl GrpcChannel {
+    /// Whether calls stay in this process (no TLS, no sockets).
+    pub fn is_in_process(&self) -> bool {
+        matches!(self.transport, Transport::InProcess { .. })
+    }
+}
+
+/// The caller of an in-process call. Only [`GrpcChannel`] sets it, and nothing outside this
+/// module can make one; a request from the network never carries it (extensions are not
+/// sent over the wire), so a network peer's identity still comes from its certificate only.
+#[derive(Debug, Clone, Copy)]
+struct InProcessCaller(Component);
+
+impl Service<http::Request<tonic::body::Body>> for GrpcChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::codegen::StdError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match &mut self.transport {
+            Transport::Network(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Transport::InProcess { callee, .. } => {
+                Service::<http::Request<tonic::body::Body>>::poll_ready(callee, cx)
+                    .map_err(|never| match never {})
+            }
+        }
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        if let Some(id) = current_request_id()
+            && let Ok(value) = http::HeaderValue::from_str(&id)
+        {
+            request.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        match &mut self.transport {
+            Transport::Network(channel) => {
+                let response = channel.call(request);
+                Box::pin(async move { response.await.map_err(Into::into) })
+            }
+            Transport::InProcess {
+                callee,
+                caller,
+                timeout,
+            } => {
+                request.extensions_mut().insert(InProcessCaller(*caller));
+                let response = tokio::time::timeout(*timeout, callee.call(request));
+                Box::pin(async move {
+                    match response.await {
+                        Ok(Ok(response)) => Ok(response),
+                        Ok(Err(never)) => match never {},
+                        // What the network channel's timeout reports, so clients map it alike.
+                        Err(_elapsed) => Err(tonic::TimeoutExpired(()).into()),
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The gRPC services of the components running in this process. Each registers its routes
+/// when it starts; components started after it (callers start after their callees) get
+/// in-process channels to it from [`InProcessServices::channel`].
+#[derive(Debug, Clone, Default)]
+pub struct InProcessServices {
+    services: Arc<Mutex<HashMap<Component, ComponentService<Routes>>>>,
+}
+
+impl InProcessServices {
+    pub fn new() -> InProcessServices {
+        InProcessServices::default()
+    }
+
+    /// Makes `routes` callable in-process as `component`, behind the same
+    /// [`ComponentLayer`] the network server puts in front of them.
+    pub fn register(&self, component: Component, routes: Routes) {
+        let service = ComponentLayer { component }.layer(routes.prepare());
+        self.services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(component, service);
+    }
+
+    /// An in-process channel from `caller` to `callee`, if `callee` runs in this process.
+    pub fn channel(
+        &self,
+        caller: Component,
+        callee: Component,
+        config: &GrpcConfig,
+    ) -> Option<GrpcChannel> {
+        let services = self
+            .services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let callee = services.get(&callee)?.clone();
+        Some(GrpcChannel {
+            transport: Transport::InProcess {
+                callee,
+                caller,
+                timeout: Duration::from_millis(config.request_timeout_ms),
+            },
+        })
     }
 }
 
@@ -77,10 +200,9 @@ pub fn connect(
         .initial_stream_window_size(STREAM_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
-        PropagateRequestId,
-    ))
+    Ok(GrpcChannel {
+        transport: Transport::Network(endpoint.connect_lazy()),
+    })
 }
 
 /// A gRPC server for one component, bound but not yet serving.
@@ -102,46 +224,53 @@ impl GrpcServer {
         self.listener.local_addr()
     }
 
-    /// Serves `routes` (plus the standard health service) until `shutdown` fires, then
-    /// lets in-flight calls finish. With a `database`, the health service reports
-    /// NOT_SERVING while the database does not answer.
-    pub async fn serve(
+    /// Serves `routes` (plus the standard health service) until the component's shutdown
+    /// fires, then lets in-flight calls finish. With a `database`, the health service
+    /// reports NOT_SERVING while the database does not answer. When the context has
+    /// [`InProcessServices`], the routes are registered there before this returns, so
+    /// components started next can call them in-process; the network port serves too.
+    pub fn serve(
         self,
         routes: Routes,
-        tls: &InternalTls,
+        context: &ComponentContext,
         database: Option<Database>,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        // The empty service name (the whole server) starts as SERVING.
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await;
-        if let Some(database) = database {
-            tokio::spawn(watch_database(
-                database,
-                health_reporter.clone(),
-                shutdown.clone(),
-            ));
-        }
         let routes = routes.add_service(health_service);
+        if let Some(in_process) = &context.in_process {
+            in_process.register(self.component, routes.clone());
+        }
         let component = self.component;
-        tonic::transport::Server::builder()
-            .tls_config(tls.server_config())?
-            .tcp_nodelay(true)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .initial_stream_window_size(STREAM_WINDOW)
-            .layer(ComponentLayer { component })
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                // TCP_NODELAY on every accepted connection: the builder's tcp_nodelay only
-                // applies to listeners tonic binds itself, and Nagle plus delayed ACKs cost
-                // about 40 ms per call otherwise.
-                tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown.cancelled_owned(),
-            )
-            .await?;
-        tracing::info!(component = %component, "grpc server stopped");
-        Ok(())
+        let tls = context.tls.clone();
+        let shutdown = context.shutdown.clone();
+        async move {
+            if let Some(database) = database {
+                tokio::spawn(watch_database(
+                    database,
+                    health_reporter.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            tonic::transport::Server::builder()
+                .tls_config(tls.server_config())?
+                .tcp_nodelay(true)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+                .initial_stream_window_size(STREAM_WINDOW)
+                .layer(ComponentLayer { component })
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(
+                    // TCP_NODELAY on every accepted connection: the builder's tcp_nodelay
+                    // only applies to listeners tonic binds itself, and Nagle plus delayed
+                    // ACKs cost about 40 ms per call otherwise.
+                    tonic::transport::server::TcpIncoming::from(self.listener)
+                        .with_nodelay(Some(true)),
+                    shutdown.cancelled_owned(),
+                )
+                .await?;
+            tracing::info!(component = %component, "grpc server stopped");
+            Ok(())
+        }
     }
 }
 
@@ -219,12 +348,15 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let component = self.component;
         let method = request.uri().path().to_string();
-        let caller = request
-            .extensions()
-            .get::<TlsInfo>()
-            .and_then(|info| info.peer_certs())
-            .and_then(|certs| certs.first().map(|cert| component_of_peer_cached(cert)))
-            .flatten();
+        let caller = match request.extensions().get::<InProcessCaller>() {
+            Some(InProcessCaller(caller)) => Some(*caller),
+            None => request
+                .extensions()
+                .get::<TlsInfo>()
+                .and_then(|info| info.peer_certs())
+                .and_then(|certs| certs.first().map(|cert| component_of_peer_cached(cert)))
+                .flatten(),
+        };
         let allowed = caller.is_some_and(|caller| component.allowed_callers().contains(&caller));
         let request_id = request
             .headers()
@@ -336,5 +468,145 @@ pub async fn check_health(channel: GrpcChannel) -> Result<(), String> {
         Ok(())
     } else {
         Err("not serving".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+
+    /// Stands in for the health service: answers NOT_FOUND naming the request ID it runs
+    /// under, or never answers.
+    #[derive(Clone)]
+    struct EchoRequestId {
+        hang: bool,
+    }
+
+    impl tonic::server::NamedService for EchoRequestId {
+        const NAME: &'static str = "grpc.health.v1.Health";
+    }
+
+    impl Service<http::Request<tonic::body::Body>> for EchoRequestId {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+            let hang = self.hang;
+            Box::pin(async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                let id = current_request_id().unwrap_or_default();
+                Ok(tonic::Status::not_found(format!("request id {id}")).into_http())
+            })
+        }
+    }
+
+    fn with_health(component: Component) -> InProcessServices {
+        let services = InProcessServices::new();
+        let (_, health) = tonic_health::server::health_reporter();
+        services.register(component, Routes::new(health));
+        services
+    }
+
+    #[tokio::test]
+    async fn fail_in_process_caller_outside_the_allowlist_is_refused() {
+        // Provisioning only accepts the gateway, in-process as over mTLS.
+        let services = with_health(Component::Provisioning);
+        let config = GrpcConfig::default();
+        for caller in [Component::Registry, Component::Ocsp, Component::Truststore] {
+            let channel = services
+                .channel(caller, Component::Provisioning, &config)
+                .expect("provisioning is registered");
+            let error = check_health(channel).await.unwrap_err();
+            assert_eq!(
+                error,
+                format!("provisioning does not accept calls from {caller}")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn ok_in_process_caller_on_the_allowlist_is_served() {
+        let services = with_health(Component::Provisioning);
+        let channel = services
+            .channel(
+                Component::Gateway,
+                Component::Provisioning,
+                &GrpcConfig::default(),
+            )
+            .expect("provisioning is registered");
+        assert!(channel.is_in_process());
+        check_health(channel).await.unwrap();
+    }
+
+    #[test]
+    fn ok_unregistered_callee_has_no_in_process_channel() {
+        let services = with_health(Component::Registry);
+        assert!(
+            services
+                .channel(
+                    Component::Gateway,
+                    Component::Truststore,
+                    &GrpcConfig::default()
+                )
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn ok_in_process_call_carries_the_request_id() {
+        let services = InProcessServices::new();
+        services.register(
+            Component::Registry,
+            Routes::new(EchoRequestId { hang: false }),
+        );
+        let channel = services
+            .channel(
+                Component::Provisioning,
+                Component::Registry,
+                &GrpcConfig::default(),
+            )
+            .unwrap();
+        let error = REQUEST_ID
+            .scope("trace-42".to_string(), check_health(channel))
+            .await
+            .unwrap_err();
+        assert_eq!(error, "request id trace-42");
+    }
+
+    #[tokio::test]
+    async fn fail_in_process_call_past_the_request_timeout() {
+        let services = InProcessServices::new();
+        services.register(
+            Component::Registry,
+            Routes::new(EchoRequestId { hang: true }),
+        );
+        let config = GrpcConfig {
+            request_timeout_ms: 50,
+            ..GrpcConfig::default()
+        };
+        let channel = services
+            .channel(Component::Provisioning, Component::Registry, &config)
+            .unwrap();
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap_err();
+        // As the network channel reports its timeout.
+        assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+        assert_eq!(status.message(), "Timeout expired");
     }
 }

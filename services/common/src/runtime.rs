@@ -2,8 +2,9 @@
 //!
 //! Every service crate exposes `start(ComponentContext) -> RunningComponent`: it opens
 //! its storage, binds its gRPC port and serves in a task. `pnc serve` starts all of them
-//! in one process (each on an ephemeral loopback port, wired to each other through the
-//! config), `pnc serve --only X` starts one, and the test sandbox starts them in-process.
+//! in one process (each on an ephemeral loopback port too, but by default calling each
+//! other in-process), `pnc serve --only X` starts one, and the test sandbox starts them
+//! as `pnc serve` does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::component::Component;
 use crate::config::Config;
 use crate::db::StorageLocation;
-use crate::grpc::{self, GrpcChannel};
+use crate::grpc::{self, GrpcChannel, InProcessServices};
 use crate::tls::InternalTls;
 
 /// Everything a component needs to start.
@@ -30,6 +31,10 @@ pub struct ComponentContext {
     pub shutdown: CancellationToken,
     /// The time certificate validity is checked at.
     pub validity_clock: ValidityClock,
+    /// The other components of this process that may be called without the network
+    /// (`pnc serve` with `grpc.same_process_transport = "in-process"`); `None`: every call
+    /// goes over mTLS.
+    pub in_process: Option<InProcessServices>,
 }
 
 /// The moment certificate validity (notBefore/notAfter, root expiry) is judged at. In
@@ -76,8 +81,16 @@ impl ValidityClock {
 }
 
 impl ComponentContext {
-    /// A channel to another component, at the URL the config names for it.
+    /// A channel to another component: in-process when it runs in this process and the
+    /// context allows it, else mTLS to the URL the config names for it.
     pub fn connect(&self, callee: Component) -> anyhow::Result<GrpcChannel> {
+        if let Some(channel) = self
+            .in_process
+            .as_ref()
+            .and_then(|services| services.channel(self.component, callee, &self.config.grpc))
+        {
+            return Ok(channel);
+        }
         let url = self.config.services.url_of(callee);
         grpc::connect(&url, &self.tls, &self.config.grpc)
             .map_err(|error| anyhow::anyhow!("invalid URL for {callee} ({url}): {error}"))

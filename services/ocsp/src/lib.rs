@@ -56,16 +56,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     )?);
     tokio::spawn(prefetch::run(engine.clone(), context.shutdown.clone()));
     let routes = tonic::service::Routes::new(OcspServer::new(service::OcspService::new(engine)));
-    let task = tokio::spawn(async move {
-        server
-            .serve(
-                routes,
-                &context.tls,
-                Some(database),
-                context.shutdown.clone(),
-            )
-            .await
-    });
+    let task = tokio::spawn(server.serve(routes, &context, Some(database)));
     tracing::info!(%local_addr, "ocsp listening");
     Ok(RunningComponent {
         component: Component::Ocsp,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use pnc_common::Component;
 use pnc_common::cli::{StartFn, context_for};
-use pnc_common::config::Config;
+use pnc_common::config::{Config, SameProcessTransport};
+use pnc_common::grpc::InProcessServices;
 use pnc_common::runtime::RunningComponent;
 use pnc_common::runtime::ValidityClock;
 use pnc_common::tls::InternalCa;
@@ -53,8 +54,10 @@ impl Running {
 }
 
 /// Starts every service on an ephemeral loopback port and the gateway on
-/// `config.listen`. Calls between them still go over gRPC with mTLS, so this mode runs
-/// the same code path as one process per service.
+/// `config.listen`. By default (`grpc.same_process_transport = "in-process"`) the
+/// components call each other's gRPC services directly: the same messages, allowlist,
+/// request IDs and metrics as over the network, without TLS and sockets. With `"mtls"`
+/// they call each other over loopback exactly as separate processes do.
 pub async fn start_all(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     start_all_with_clock(config, shutdown, ValidityClock::system()).await
 }
@@ -67,6 +70,10 @@ pub async fn start_all_with_clock(
     validity_clock: ValidityClock,
 ) -> anyhow::Result<Running> {
     let ca = InternalCa::from_config(&config)?;
+    let in_process = match config.grpc.same_process_transport {
+        SameProcessTransport::InProcess => Some(InProcessServices::new()),
+        SameProcessTransport::Mtls => None,
+    };
     let mut config = config;
     let mut components = Vec::new();
     for component in Component::SERVICES {
@@ -79,6 +86,7 @@ pub async fn start_all_with_clock(
             shutdown.clone(),
         )?;
         context.validity_clock = validity_clock.clone();
+        context.in_process = in_process.clone();
         let running = start_fn(component)(context)
             .await
             .map_err(|error| error.context(format!("{component} failed to start")))?;
@@ -94,6 +102,7 @@ pub async fn start_all_with_clock(
         shutdown.clone(),
     )?;
     context.validity_clock = validity_clock;
+    context.in_process = in_process;
     let gateway = start_fn(Component::Gateway)(context)
         .await
         .map_err(|error| error.context("gateway failed to start"))?;

@@ -97,16 +97,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         oem_trust,
         revocation_unavailable: context.config.pki.revocation_unavailable,
     }));
-    let task = tokio::spawn(async move {
-        server
-            .serve(
-                routes,
-                &context.tls,
-                Some(database),
-                context.shutdown.clone(),
-            )
-            .await
-    });
+    let task = tokio::spawn(server.serve(routes, &context, Some(database)));
     tracing::info!(%local_addr, "provisioning listening");
     Ok(RunningComponent {
         component: Component::Provisioning,

@@ -30,6 +30,11 @@ mod renewals;
 
 const CONTRACT_COLUMNS: &str = "pcid, emaid, is_default, cancelled, contract_pb, format, \
                                 chain_fingerprints, certificate_not_before, certificate_not_after";
+/// How many other usable contracts the vehicle of a `contracts` row has, counted in SQL:
+/// decoding them only to count them cost an allocation per contract per installation.
+const OTHERS_COLUMN: &str = "(SELECT COUNT(*) FROM contracts sibling \
+     WHERE sibling.pcid_key = contracts.pcid_key AND sibling.cancelled = 0 \
+     AND sibling.emaid_key <> contracts.emaid_key) AS others";
 const SIGNED_COLUMNS: &str = "v2g_root_fingerprint, signed_data_pb, format, \
                               cps_chain_fingerprints, contract_chain_fingerprints, v2g_root_dn";
 
@@ -570,6 +575,24 @@ impl RegistryCore {
         caller: &Caller,
         request: GetSignedContractDataRequest,
     ) -> Result<GetSignedContractDataResponse, PncError> {
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
+        self.signed_contract_data_on(&mut connection, caller, request)
+            .await
+    }
+
+    /// [`RegistryCore::get_signed_contract_data`] on a connection the caller holds (the
+    /// installation context reads everything on one).
+    pub(crate) async fn signed_contract_data_on(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        request: GetSignedContractDataRequest,
+    ) -> Result<GetSignedContractDataResponse, PncError> {
         let pcid = Pcid::parse(&request.pcid)?;
         let wanted_roots = request
             .v2g_root_fingerprints
@@ -577,15 +600,12 @@ impl RegistryCore {
             .map(|fingerprint| parse_fingerprint(fingerprint))
             .collect::<Result<Vec<_>, _>>()?;
         let pcid_key = pcid.lookup_key();
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        // The vehicle's other usable contracts are counted in the same statement (one
+        // database round trip less per installation).
         let row = if request.emaid.trim().is_empty() {
             sqlx::query(&format!(
-                "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 AND is_default = 1"
+                "SELECT {CONTRACT_COLUMNS}, {OTHERS_COLUMN} FROM contracts \
+                 WHERE pcid_key = $1 AND is_default = 1"
             ))
             .bind(&pcid_key)
             .fetch_optional(&mut *connection)
@@ -593,7 +613,8 @@ impl RegistryCore {
         } else {
             let emaid = Emaid::parse(&request.emaid)?;
             sqlx::query(&format!(
-                "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE pcid_key = $1 AND emaid_key = $2"
+                "SELECT {CONTRACT_COLUMNS}, {OTHERS_COLUMN} FROM contracts \
+                 WHERE pcid_key = $1 AND emaid_key = $2"
             ))
             .bind(&pcid_key)
             .bind(emaid.lookup_key())
@@ -604,7 +625,8 @@ impl RegistryCore {
         let Some(row) = row else {
             return Err(PncError::not_found(format!("no contract for PCID {pcid}")));
         };
-        let mut contract = self.contract_from_row(&mut connection, &row).await?;
+        let others: i64 = row.try_get("others").map_err(map_sqlx_error)?;
+        let mut contract = self.contract_from_row(connection, &row).await?;
         let emaid = Emaid::parse(&contract.emaid)?;
         if !caller.may_see_contract(&pcid, &emaid) || caller.role() == Some(Role::Charger) {
             return Err(PncError::permission_denied(
@@ -618,7 +640,7 @@ impl RegistryCore {
             ));
         }
         let signed = self
-            .signed_data_of(&mut connection, &pcid_key, emaid.lookup_key(), None)
+            .signed_data_of(connection, &pcid_key, emaid.lookup_key(), None)
             .await?;
         let chosen = if wanted_roots.is_empty() {
             signed.first().cloned()
@@ -635,19 +657,6 @@ impl RegistryCore {
                 "no signed contract data for PCID {pcid} under a V2G root the EV trusts"
             )));
         };
-        // Counted in SQL: decoding the vehicle's other contracts only to count them cost an
-        // allocation per contract on the installation path.
-        let others: i64 = sqlx::query(
-            "SELECT COUNT(*) AS others FROM contracts \
-             WHERE pcid_key = $1 AND cancelled = 0 AND emaid_key <> $2",
-        )
-        .bind(&pcid_key)
-        .bind(emaid.lookup_key())
-        .fetch_one(&mut *connection)
-        .await
-        .map_err(map_sqlx_error)?
-        .try_get("others")
-        .map_err(map_sqlx_error)?;
         contract.signed_data = signed;
         Ok(GetSignedContractDataResponse {
             contract: Some(contract),

@@ -4,6 +4,9 @@
 //! on the database worker. The answers are the same as those calls' (same queries, same
 //! rules); only pnc's own services may ask, because it reads across tenants.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use pnc_common::PncError;
 use pnc_common::db::map_sqlx_error;
 use pnc_common::ids::Pcid;
@@ -23,6 +26,33 @@ type IssuanceLookup<'a> = (&'a [u8], &'a [u8]);
 
 /// The leaf and a few Sub-CAs; a bound on the work one request can cause.
 const MAX_CERTIFICATES: usize = 8;
+
+/// A registered Sub-CA's AKI and serial. The same few Sub-CAs come with every installation,
+/// so they are parsed once, not per call; the cache is keyed by the whole DER, so it can
+/// never answer for another certificate. `None`: the DER no longer parses (it did when it
+/// was registered; path validation will not use it either) or has no AKI.
+fn sub_ca_issuance_key(der: &[u8]) -> Option<IssuanceKey> {
+    /// Far more Sub-CAs than a deployment's OEMs have; past it the cache starts over.
+    const MAX_CACHED: usize = 1024;
+    type Cached = HashMap<Vec<u8>, Option<IssuanceKey>>;
+    static KEYS: LazyLock<Mutex<Cached>> = LazyLock::new(Mutex::default);
+    if let Some(key) = KEYS.lock().ok().and_then(|keys| keys.get(der).cloned()) {
+        return key;
+    }
+    let key = Certificate::from_der(der).ok().and_then(|parsed| {
+        Some(IssuanceKey {
+            issuer_key_id: parsed.authority_key_identifier()?.to_vec(),
+            serial: parsed.serial().to_vec(),
+        })
+    });
+    if let Ok(mut keys) = KEYS.lock() {
+        if keys.len() >= MAX_CACHED {
+            keys.clear();
+        }
+        keys.insert(der.to_vec(), key.clone());
+    }
+    key
+}
 
 impl RegistryCore {
     pub async fn get_installation_context(
@@ -45,31 +75,28 @@ impl RegistryCore {
             pcid => Some(Pcid::parse(pcid)?),
         };
 
+        // Every statement on one connection: with SQLite each acquire and statement is a
+        // hand-off to the connection's worker thread.
+        let mut connection = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(map_sqlx_error)?;
         let provisioning_certificate = match &pcid {
-            Some(pcid) => match self
-                .get_provisioning_certificate(caller, pcid.as_str())
-                .await
-            {
-                Ok(record) => Some(record),
-                Err(error) if error.kind == ErrorKind::NotFound => None,
-                Err(error) => return Err(error),
-            },
+            Some(pcid) => {
+                caller.require_pcp_read(pcid)?;
+                self.provisioning_certificate_on(&mut connection, pcid)
+                    .await?
+            }
             None => None,
         };
 
         let mut keys = request.certificates;
         if let Some(record) = &provisioning_certificate {
             for sub_ca in &record.sub_cas {
-                // A stored Sub-CA parsed when it was registered; skip one that no longer does
-                // rather than fail the vehicle (path validation will not use it either).
-                let Ok(parsed) = Certificate::from_der(&sub_ca.der) else {
-                    continue;
-                };
-                if let Some(issuer_key_id) = parsed.authority_key_identifier() {
-                    keys.push(IssuanceKey {
-                        issuer_key_id: issuer_key_id.to_vec(),
-                        serial: parsed.serial().to_vec(),
-                    });
+                if let Some(key) = sub_ca_issuance_key(&sub_ca.der) {
+                    keys.push(key);
                 }
             }
         }
@@ -80,7 +107,7 @@ impl RegistryCore {
                 unique.push(key);
             }
         }
-        let statuses = self.issuance_statuses(unique).await?;
+        let statuses = self.issuance_statuses(&mut connection, unique).await?;
 
         let mut response = GetInstallationContextResponse {
             provisioning_certificate,
@@ -95,7 +122,8 @@ impl RegistryCore {
             return Ok(response);
         }
         let found = self
-            .get_signed_contract_data(
+            .signed_contract_data_on(
+                &mut connection,
                 caller,
                 GetSignedContractDataRequest {
                     pcid: pcid.as_str().to_string(),
@@ -127,6 +155,7 @@ impl RegistryCore {
     /// pnc did not issue or a key without issuer key id or serial.
     async fn issuance_statuses(
         &self,
+        connection: &mut sqlx::AnyConnection,
         keys: Vec<IssuanceKey>,
     ) -> Result<Vec<IssuanceStatus>, PncError> {
         // Serials are stored without sign padding (`00 8F` and `8F` are the same serial).
@@ -165,7 +194,7 @@ impl RegistryCore {
                 query = query.bind(*issuer_key_id).bind(*serial);
             }
             let rows = query
-                .fetch_all(self.database.pool())
+                .fetch_all(&mut *connection)
                 .await
                 .map_err(map_sqlx_error)?;
             for row in &rows {

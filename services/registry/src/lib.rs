@@ -75,16 +75,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         );
     let dispatcher = webhooks::Dispatcher::new(core)?;
     tokio::spawn(dispatcher.run(context.shutdown.clone()));
-    let task = tokio::spawn(async move {
-        server
-            .serve(
-                routes,
-                &context.tls,
-                Some(database),
-                context.shutdown.clone(),
-            )
-            .await
-    });
+    let task = tokio::spawn(server.serve(routes, &context, Some(database)));
     tracing::info!(%local_addr, "registry listening");
     Ok(RunningComponent {
         component: Component::Registry,

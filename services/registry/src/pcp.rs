@@ -496,17 +496,31 @@ impl RegistryCore {
             .acquire()
             .await
             .map_err(map_sqlx_error)?;
+        self.provisioning_certificate_on(&mut connection, &pcid)
+            .await?
+            .ok_or_else(|| {
+                PncError::not_found(format!("no provisioning certificate for PCID {pcid}"))
+            })
+    }
+
+    /// The PCID's provisioning certificate record, if any, on a connection the caller holds;
+    /// the caller has checked read access.
+    pub(crate) async fn provisioning_certificate_on(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        pcid: &Pcid,
+    ) -> Result<Option<ProvisioningCertificate>, PncError> {
         let row = sqlx::query(&format!(
             "SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1"
         ))
         .bind(pcid.lookup_key())
         .fetch_optional(&mut *connection)
         .await
-        .map_err(map_sqlx_error)?
-        .ok_or_else(|| {
-            PncError::not_found(format!("no provisioning certificate for PCID {pcid}"))
-        })?;
-        self.record_from_row(&mut connection, &row).await
+        .map_err(map_sqlx_error)?;
+        match row {
+            Some(row) => Ok(Some(self.record_from_row(connection, &row).await?)),
+            None => Ok(None),
+        }
     }
 
     pub async fn delete_provisioning_certificate(

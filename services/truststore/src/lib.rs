@@ -54,16 +54,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let routes = tonic::service::Routes::new(TrustStoreServer::new(
         service::TrustStoreService::new(store, context.validity_clock.clone()),
     ));
-    let task = tokio::spawn(async move {
-        server
-            .serve(
-                routes,
-                &context.tls,
-                Some(database),
-                context.shutdown.clone(),
-            )
-            .await
-    });
+    let task = tokio::spawn(server.serve(routes, &context, Some(database)));
     tracing::info!(%local_addr, "truststore listening");
     Ok(RunningComponent {
         component: Component::Truststore,

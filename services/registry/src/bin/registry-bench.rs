@@ -455,6 +455,7 @@ async fn main() -> anyhow::Result<()> {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         shutdown: shutdown.clone(),
         validity_clock: pnc_common::runtime::ValidityClock::system(),
+        in_process: None,
     };
     let running = pnc_registry::start(context).await?;
     let channel = pnc_common::grpc::connect(
