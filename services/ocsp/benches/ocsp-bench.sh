@@ -5,11 +5,14 @@
 #
 #   services/ocsp/benches/ocsp-bench.sh [path/to/release/pnc] [seconds] [connections]
 #   OCSP_BENCH_MODE=instructions services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
+#   OCSP_BENCH_MODE=syscalls services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
 #
 # The second form counts instead of timing: pnc runs under valgrind's callgrind and the
 # script prints the user-space instructions per cached `POST /ocsp` request (counters zeroed
 # after a warm-up, then `ab -k` sends [requests], 20000 by default). Instruction counts do
-# not depend on machine load, so they compare builds on a busy machine.
+# not depend on machine load, so they compare builds on a busy machine. The third counts
+# pnc's system calls per request (strace -c on every thread) while `ab -k -c 64` sends
+# [requests] to `POST /ocsp`, then to the OCPP form; also independent of load.
 #
 # A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
 # of the test suite. Needs openssl, wrk, curl, python3 (and ab from apache2-utils, optional).
@@ -130,18 +133,48 @@ run() {
   wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" --latency -s "$script" "$url" | \
     grep -E 'Requests/sec|Latency  |99%|50%|Non-2xx|Socket errors'
 }
+if [ "$MODE" = syscalls ]; then
+  REQUESTS=${2:-20000}
+  count_syscalls() {
+    local name=$1; shift
+    ab -q -k -n 500 -c 64 "$@" >/dev/null
+    strace -c -f -q -p "$PNC_PID" -o "$WORK/strace.txt" &
+    local strace_pid=$!
+    sleep 1
+    ab -q -k -n "$REQUESTS" -c 64 "$@" | grep -E 'Complete requests|Failed requests|Non-2xx'
+    kill -INT "$strace_pid"; wait "$strace_pid" || true
+    echo "== system calls per request, $name"
+    awk -v n="$REQUESTS" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+      printf "    %-16s %6.3f\n", $NF, $4 / n; total += $4 }
+      END { printf "    %-16s %6.3f\n", "all", total / n }' "$WORK/strace.txt"
+  }
+  count_syscalls "cached POST /ocsp" -p req.der -T application/ocsp-request \
+    http://127.0.0.1:$PNC_PORT/ocsp
+  count_syscalls "cached POST /v1/ocpp/get-certificate-status" -p gcs.json -T application/json \
+    -H "Authorization: Bearer $CPO_TOKEN" http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status
+  exit 0
+fi
 if [ "$MODE" = instructions ]; then
   REQUESTS=${2:-20000}
-  ab -q -k -n 500 -c 8 -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp >/dev/null
-  callgrind_control -z "$PNC_PID" >/dev/null
-  ab -q -k -n "$REQUESTS" -c 8 -p req.der -T application/ocsp-request \
-    http://127.0.0.1:$PNC_PORT/ocsp | grep -E 'Complete requests|Failed requests|Non-2xx'
-  callgrind_control -d "$PNC_PID" >/dev/null
-  sleep 1
-  DUMP=$(ls -t "$WORK"/callgrind.out* | head -1)
-  TOTAL=$(grep -E '^(summary|totals):' "$DUMP" | head -1 | awk '{print $2}')
-  echo "instructions (user space, all threads) per cached POST /ocsp: $((TOTAL / REQUESTS))"
-  if [ -n "${OCSP_BENCH_KEEP:-}" ]; then cp "$DUMP" "$OCSP_BENCH_KEEP"; echo "callgrind dump: $OCSP_BENCH_KEEP"; fi
+  # Counts are zeroed after a warm-up and dumped after each load; the newest dump is read.
+  count_instructions() {
+    local name=$1 keep=$2; shift 2
+    ab -q -k -n 500 -c 8 "$@" >/dev/null
+    callgrind_control -z "$PNC_PID" >/dev/null
+    ab -q -k -n "$REQUESTS" -c 8 "$@" | grep -E 'Complete requests|Failed requests|Non-2xx'
+    callgrind_control -d "$PNC_PID" >/dev/null
+    sleep 1
+    local dump total
+    dump=$(ls -t "$WORK"/callgrind.out* | head -1)
+    total=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
+    echo "instructions (user space, all threads) per $name: $((total / REQUESTS))"
+    if [ -n "$keep" ]; then cp "$dump" "$keep"; echo "callgrind dump: $keep"; fi
+  }
+  count_instructions "cached POST /ocsp" "${OCSP_BENCH_KEEP:-}" \
+    -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp
+  count_instructions "cached POST /v1/ocpp/get-certificate-status" \
+    "${OCSP_BENCH_KEEP:+$OCSP_BENCH_KEEP.ocpp}" -p gcs.json -T application/json \
+    -H "Authorization: Bearer $CPO_TOKEN" http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status
   exit 0
 fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -118,7 +118,7 @@ fn parse_hex(field: &str, value: &str, max_chars: usize) -> Result<Vec<u8>, Stri
 }
 
 /// The CertID of OCPP hash data, checked the way the ocsp service will check it again.
-fn cert_id_of(
+pub(crate) fn cert_id_of(
     hash_algorithm: &str,
     issuer_name_hash: &str,
     issuer_key_hash: &str,
@@ -144,6 +144,19 @@ fn cert_id_of(
         issuer_key_hash,
         serial,
     })
+}
+
+/// The answer cache's key of a GetCertificateStatus: every field that decides the answer,
+/// the responder hint included (shared with the lean path, routes::ocpp_fast).
+pub(crate) fn status_cache_key(cert_id: &CertId, responder_url: &str) -> Bytes {
+    Bytes::from(format!(
+        "gcs|{}|{}|{}|{}|{}",
+        cert_id.hash_algorithm,
+        hex::encode(&cert_id.issuer_name_hash),
+        hex::encode(&cert_id.issuer_key_hash),
+        hex::encode(&cert_id.serial),
+        responder_url.trim()
+    ))
 }
 
 fn require_station_side(caller: &Authenticated) -> Result<(), ApiError> {
@@ -193,15 +206,7 @@ pub async fn get_certificate_status(
         Ok(cert_id) => cert_id,
         Err(message) => return Ok(Json(failure("FormatViolation", message))),
     };
-    // The cache key: every field that decides the answer, the responder hint included.
-    let key = Bytes::from(format!(
-        "gcs|{}|{}|{}|{}|{}",
-        cert_id.hash_algorithm,
-        hex::encode(&cert_id.issuer_name_hash),
-        hex::encode(&cert_id.issuer_key_hash),
-        hex::encode(&cert_id.serial),
-        data.responder_url.trim()
-    ));
+    let key = status_cache_key(&cert_id, &data.responder_url);
     if let Some(hit) = state.ocsp_answers.get(&key, unix_now()).await {
         return Ok(Json(GetCertificateStatusResponse {
             status: "Accepted".to_string(),
