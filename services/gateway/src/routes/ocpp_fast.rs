@@ -22,12 +22,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pnc_common::grpc::REQUEST_ID_HEADER;
 use pnc_proto::principal::Role;
-use serde::Serialize;
 use tower::ServiceExt;
 
 use crate::auth::{TokenAuthority, presented_token};
 use crate::error::ErrorBody;
-use crate::routes::ocpp_ocsp::{GetCertificateStatusRequest, cert_id_of, status_cache_key};
+use crate::routes::ocpp_ocsp::{
+    GetCertificateStatusRequest, cert_id_of, json_response, status_cache_key,
+};
 use crate::routes::ocsp::{AnswerCache, read_body, unix_now, within};
 use crate::state::AppState;
 use crate::tls::ClientCertificate;
@@ -35,7 +36,6 @@ use crate::tls::ClientCertificate;
 pub const PATH: &str = "/v1/ocpp/get-certificate-status";
 /// Bodies larger than this go to the router (a request is about 300 bytes).
 const MAX_LEAN_BODY_BYTES: usize = 8 * 1024;
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What the lean GetCertificateStatus path needs.
 pub struct StatusFastPath {
@@ -46,14 +46,6 @@ pub struct StatusFastPath {
     /// The generic path's per-route metrics, as handles registered once.
     accepted: metrics::Counter,
     duration: metrics::Histogram,
-}
-
-/// The generic path's `Accepted` answer, serialized from borrowed parts.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Accepted<'a> {
-    status: &'static str,
-    ocsp_result: &'a str,
 }
 
 impl StatusFastPath {
@@ -126,7 +118,7 @@ impl StatusFastPath {
             }
         };
         match self.cached_answer(&body).await {
-            Some(answer) => self.accepted(&parts.headers, &answer, started),
+            Some(answer) => self.accepted(&parts.headers, answer, started),
             None => pass_on(router, Request::from_parts(parts, Body::from(body))).await,
         }
     }
@@ -142,7 +134,7 @@ impl StatusFastPath {
             && headers.get(header::CONTENT_TYPE).is_some_and(is_plain_json)
     }
 
-    /// The base64 `ocspResult` cached for a well-formed request body.
+    /// The cached `Accepted` JSON for a well-formed request body.
     async fn cached_answer(&self, body: &[u8]) -> Option<Bytes> {
         let request: GetCertificateStatusRequest = serde_json::from_slice(body).ok()?;
         let data = request.ocsp_request_data;
@@ -158,32 +150,11 @@ impl StatusFastPath {
         Some(hit.body.clone())
     }
 
-    fn accepted(&self, headers: &HeaderMap, ocsp_result: &[u8], started: Instant) -> Response {
-        let Ok(ocsp_result) = std::str::from_utf8(ocsp_result) else {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                trace_id_of(headers),
-            );
-        };
-        let answer = Accepted {
-            status: "Accepted",
-            ocsp_result,
-        };
-        let mut body = Vec::with_capacity(ocsp_result.len() + 40);
-        if serde_json::to_writer(&mut body, &answer).is_err() {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                trace_id_of(headers),
-            );
-        }
+    fn accepted(&self, headers: &HeaderMap, answer: Bytes, started: Instant) -> Response {
         let trace_id = trace_id_of(headers);
-        let mut response = Response::new(Body::from(body));
-        let response_headers = response.headers_mut();
-        response_headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+        let mut response = json_response(answer);
         if let Ok(value) = HeaderValue::from_str(&trace_id) {
-            response_headers.insert(REQUEST_ID_HEADER, value);
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         let elapsed = started.elapsed();
         self.accepted.increment(1);
@@ -369,7 +340,7 @@ mod tests {
             .insert(
                 &status_cache_key(&cached, "http://ocsp.example/"),
                 Arc::new(CachedAnswer::new(
-                    Bytes::from_static(CACHED_RESULT.as_bytes()),
+                    crate::routes::ocpp_ocsp::accepted_json(CACHED_RESULT.to_string()),
                     unix_now() - 10,
                     unix_now() + 3600,
                 )),
@@ -519,7 +490,7 @@ mod tests {
             .insert(
                 &status_cache_key(&cached, "http://ocsp.example/"),
                 Arc::new(CachedAnswer::new(
-                    Bytes::from_static(CACHED_RESULT.as_bytes()),
+                    crate::routes::ocpp_ocsp::accepted_json(CACHED_RESULT.to_string()),
                     unix_now() - 10,
                     unix_now() + 3600,
                 )),
