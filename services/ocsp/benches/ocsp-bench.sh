@@ -11,8 +11,11 @@
 # script prints the user-space instructions per cached `POST /ocsp` request (counters zeroed
 # after a warm-up, then `ab -k` sends [requests], 20000 by default). Instruction counts do
 # not depend on machine load, so they compare builds on a busy machine. The third counts
-# pnc's system calls per request (strace -c on every thread) while `ab -k -c 64` sends
+# pnc's system calls per request (perf's syscall tracepoints, else strace -c) while `ab -k -c 64` sends
 # [requests] to `POST /ocsp`, then to the OCPP form; also independent of load.
+#   OCSP_BENCH_MODE=cpu services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
+# reports pnc's CPU time (user and system, from /proc) per request under `ab -k -c 64`:
+# less sensitive to load than req/s; alternate two builds back to back to compare them.
 #
 # A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
 # of the test suite. Needs openssl, wrk, curl, python3 (and ab from apache2-utils, optional).
@@ -133,20 +136,58 @@ run() {
   wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" --latency -s "$script" "$url" | \
     grep -E 'Requests/sec|Latency  |99%|50%|Non-2xx|Socket errors'
 }
+if [ "$MODE" = cpu ]; then
+  REQUESTS=${2:-100000}
+  TICKS=$(getconf CLK_TCK)
+  cpu_ticks() { awk '{print $14, $15}' "/proc/$PNC_PID/stat"; }
+  measure_cpu() {
+    local name=$1; shift
+    ab -q -k -n 2000 -c 64 "$@" >/dev/null
+    local before after
+    before=$(cpu_ticks)
+    ab -q -k -n "$REQUESTS" -c 64 "$@" | grep -E 'Failed requests|Non-2xx'
+    after=$(cpu_ticks)
+    echo "$before $after" | awk -v n="$REQUESTS" -v hz="$TICKS" -v name="$name" '{
+      user = ($3 - $1) / hz * 1e6 / n; kernel = ($4 - $2) / hz * 1e6 / n
+      printf "pnc CPU per %s: %.2f us user + %.2f us system = %.2f us\n", name, user, kernel, user + kernel }'
+  }
+  measure_cpu "cached POST /ocsp" -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp
+  measure_cpu "cached POST /v1/ocpp/get-certificate-status" -p gcs.json -T application/json \
+    -H "Authorization: Bearer $CPO_TOKEN" http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status
+  exit 0
+fi
 if [ "$MODE" = syscalls ]; then
   REQUESTS=${2:-20000}
+  # perf's syscall tracepoints when available (little overhead, so the batching is as in a
+  # real run), else strace -c (which slows pnc down and so batches more per epoll_wait).
+  if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+    EVENTS=raw_syscalls:sys_enter
+    for call in recvfrom writev epoll_wait futex getrandom sched_yield; do
+      EVENTS="$EVENTS,syscalls:sys_enter_$call"
+    done
+    TRACER=(perf stat -x, -e "$EVENTS" -p "$PNC_PID" -o "$WORK/syscalls.txt")
+    per_request() {
+      awk -F, -v n="$REQUESTS" '$3 ~ /sys_enter/ { name = $3; sub(/.*sys_enter_?/, "", name);
+        printf "    %-16s %6.3f\n", (name == "" ? "all" : name), $1 / n }' "$WORK/syscalls.txt"
+    }
+  else
+    TRACER=(strace -c -f -q -p "$PNC_PID" -o "$WORK/syscalls.txt")
+    per_request() {
+      awk -v n="$REQUESTS" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+        printf "    %-16s %6.3f\n", $NF, $4 / n; total += $4 }
+        END { printf "    %-16s %6.3f\n", "all", total / n }' "$WORK/syscalls.txt"
+    }
+  fi
   count_syscalls() {
     local name=$1; shift
     ab -q -k -n 500 -c 64 "$@" >/dev/null
-    strace -c -f -q -p "$PNC_PID" -o "$WORK/strace.txt" &
-    local strace_pid=$!
+    "${TRACER[@]}" &
+    local tracer=$!
     sleep 1
-    ab -q -k -n "$REQUESTS" -c 64 "$@" | grep -E 'Complete requests|Failed requests|Non-2xx'
-    kill -INT "$strace_pid"; wait "$strace_pid" || true
+    ab -q -k -n "$REQUESTS" -c 64 "$@" | grep -E 'Failed requests|Non-2xx'
+    kill -INT "$tracer"; wait "$tracer" || true
     echo "== system calls per request, $name"
-    awk -v n="$REQUESTS" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
-      printf "    %-16s %6.3f\n", $NF, $4 / n; total += $4 }
-      END { printf "    %-16s %6.3f\n", "all", total / n }' "$WORK/strace.txt"
+    per_request
   }
   count_syscalls "cached POST /ocsp" -p req.der -T application/ocsp-request \
     http://127.0.0.1:$PNC_PORT/ocsp
