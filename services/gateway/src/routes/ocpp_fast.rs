@@ -262,6 +262,22 @@ mod tests {
         }
     }
 
+    /// The answer for serial 3001 with the responder hint of [`hash_data`], in the cache.
+    async fn cache_answer(state: &AppState) {
+        let cached = cert_id_of("SHA256", NAME_HASH, KEY_HASH, "3001").unwrap();
+        state
+            .ocsp_answers
+            .insert(
+                &status_cache_key(&cached, "http://ocsp.example/"),
+                Arc::new(CachedAnswer::new(
+                    crate::routes::ocpp_ocsp::accepted_json(CACHED_RESULT.to_string()),
+                    unix_now() - 10,
+                    unix_now() + 3600,
+                )),
+            )
+            .await;
+    }
+
     async fn token(state: &AppState, role: Role, verified: bool) -> String {
         let principal = Principal {
             client_id: format!("client-{}", role.name()),
@@ -334,18 +350,7 @@ mod tests {
     async fn lean_path_answers_as_the_generic_path() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = state(dir.path());
-        let cached = cert_id_of("SHA256", NAME_HASH, KEY_HASH, "3001").unwrap();
-        state
-            .ocsp_answers
-            .insert(
-                &status_cache_key(&cached, "http://ocsp.example/"),
-                Arc::new(CachedAnswer::new(
-                    crate::routes::ocpp_ocsp::accepted_json(CACHED_RESULT.to_string()),
-                    unix_now() - 10,
-                    unix_now() + 3600,
-                )),
-            )
-            .await;
+        cache_answer(&state).await;
         let generic = crate::router(state.clone());
         let lean = StatusFastPath::new(&state);
         let plain = OcspFirst::new(OcspFastPath::new(&state), lean.clone(), generic.clone());
@@ -484,18 +489,7 @@ mod tests {
     async fn ok_caller_request_id_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = state(dir.path());
-        let cached = cert_id_of("SHA256", NAME_HASH, KEY_HASH, "3001").unwrap();
-        state
-            .ocsp_answers
-            .insert(
-                &status_cache_key(&cached, "http://ocsp.example/"),
-                Arc::new(CachedAnswer::new(
-                    crate::routes::ocpp_ocsp::accepted_json(CACHED_RESULT.to_string()),
-                    unix_now() - 10,
-                    unix_now() + 3600,
-                )),
-            )
-            .await;
+        cache_answer(&state).await;
         let lean = StatusFastPath::new(&state);
         let cpo = token(&state, Role::Cpo, true).await;
         let mut request = request(
@@ -511,6 +505,36 @@ mod tests {
         let response = lean.serve(request, teapot).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[REQUEST_ID_HEADER], trace_id);
+    }
+
+    /// A station authenticated by its certificate on the HTTPS edge (no token) gets the
+    /// cached answer from the lean path, as the router would give it.
+    #[tokio::test]
+    async fn ok_client_certificate_on_the_https_edge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(dir.path());
+        cache_answer(&state).await;
+        let with_certificate = || {
+            let mut request = request(None, "application/json", hash_data("3001"));
+            request
+                .extensions_mut()
+                .insert(ClientCertificate(Arc::new(b"station certificate".to_vec())));
+            request
+        };
+        let teapot = Router::new().fallback(|| async { StatusCode::IM_A_TEAPOT });
+        let lean = StatusFastPath::new(&state);
+        let answered = outcome(lean.serve(with_certificate(), teapot).await).await;
+        let generic = crate::router(state.clone());
+        let routed = outcome(generic.oneshot(with_certificate()).await.unwrap()).await;
+        assert_eq!(answered.0, StatusCode::OK);
+        assert_eq!(
+            answered.2,
+            json!({"status": "Accepted", "ocspResult": CACHED_RESULT})
+        );
+        assert_eq!(
+            (answered.0, answered.1, answered.2),
+            (routed.0, routed.1, routed.2)
+        );
     }
 
     #[test]
