@@ -3,11 +3,12 @@
 //! asking again for a status the gateway already holds.
 //!
 //! The lean path answers only when everything is ordinary: a token that the gateway has
-//! already verified (its verified-token cache), a station-side role, a plain JSON body of
-//! the expected shape that parses under the same types and checks as the handler's, and a
-//! fresh cached answer. Anything else (no token, an unverified or expired one, a client
-//! certificate on the HTTPS edge, another role, another content type, malformed JSON, a value
-//! the handler answers `Failed`, a cache miss) is passed to the router unchanged, so every
+//! already verified (its verified-token cache) or, without a token, a client certificate on
+//! the HTTPS edge; a station-side role; a plain JSON body of the expected shape that parses
+//! under the same types and checks as the handler's; and a fresh cached answer. Anything else
+//! (no credentials, an unverified or expired token, another role, another content type,
+//! malformed JSON, a value the handler answers `Failed`, a cache miss) is passed to the
+//! router unchanged, so every
 //! answer other than a cached `Accepted` is the generic path's own. A cached `Accepted` keeps
 //! what the generic middleware gives it: the `x-request-id` header (the caller's UUID or a
 //! fresh one), the per-route request count and latency, and the request log line.
@@ -99,8 +100,8 @@ impl StatusFastPath {
         let body = match within(self.deadline, read_body(body, self.max_body_bytes)).await {
             Some(Some(body)) => body,
             Some(None) => {
-                // A stream that broke (the declared length was checked): what the JSON
-                // extractor answers, with the generic path's trace ID.
+                // A stream that broke (the declared length was checked): a 400 as the JSON
+                // extractor gives (without its inner error text), with a trace ID.
                 let trace_id = trace_id_of(&parts.headers);
                 return error_response(
                     StatusCode::BAD_REQUEST,
