@@ -165,11 +165,10 @@ impl TokenAuthority {
     /// minutes), so a repeated token costs a hash instead of an ECDSA verification. The key
     /// is the hash of the whole token, so a changed byte is a different, unverified token.
     pub async fn verify_cached(&self, token: &str) -> Result<Principal, ApiError> {
-        use sha2::Digest;
         if token.len() > 8192 {
             return Err(ApiError::unauthorized("invalid access token"));
         }
-        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let key = verified_key(token);
         let now = jsonwebtoken::get_current_timestamp();
         if let Some((principal, exp)) = self.verified.get(&key).await {
             if now < exp {
@@ -183,6 +182,40 @@ impl TokenAuthority {
         }
         Ok(principal)
     }
+
+    /// The principal of a token that [`TokenAuthority::verify_cached`] has verified before
+    /// and that has not expired. `None` means "not known here", not "invalid": the caller
+    /// then has to verify it the usual way.
+    pub async fn already_verified(&self, token: &str) -> Option<Principal> {
+        if token.len() > 8192 {
+            return None;
+        }
+        let (principal, exp) = self.verified.get(&verified_key(token)).await?;
+        (jsonwebtoken::get_current_timestamp() < exp).then_some(principal)
+    }
+}
+
+/// The verified-token cache's key: SHA-256 of the whole token.
+fn verified_key(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// The token a request presents: `Authorization: Bearer …`, else MaEVe's `x-api-key`.
+pub fn presented_token(headers: &http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    bearer.or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    })
 }
 
 /// OPCP's scope names for what a role may use.
@@ -277,21 +310,7 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Authenticated, ApiError> {
-        let bearer = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        // MaEVe sends the token in x-api-key.
-        let api_key = parts
-            .headers
-            .get("x-api-key")
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim);
-        let Some(token) = bearer.or(api_key) else {
+        let Some(token) = presented_token(&parts.headers) else {
             // On the HTTPS edge a verified client certificate authenticates too.
             if let Some(certificate) = parts.extensions.get::<crate::tls::ClientCertificate>() {
                 return Ok(Authenticated(certificate.principal()));

@@ -248,7 +248,8 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     // Install the recorder before the first request records anything.
     let _ = pnc_common::telemetry::metrics_handle();
     let ocsp_fast_path = routes::ocsp::OcspFastPath::new(&state);
-    let app = router(state);
+    let status_fast_path = routes::ocpp_fast::StatusFastPath::new(&state);
+    let app = routes::ocsp::OcspFirst::new(ocsp_fast_path, status_fast_path, router(state));
     let listener = TcpListener::bind(context.listen).await?;
     let local_addr = listener.local_addr()?;
     let shutdown = context.shutdown.clone();
@@ -269,8 +270,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
         let listener = listener.tap_io(|stream| {
             let _ = stream.set_nodelay(true);
         });
-        let plain = routes::ocsp::OcspFirst::new(ocsp_fast_path, app);
-        let graceful = axum::serve(listener, axum::ServiceExt::into_make_service(plain))
+        let graceful = axum::serve(listener, axum::ServiceExt::into_make_service(app))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::select! {
             result = graceful => result.map_err(anyhow::Error::from),

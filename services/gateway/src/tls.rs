@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use pnc_common::config::HttpTlsConfig;
@@ -115,7 +114,7 @@ fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    app: Router,
+    app: crate::routes::ocsp::OcspFirst,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {

@@ -5,11 +5,17 @@
 #
 #   services/ocsp/benches/ocsp-bench.sh [path/to/release/pnc] [seconds] [connections]
 #   OCSP_BENCH_MODE=instructions services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
+#   OCSP_BENCH_MODE=syscalls services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
 #
 # The second form counts instead of timing: pnc runs under valgrind's callgrind and the
 # script prints the user-space instructions per cached `POST /ocsp` request (counters zeroed
 # after a warm-up, then `ab -k` sends [requests], 20000 by default). Instruction counts do
-# not depend on machine load, so they compare builds on a busy machine.
+# not depend on machine load, so they compare builds on a busy machine. The third counts
+# pnc's system calls per request (perf's syscall tracepoints, else strace -c) while `ab -k -c 64` sends
+# [requests] to `POST /ocsp`, then to the OCPP form; also independent of load.
+#   OCSP_BENCH_MODE=cpu services/ocsp/benches/ocsp-bench.sh [pnc] [requests]
+# reports pnc's CPU time (user and system, from /proc) per request under `ab -k -c 64`:
+# less sensitive to load than req/s; alternate two builds back to back to compare them.
 #
 # A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
 # of the test suite. Needs openssl, wrk, curl, python3 (and ab from apache2-utils, optional).
@@ -130,18 +136,86 @@ run() {
   wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" --latency -s "$script" "$url" | \
     grep -E 'Requests/sec|Latency  |99%|50%|Non-2xx|Socket errors'
 }
+if [ "$MODE" = cpu ]; then
+  REQUESTS=${2:-100000}
+  TICKS=$(getconf CLK_TCK)
+  cpu_ticks() { awk '{print $14, $15}' "/proc/$PNC_PID/stat"; }
+  measure_cpu() {
+    local name=$1; shift
+    ab -q -k -n 2000 -c 64 "$@" >/dev/null
+    local before after
+    before=$(cpu_ticks)
+    ab -q -k -n "$REQUESTS" -c 64 "$@" | grep -E 'Failed requests|Non-2xx'
+    after=$(cpu_ticks)
+    echo "$before $after" | awk -v n="$REQUESTS" -v hz="$TICKS" -v name="$name" '{
+      user = ($3 - $1) / hz * 1e6 / n; kernel = ($4 - $2) / hz * 1e6 / n
+      printf "pnc CPU per %s: %.2f us user + %.2f us system = %.2f us\n", name, user, kernel, user + kernel }'
+  }
+  measure_cpu "cached POST /ocsp" -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp
+  measure_cpu "cached POST /v1/ocpp/get-certificate-status" -p gcs.json -T application/json \
+    -H "Authorization: Bearer $CPO_TOKEN" http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status
+  exit 0
+fi
+if [ "$MODE" = syscalls ]; then
+  REQUESTS=${2:-20000}
+  # perf's syscall tracepoints when available (little overhead, so the batching is as in a
+  # real run), else strace -c (which slows pnc down and so batches more per epoll_wait).
+  if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+    EVENTS=raw_syscalls:sys_enter
+    for call in recvfrom writev epoll_wait futex getrandom sched_yield; do
+      EVENTS="$EVENTS,syscalls:sys_enter_$call"
+    done
+    TRACER=(perf stat -x, -e "$EVENTS" -p "$PNC_PID" -o "$WORK/syscalls.txt")
+    per_request() {
+      awk -F, -v n="$REQUESTS" '$3 ~ /sys_enter/ { name = $3; sub(/.*sys_enter_?/, "", name);
+        printf "    %-16s %6.3f\n", (name == "" ? "all" : name), $1 / n }' "$WORK/syscalls.txt"
+    }
+  else
+    TRACER=(strace -c -f -q -p "$PNC_PID" -o "$WORK/syscalls.txt")
+    per_request() {
+      awk -v n="$REQUESTS" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+        printf "    %-16s %6.3f\n", $NF, $4 / n; total += $4 }
+        END { printf "    %-16s %6.3f\n", "all", total / n }' "$WORK/syscalls.txt"
+    }
+  fi
+  count_syscalls() {
+    local name=$1; shift
+    ab -q -k -n 500 -c 64 "$@" >/dev/null
+    "${TRACER[@]}" &
+    local tracer=$!
+    sleep 1
+    ab -q -k -n "$REQUESTS" -c 64 "$@" | grep -E 'Failed requests|Non-2xx'
+    kill -INT "$tracer"; wait "$tracer" || true
+    echo "== system calls per request, $name"
+    per_request
+  }
+  count_syscalls "cached POST /ocsp" -p req.der -T application/ocsp-request \
+    http://127.0.0.1:$PNC_PORT/ocsp
+  count_syscalls "cached POST /v1/ocpp/get-certificate-status" -p gcs.json -T application/json \
+    -H "Authorization: Bearer $CPO_TOKEN" http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status
+  exit 0
+fi
 if [ "$MODE" = instructions ]; then
   REQUESTS=${2:-20000}
-  ab -q -k -n 500 -c 8 -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp >/dev/null
-  callgrind_control -z "$PNC_PID" >/dev/null
-  ab -q -k -n "$REQUESTS" -c 8 -p req.der -T application/ocsp-request \
-    http://127.0.0.1:$PNC_PORT/ocsp | grep -E 'Complete requests|Failed requests|Non-2xx'
-  callgrind_control -d "$PNC_PID" >/dev/null
-  sleep 1
-  DUMP=$(ls -t "$WORK"/callgrind.out* | head -1)
-  TOTAL=$(grep -E '^(summary|totals):' "$DUMP" | head -1 | awk '{print $2}')
-  echo "instructions (user space, all threads) per cached POST /ocsp: $((TOTAL / REQUESTS))"
-  if [ -n "${OCSP_BENCH_KEEP:-}" ]; then cp "$DUMP" "$OCSP_BENCH_KEEP"; echo "callgrind dump: $OCSP_BENCH_KEEP"; fi
+  # Counts are zeroed after a warm-up and dumped after each load; the newest dump is read.
+  count_instructions() {
+    local name=$1 keep=$2; shift 2
+    ab -q -k -n 500 -c 8 "$@" >/dev/null
+    callgrind_control -z "$PNC_PID" >/dev/null
+    ab -q -k -n "$REQUESTS" -c 8 "$@" | grep -E 'Complete requests|Failed requests|Non-2xx'
+    callgrind_control -d "$PNC_PID" >/dev/null
+    sleep 1
+    local dump total
+    dump=$(ls -t "$WORK"/callgrind.out* | head -1)
+    total=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
+    echo "instructions (user space, all threads) per $name: $((total / REQUESTS))"
+    if [ -n "$keep" ]; then cp "$dump" "$keep"; echo "callgrind dump: $keep"; fi
+  }
+  count_instructions "cached POST /ocsp" "${OCSP_BENCH_KEEP:-}" \
+    -p req.der -T application/ocsp-request http://127.0.0.1:$PNC_PORT/ocsp
+  count_instructions "cached POST /v1/ocpp/get-certificate-status" \
+    "${OCSP_BENCH_KEEP:+$OCSP_BENCH_KEEP.ocpp}" -p gcs.json -T application/json \
+    -H "Authorization: Bearer $CPO_TOKEN" http://127.0.0.1:$PNC_PORT/v1/ocpp/get-certificate-status
   exit 0
 fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,6 +4,7 @@ pub mod ccp;
 pub mod cps;
 pub mod ev;
 pub mod oauth;
+pub mod ocpp_fast;
 pub mod ocpp_ocsp;
 pub mod ocsp;
 pub mod opnc_ccp;

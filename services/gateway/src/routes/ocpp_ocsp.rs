@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pnc_proto::common::v1::Certificate as CertificateMessage;
@@ -106,19 +107,29 @@ fn parse_hex(field: &str, value: &str, max_chars: usize) -> Result<Vec<u8>, Stri
     if value.is_empty() || value.len() > max_chars {
         return Err(format!("{field} must be 1 to {max_chars} hex characters"));
     }
-    // The serial number may have an odd number of digits (no leading zeros, §4.1).
-    let padded;
-    let even = if value.len() % 2 == 1 {
-        padded = format!("0{value}");
-        padded.as_str()
-    } else {
-        value
-    };
-    hex::decode(even).map_err(|_| format!("{field} is not hex"))
+    let not_hex = || format!("{field} is not hex");
+    let digit = |character: u8| (character as char).to_digit(16).map(|value| value as u8);
+    let digits = value.as_bytes();
+    // The serial number may have an odd number of digits (no leading zeros, §4.1): the
+    // first then stands for a byte of its own.
+    let (lone, pairs) = digits.split_at(digits.len() % 2);
+    let mut bytes = Vec::with_capacity(digits.len().div_ceil(2));
+    for &character in lone {
+        bytes.push(digit(character).ok_or_else(not_hex)?);
+    }
+    for pair in pairs.chunks_exact(2) {
+        let (high, low) = (digit(pair[0]), digit(pair[1]));
+        bytes.push(
+            high.zip(low)
+                .map(|(high, low)| high << 4 | low)
+                .ok_or_else(not_hex)?,
+        );
+    }
+    Ok(bytes)
 }
 
 /// The CertID of OCPP hash data, checked the way the ocsp service will check it again.
-fn cert_id_of(
+pub(crate) fn cert_id_of(
     hash_algorithm: &str,
     issuer_name_hash: &str,
     issuer_key_hash: &str,
@@ -144,6 +155,56 @@ fn cert_id_of(
         issuer_key_hash,
         serial,
     })
+}
+
+/// The answer cache's key of a GetCertificateStatus: every field that decides the answer,
+/// the responder hint included (shared with the lean path, routes::ocpp_fast).
+/// `gcs|{algorithm}|{name hash}|{key hash}|{serial}|{responder URL}`, hex in lower case, built
+/// in one buffer.
+pub(crate) fn status_cache_key(cert_id: &CertId, responder_url: &str) -> Bytes {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let responder_url = responder_url.trim();
+    let hashes = [
+        &cert_id.issuer_name_hash,
+        &cert_id.issuer_key_hash,
+        &cert_id.serial,
+    ];
+    let hex_length: usize = hashes.iter().map(|bytes| 2 * bytes.len() + 1).sum();
+    let mut key = Vec::with_capacity(16 + hex_length + responder_url.len());
+    key.extend_from_slice(b"gcs|");
+    key.extend_from_slice(cert_id.hash_algorithm.to_string().as_bytes());
+    for bytes in hashes {
+        key.push(b'|');
+        for byte in bytes {
+            key.push(DIGITS[usize::from(byte >> 4)]);
+            key.push(DIGITS[usize::from(byte & 0x0f)]);
+        }
+    }
+    key.push(b'|');
+    key.extend_from_slice(responder_url.as_bytes());
+    Bytes::from(key)
+}
+
+/// An `Accepted` answer, serialized once: the gateway's cache keeps these bytes, so a cached
+/// answer is sent as it is (by the handler and by routes::ocpp_fast alike).
+pub(crate) fn accepted_json(ocsp_result: String) -> Bytes {
+    let answer = GetCertificateStatusResponse {
+        status: "Accepted".to_string(),
+        status_info: None,
+        ocsp_result: Some(ocsp_result),
+    };
+    // Serializing strings into a Vec cannot fail.
+    Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())
+}
+
+/// A JSON body as it is, with the content type `Json` gives.
+pub(crate) fn json_response(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn require_station_side(caller: &Authenticated) -> Result<(), ApiError> {
@@ -181,7 +242,7 @@ pub async fn get_certificate_status(
     State(state): State<AppState>,
     caller: Authenticated,
     ApiJson(request): ApiJson<GetCertificateStatusRequest>,
-) -> Result<Json<GetCertificateStatusResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     require_station_side(&caller)?;
     let data = request.ocsp_request_data;
     let cert_id = match cert_id_of(
@@ -191,23 +252,11 @@ pub async fn get_certificate_status(
         &data.serial_number,
     ) {
         Ok(cert_id) => cert_id,
-        Err(message) => return Ok(Json(failure("FormatViolation", message))),
+        Err(message) => return Ok(Json(failure("FormatViolation", message)).into_response()),
     };
-    // The cache key: every field that decides the answer, the responder hint included.
-    let key = Bytes::from(format!(
-        "gcs|{}|{}|{}|{}|{}",
-        cert_id.hash_algorithm,
-        hex::encode(&cert_id.issuer_name_hash),
-        hex::encode(&cert_id.issuer_key_hash),
-        hex::encode(&cert_id.serial),
-        data.responder_url.trim()
-    ));
+    let key = status_cache_key(&cert_id, &data.responder_url);
     if let Some(hit) = state.ocsp_answers.get(&key, unix_now()).await {
-        return Ok(Json(GetCertificateStatusResponse {
-            status: "Accepted".to_string(),
-            status_info: None,
-            ocsp_result: Some(String::from_utf8_lossy(&hit.body).into_owned()),
-        }));
+        return Ok(json_response(hit.body.clone()));
     }
     let response = state
         .ocsp()
@@ -222,34 +271,32 @@ pub async fn get_certificate_status(
         .await;
     let response = match response {
         Ok(response) => response.into_inner(),
-        Err(status) => return Ok(Json(status_failure(&status))),
+        Err(status) => return Ok(Json(status_failure(&status)).into_response()),
     };
     if response.ocsp_response_der.is_empty() {
-        return Ok(Json(failure("OcspUnavailable", "no OCSP response")));
+        return Ok(Json(failure("OcspUnavailable", "no OCSP response")).into_response());
     }
     let encoded = STANDARD.encode(&response.ocsp_response_der);
     if encoded.len() > MAX_OCSP_RESULT_CHARS {
         return Ok(Json(failure(
             "ResultTooLarge",
             format!("the OCSP response exceeds OCPP's {MAX_OCSP_RESULT_CHARS} characters"),
-        )));
+        ))
+        .into_response());
     }
+    let answer = accepted_json(encoded);
     state
         .ocsp_answers
         .insert(
             &key,
             Arc::new(CachedAnswer::new(
-                Bytes::from(encoded.clone()),
+                answer.clone(),
                 response.this_update,
                 response.next_update,
             )),
         )
         .await;
-    Ok(Json(GetCertificateStatusResponse {
-        status: "Accepted".to_string(),
-        status_info: None,
-        ocsp_result: Some(encoded),
-    }))
+    Ok(json_response(answer))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -567,6 +614,71 @@ mod tests {
         let id = cert_id_of("SHA256", &"ab".repeat(32), &"CD".repeat(32), "1F2").unwrap();
         assert_eq!(id.serial, vec![0x01, 0xf2]);
         assert_eq!(id.issuer_key_hash, vec![0xcd; 32]);
+    }
+
+    #[test]
+    fn ok_hex_as_the_hex_crate_reads_it() {
+        for (value, expected) in [
+            ("00ff", Some(vec![0x00, 0xff])),
+            ("AbCd", Some(vec![0xab, 0xcd])),
+            ("1f2", Some(vec![0x01, 0xf2])),
+            ("7", Some(vec![0x07])),
+            (" 0a ", Some(vec![0x0a])),
+            ("0g", None),
+            ("g", None),
+            ("+1", None),
+            ("0x10", None),
+            ("é1", None),
+        ] {
+            assert_eq!(parse_hex("field", value, 40).ok(), expected, "{value}");
+            if let Some(expected) = &expected {
+                let trimmed = value.trim();
+                let padded = if trimmed.len() % 2 == 1 {
+                    format!("0{trimmed}")
+                } else {
+                    trimmed.to_string()
+                };
+                assert_eq!(&hex::decode(padded).unwrap(), expected, "{value}");
+            }
+        }
+        assert_eq!(
+            parse_hex("serialNumber", "zz", 40).unwrap_err(),
+            "serialNumber is not hex"
+        );
+        assert_eq!(
+            parse_hex("serialNumber", "", 40).unwrap_err(),
+            "serialNumber must be 1 to 40 hex characters"
+        );
+    }
+
+    #[test]
+    fn ok_cache_key_as_formatted_before() {
+        let id = cert_id_of("SHA384", &"aB".repeat(48), &"09".repeat(48), "1F2").unwrap();
+        let formatted = format!(
+            "gcs|{}|{}|{}|{}|{}",
+            id.hash_algorithm,
+            hex::encode(&id.issuer_name_hash),
+            hex::encode(&id.issuer_key_hash),
+            hex::encode(&id.serial),
+            "http://ocsp.example/x"
+        );
+        assert_eq!(
+            status_cache_key(&id, " http://ocsp.example/x\t"),
+            Bytes::from(formatted)
+        );
+    }
+
+    #[test]
+    fn ok_cached_answer_is_what_json_sends() {
+        let answer = GetCertificateStatusResponse {
+            status: "Accepted".to_string(),
+            status_info: None,
+            ocsp_result: Some("MAMKAQE=".to_string()),
+        };
+        assert_eq!(
+            accepted_json("MAMKAQE=".to_string()),
+            serde_json::to_vec(&answer).unwrap()
+        );
     }
 
     #[test]

@@ -211,7 +211,7 @@ fn error_status(body: &'static [u8]) -> Response {
 /// Runs `future` and gives up after `limit`; the timer is armed only if the future does
 /// not finish on its first poll, so a request that never waits never touches the timer
 /// wheel.
-async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     let mut future = pin!(future);
     let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|context| {
@@ -354,7 +354,7 @@ impl OcspFastPath {
 
 /// The body, or None past `limit` bytes or on a broken stream. A body that arrives as one
 /// frame (an OCSP request nearly always does) is kept as is, without a copy or a buffer list.
-async fn read_body(body: Body, limit: usize) -> Option<Bytes> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Option<Bytes> {
     use axum::body::HttpBody;
     let mut body = pin!(body);
     let mut first: Option<Bytes> = None;
@@ -453,19 +453,30 @@ pub fn fast_routes<S: Clone + Send + Sync + 'static>(fast: Arc<OcspFastPath>) ->
         )
 }
 
-/// The plain-HTTP listener's service: `/ocsp` goes to the fast path before any route
-/// matching, everything else to the router. A cached answer then also skips the route look-up,
-/// the per-route boxed service clone, request extensions and the state clone that every
-/// handler of the router pays; the router serves the same routes for the TLS listener.
+/// The listeners' service: `/ocsp` goes to the fast path before any route matching, OCPP
+/// GetCertificateStatus to its lean path (routes::ocpp_fast, which hands anything but a
+/// cached answer back to the router), everything else to the router. A cached answer then
+/// also skips the route look-up, the per-route boxed service clone, request extensions and
+/// the state clone that every handler of the router pays; the router serves the same routes
+/// too (other methods, the OpenAPI document).
 #[derive(Clone)]
 pub struct OcspFirst {
     fast: Arc<OcspFastPath>,
+    status: Arc<crate::routes::ocpp_fast::StatusFastPath>,
     router: Router,
 }
 
 impl OcspFirst {
-    pub fn new(fast: Arc<OcspFastPath>, router: Router) -> OcspFirst {
-        OcspFirst { fast, router }
+    pub fn new(
+        fast: Arc<OcspFastPath>,
+        status: Arc<crate::routes::ocpp_fast::StatusFastPath>,
+        router: Router,
+    ) -> OcspFirst {
+        OcspFirst {
+            fast,
+            status,
+            router,
+        }
     }
 }
 
@@ -494,6 +505,12 @@ impl tower::Service<Request> for OcspFirst {
             return futures::future::Either::Left(Box::pin(
                 async move { Ok(fast.get(request).await) },
             ));
+        }
+        if path == crate::routes::ocpp_fast::PATH && method == Method::POST {
+            let (status, router) = (self.status.clone(), self.router.clone());
+            return futures::future::Either::Left(Box::pin(async move {
+                Ok(status.serve(request, router).await)
+            }));
         }
         futures::future::Either::Right(self.router.call(request))
     }
