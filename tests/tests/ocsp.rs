@@ -871,6 +871,8 @@ async fn own_scenario(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(oversized.status(), 200);
+    // The body is left unread, so the server closes the connection and says so.
+    assert_eq!(oversized.headers()["connection"], "close");
     assert_eq!(
         oversized.bytes().await.unwrap().as_ref(),
         &MALFORMED_REQUEST

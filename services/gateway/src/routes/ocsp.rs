@@ -319,22 +319,18 @@ impl OcspFastPath {
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|length| length > MAX_OCSP_REQUEST_BYTES as u64) {
             self.counters.error.increment(1);
-            return error_status(&MALFORMED_REQUEST);
+            return closing(error_status(&MALFORMED_REQUEST));
         }
         let body = read_body(request.into_body(), MAX_OCSP_REQUEST_BYTES);
         match within(self.deadline, body).await {
             Some(Some(der)) => self.answer(&der).await,
             Some(None) => {
                 self.counters.error.increment(1);
-                error_status(&MALFORMED_REQUEST)
+                closing(error_status(&MALFORMED_REQUEST))
             }
             None => {
                 self.counters.error.increment(1);
-                let mut response = uncacheable(StatusCode::REQUEST_TIMEOUT, Bytes::new());
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                response
+                closing(uncacheable(StatusCode::REQUEST_TIMEOUT, Bytes::new()))
             }
         }
     }
@@ -581,6 +577,16 @@ pub async fn get_crl(
         headers.insert(header::LAST_MODIFIED, value);
     }
     Ok((StatusCode::OK, headers, Bytes::from(crl.crl_der)).into_response())
+}
+
+/// `response` with `Connection: close`, for answers given while (part of) the request body
+/// is still unread: the connection cannot carry another request, and a client that reused
+/// it would write into a socket the server is closing (RFC 9112, section 9.6).
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 #[cfg(test)]
