@@ -196,7 +196,7 @@ pub async fn install(
     // Inline, not on the blocking pool: decoding at most MAX_REQUEST_BYTES and one ECDSA
     // verification take well under 0.1 ms, less than the two thread hand-offs that
     // spawn_blocking would add to every installation.
-    let decoded = decode_and_verify(&exi, &action)?;
+    let decoded = decode_and_verify(exi, action)?;
     let checked = match decoded {
         Decoded::Install(checked) => checked,
         Decoded::Update(checked) => return crate::update::update(service, checked).await,
