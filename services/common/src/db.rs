@@ -226,6 +226,12 @@ impl Database {
         &self.pool
     }
 
+    /// One pooled connection, for several statements in a row: on SQLite every acquire is
+    /// a hand-off to the pool's worker, so a request's reads share one.
+    pub async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, PncError> {
+        self.pool.acquire().await.map_err(map_sqlx_error)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

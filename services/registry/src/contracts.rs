@@ -575,12 +575,7 @@ impl RegistryCore {
         caller: &Caller,
         request: GetSignedContractDataRequest,
     ) -> Result<GetSignedContractDataResponse, PncError> {
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         self.signed_contract_data_on(&mut connection, caller, request)
             .await
     }
@@ -674,12 +669,7 @@ impl RegistryCore {
             "" => None,
             fingerprint => Some(parse_fingerprint(fingerprint)?),
         };
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let mut contracts = match request.selector {
             Some(list_contracts_request::Selector::Emaid(emaid)) => {
                 let emaid = Emaid::parse(&emaid)?;
@@ -767,12 +757,7 @@ impl RegistryCore {
         let emaid = Emaid::parse(&request.emaid)?;
         caller.require_role(&[Role::Emsp])?;
         caller.require_provider_of(&emaid)?;
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let rows = sqlx::query(&format!(
             "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE emaid_key = $1 ORDER BY created_at, pcid_key"
         ))
@@ -883,12 +868,7 @@ impl RegistryCore {
         .fetch_all(self.database.pool())
         .await
         .map_err(map_sqlx_error)?;
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let contracts: Vec<Contract> = self.contracts_from_rows(&mut connection, &rows).await?;
         drop(connection);
         let contracts: Vec<Contract> = contracts

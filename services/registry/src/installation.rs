@@ -77,12 +77,7 @@ impl RegistryCore {
 
         // Every statement on one connection: with SQLite each acquire and statement is a
         // hand-off to the connection's worker thread.
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let provisioning_certificate = match &pcid {
             Some(pcid) => {
                 caller.require_pcp_read(pcid)?;

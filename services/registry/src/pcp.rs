@@ -490,12 +490,7 @@ impl RegistryCore {
     ) -> Result<ProvisioningCertificate, PncError> {
         let pcid = Pcid::parse(pcid)?;
         caller.require_pcp_read(&pcid)?;
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         self.provisioning_certificate_on(&mut connection, &pcid)
             .await?
             .ok_or_else(|| {
@@ -536,12 +531,7 @@ impl RegistryCore {
             .get_provisioning_certificate(&Caller::Service, pcid.as_str())
             .await?;
         let contracts = {
-            let mut connection = self
-                .database
-                .pool()
-                .acquire()
-                .await
-                .map_err(map_sqlx_error)?;
+            let mut connection = self.database.connection().await?;
             self.contracts_of_pcid(&mut connection, &pcid_key, true)
                 .await?
         };

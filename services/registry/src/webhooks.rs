@@ -344,12 +344,7 @@ impl RegistryCore {
         caller: &Caller,
         id: &str,
     ) -> Result<WebhookEndpoint, PncError> {
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let row = self.owned_endpoint_row(&mut connection, caller, id).await?;
         endpoint_from_row(&row)
     }
@@ -477,12 +472,7 @@ impl RegistryCore {
         caller: &Caller,
         request: ListWebhookDeliveriesRequest,
     ) -> Result<Vec<WebhookDelivery>, PncError> {
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         self.owned_endpoint_row(&mut connection, caller, &request.endpoint_id)
             .await?;
         let limit = match request.limit {

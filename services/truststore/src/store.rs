@@ -225,12 +225,7 @@ impl RootStore {
 
     /// A root by its ID (UUID) or its upper-case hex SHA-256 fingerprint.
     pub async fn root(&self, id_or_fingerprint: &str) -> Result<Option<StoredRoot>, PncError> {
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let fingerprint = sqlx::query(
             "SELECT sha256_fingerprint FROM roots WHERE id = $1 OR sha256_fingerprint = $2",
         )
@@ -541,12 +536,7 @@ impl RootStore {
         after_sequence: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, PncError> {
-        let mut connection = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(map_sqlx_error)?;
+        let mut connection = self.database.connection().await?;
         let rows = sqlx::query(
             "SELECT sequence, event_type, sha256_fingerprint, occurred_at FROM root_events \
              WHERE sequence > $1 ORDER BY sequence LIMIT $2",
