@@ -200,17 +200,7 @@ async fn emsp_renewal_on(backend: Backend) {
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    register_dev_vehicle(&sandbox, &pki).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DE*PNC"]).await;
     let response = sandbox

@@ -43,17 +43,7 @@ async fn installation_ready_over(
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    let oem = register_dev_vehicle(&sandbox, &pki).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (status, body) = generate(&sandbox, &emsp.token, EMAID, EXAMPLE_PCID).await;
     assert_eq!(status, 201, "{body}");
@@ -286,17 +276,7 @@ async fn oversized_answer_is_flagged_on(backend: Backend) {
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    register_dev_vehicle(&sandbox, &pki).await;
     let emsp_pki = pnc_pki::DevPki::generate(&pnc_pki::DevPkiOptions {
         organization: "Example Mobility Operator GmbH - Contract Certificate Services".into(),
         ocsp_base_url:

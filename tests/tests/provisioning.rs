@@ -45,17 +45,7 @@ async fn generate_verifies_on(backend: Backend) {
         Some(hex::encode(pki.certificate(DevCert::V2gRoot).sha256_fingerprint()).as_str())
     );
 
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    register_dev_vehicle(&sandbox, &pki).await;
 
     // A newly added eMSP client generates at once.
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
@@ -167,17 +157,7 @@ async fn generate_refusals_on(backend: Backend) {
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    let oem = register_dev_vehicle(&sandbox, &pki).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let other_emsp = sandbox.client(Role::Emsp, &[], &["FRXYZ"], &[]).await;
     let cpo = sandbox.client(Role::Cpo, &[], &[], &["DEPNC"]).await;
@@ -393,17 +373,7 @@ async fn opnc_cps_on(backend: Backend) {
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    register_dev_vehicle(&sandbox, &pki).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let now = OffsetDateTime::now_utc();
     let mo_root = hex::encode(pki.certificate(DevCert::MoRoot).sha256_fingerprint());
@@ -509,17 +479,7 @@ async fn hubject_layout_on(backend: Backend) {
     let pki = dev_pki(&sandbox);
     let admin = sandbox.admin().await;
     wait_for_dev_roots(&sandbox, &admin.token, &pki).await;
-    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
-    register_vehicle(
-        &sandbox,
-        &oem.token,
-        &[
-            pki.certificate(DevCert::OemProvisioning),
-            pki.certificate(DevCert::OemSubCa2),
-            pki.certificate(DevCert::OemSubCa1),
-        ],
-    )
-    .await;
+    register_dev_vehicle(&sandbox, &pki).await;
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let (status, body) = generate(&sandbox, &emsp.token, EMAID, EXAMPLE_PCID).await;
     assert_eq!(status, 201, "{body}");

@@ -11,7 +11,8 @@ use pnc_exi::signature::{self, Profile};
 use pnc_pki::dev::{DevCert, DevPki, KEYS_DIR};
 use pnc_pki::keystore::{Kek, KeyStore};
 use pnc_pki::{Certificate, validate_path};
-use pnc_tests::Sandbox;
+use pnc_proto::principal::Role;
+use pnc_tests::{Sandbox, TestClient};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -116,6 +117,23 @@ pub async fn add_oem_root(sandbox: &Sandbox, admin_token: &str, root: &Certifica
         "put the OEM root: {}",
         response.text().await.unwrap_or_default()
     );
+}
+
+/// Registers the dev PKI's example vehicle (its provisioning certificate and OEM Sub-CAs)
+/// as an OEM of WMI `PNC`; the OEM's client, for tests that act as it again.
+pub async fn register_dev_vehicle(sandbox: &Sandbox, pki: &DevPki) -> TestClient {
+    let oem = sandbox.client(Role::Oem, &["PNC"], &[], &[]).await;
+    register_vehicle(
+        sandbox,
+        &oem.token,
+        &[
+            pki.certificate(DevCert::OemProvisioning),
+            pki.certificate(DevCert::OemSubCa2),
+            pki.certificate(DevCert::OemSubCa1),
+        ],
+    )
+    .await;
+    oem
 }
 
 /// Registers a provisioning certificate chain through OPCP PCP as an OEM of its WMI.
