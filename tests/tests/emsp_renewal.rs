@@ -59,46 +59,6 @@ async fn put_sign(sandbox: &Sandbox, token: &str, path: &str, body: &Value) -> (
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The EV's CertificateUpdateReq, signed with its current contract key.
-fn update_request(
-    contract_key: &HeldKey,
-    contract_chain: &[Certificate],
-    emaid: &str,
-    root_ids: Vec<pnc_exi::iso2::X509IssuerSerial>,
-) -> Vec<u8> {
-    use pnc_exi::iso2::{Body, CertificateChain, CertificateUpdateReq, MessageHeader, V2gMessage};
-    let request = CertificateUpdateReq {
-        id: "upd".to_string(),
-        contract_signature_cert_chain: CertificateChain {
-            id: None,
-            certificate: contract_chain[0].der().to_vec(),
-            sub_certificates: contract_chain[1..]
-                .iter()
-                .map(|certificate| certificate.der().to_vec())
-                .collect(),
-        },
-        emaid: emaid.to_string(),
-        list_of_root_certificate_ids: root_ids,
-    };
-    let element = request.to_element().expect("element");
-    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, pnc_exi::signature::SignatureError> {
-        Ok(contract_key.sign_raw(signed_info))
-    };
-    let signature =
-        pnc_exi::signature::sign_elements(pnc_exi::signature::Profile::Iso2, &[&element], &sign)
-            .expect("sign");
-    V2gMessage {
-        header: MessageHeader {
-            session_id: SESSION_ID.to_vec(),
-            notification: None,
-            signature: Some(signature),
-        },
-        body: Body::CertificateUpdateReq(request),
-    }
-    .encode()
-    .expect("encode")
-}
-
 /// Sends the update through the OCPP-shaped endpoint; returns the ResponseCode, the
 /// RetryCounter and the decoded message (SessionID checked).
 async fn ev_update(
@@ -241,7 +201,13 @@ async fn emsp_renewal_on(backend: Backend) {
     assert_eq!(status, 201, "{answer}");
     let ev_key = HeldKey::from_scalar(old_key.private_key());
     let old_chain = mo_chain(old_contract.clone());
-    let update = update_request(&ev_key, &old_chain, EMAID, vec![root_id(v2g_root)]);
+    let update = update_request(
+        &SESSION_ID,
+        &ev_key,
+        &old_chain,
+        EMAID,
+        vec![root_id(v2g_root)],
+    );
 
     // fail/no-renewal-yet: FAILED_NoCertificateAvailable, RetryCounter 0 (one may appear).
     let (code, retry, _) = ev_update(&sandbox, &cpo.token, &update).await;
@@ -448,6 +414,7 @@ async fn emsp_renewal_on(backend: Backend) {
         &sandbox,
         &cpo.token,
         &update_request(
+            &SESSION_ID,
             &new_held,
             &mo_chain(new_contract.clone()),
             EMAID,
@@ -494,6 +461,7 @@ async fn emsp_renewal_on(backend: Backend) {
         &sandbox,
         &cpo.token,
         &update_request(
+            &SESSION_ID,
             &new_held,
             &mo_chain(new_contract.clone()),
             EMAID,
@@ -546,6 +514,7 @@ async fn emsp_renewal_on(backend: Backend) {
         &sandbox,
         &cpo.token,
         &update_request(
+            &SESSION_ID,
             &third_held,
             &mo_chain(third.clone()),
             EMAID,

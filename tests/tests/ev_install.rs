@@ -1012,46 +1012,6 @@ async fn ok_ocpp16_data_transfer_sqlite() {
     sandbox.stop().await;
 }
 
-/// The EV's CertificateUpdateReq, signed with its current contract key.
-fn update_request(
-    contract_key: &HeldKey,
-    contract_chain: &[pnc_pki::Certificate],
-    emaid: &str,
-    root_ids: Vec<pnc_exi::iso2::X509IssuerSerial>,
-) -> Vec<u8> {
-    use pnc_exi::iso2::{Body, CertificateChain, CertificateUpdateReq, MessageHeader, V2gMessage};
-    let request = CertificateUpdateReq {
-        id: "upd".to_string(),
-        contract_signature_cert_chain: CertificateChain {
-            id: None,
-            certificate: contract_chain[0].der().to_vec(),
-            sub_certificates: contract_chain[1..]
-                .iter()
-                .map(|certificate| certificate.der().to_vec())
-                .collect(),
-        },
-        emaid: emaid.to_string(),
-        list_of_root_certificate_ids: root_ids,
-    };
-    let element = request.to_element().expect("element");
-    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, pnc_exi::signature::SignatureError> {
-        Ok(contract_key.sign_raw(signed_info))
-    };
-    let signature =
-        pnc_exi::signature::sign_elements(pnc_exi::signature::Profile::Iso2, &[&element], &sign)
-            .expect("sign");
-    V2gMessage {
-        header: MessageHeader {
-            session_id: SESSION_ID.to_vec(),
-            notification: None,
-            signature: Some(signature),
-        },
-        body: Body::CertificateUpdateReq(request),
-    }
-    .encode()
-    .expect("encode")
-}
-
 async fn ocpp_update(sandbox: &Sandbox, token: &str, exi: &[u8]) -> Value {
     let response = sandbox
         .http
@@ -1108,6 +1068,7 @@ async fn update_renews_on(backend: Backend) {
         &sandbox,
         &cpo_token,
         &update_request(
+            &SESSION_ID,
             &old_key,
             &installed.contract_chain,
             EMAID,
@@ -1151,6 +1112,7 @@ async fn update_renews_on(backend: Backend) {
         &sandbox,
         &cpo_token,
         &update_request(
+            &SESSION_ID,
             &old_key,
             &installed.contract_chain,
             EMAID,
@@ -1176,6 +1138,7 @@ async fn update_renews_on(backend: Backend) {
         &sandbox,
         &cpo_token,
         &update_request(
+            &SESSION_ID,
             &old_key,
             &renewed.contract_chain,
             EMAID,
@@ -1200,6 +1163,7 @@ async fn update_renews_on(backend: Backend) {
         &sandbox,
         &cpo_token,
         &update_request(
+            &SESSION_ID,
             &foreign_held,
             &[
                 foreign_contract,
@@ -1218,6 +1182,7 @@ async fn update_renews_on(backend: Backend) {
         &sandbox,
         &cpo_token,
         &update_request(
+            &SESSION_ID,
             &new_key,
             &renewed.contract_chain,
             "DEPNCC00000009",
@@ -1232,6 +1197,7 @@ async fn update_renews_on(backend: Backend) {
         &sandbox,
         &cpo_token,
         &update_request(
+            &SESSION_ID,
             &new_key,
             &renewed.contract_chain,
             EMAID,

@@ -1331,25 +1331,7 @@ async fn hubject_layout_scenario(backend: Backend) {
     ]));
     let request = std::fs::read(work.path().join("req.der")).unwrap();
     // The ocsp service loads the layout's CAs once provisioning has written them.
-    let mut body = Vec::new();
-    for _ in 0..50 {
-        body = sandbox
-            .http
-            .post(sandbox.url("/ocsp"))
-            .header("content-type", "application/ocsp-request")
-            .body(request.clone())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
-        if body.as_slice() != UNAUTHORIZED {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = ocsp_until(&sandbox, &request, |body| body != UNAUTHORIZED).await;
     std::fs::write(work.path().join("resp.der"), &body).unwrap();
     let verdict = run(Command::new("openssl").current_dir(work.path()).args([
         "ocsp",

@@ -352,23 +352,7 @@ impl RegistryCore {
         if mode == ContractMode::Unspecified {
             return Err(PncError::invalid("contract mode is missing"));
         }
-        if contract.contract_chain.is_empty() || contract.contract_chain.len() > 3 {
-            return Err(PncError::invalid(
-                "the contract chain must hold the leaf and its Sub-CAs (1 to 3 certificates)",
-            ));
-        }
-        let leaf = parse_certificate("the contract certificate", &contract.contract_chain[0].der)?;
-        for (index, certificate) in contract.contract_chain.iter().enumerate().skip(1) {
-            parse_certificate(&format!("contract Sub-CA #{index}"), &certificate.der)?;
-        }
-        // [V2G2-108]: the contract certificate's CN is the eMAID (separators allowed).
-        let leaf_emaid = leaf.common_name().and_then(|cn| Emaid::parse(cn).ok());
-        if !leaf_emaid.is_some_and(|leaf_emaid| leaf_emaid.same_account(&emaid)) {
-            return Err(PncError::invalid(format!(
-                "the contract certificate's CN `{}` is not the eMAID {emaid}",
-                leaf.common_name().unwrap_or_default()
-            )));
-        }
+        let leaf = contract_leaf(&contract.contract_chain, &emaid, "contract certificate")?;
         if contract.contract_ends != 0 && contract.contract_ends <= contract.contract_begins {
             return Err(PncError::invalid("the contract ends before it begins"));
         }
@@ -1083,4 +1067,30 @@ impl Contracts for ContractsService {
             .await?;
         Ok(Response::new(response))
     }
+}
+
+/// The leaf of a contract chain of 1 to 3 parseable certificates whose CN is `emaid`
+/// (separators allowed, [V2G2-108]); `what` names the leaf in the error.
+pub(crate) fn contract_leaf(
+    chain: &[CertificateMessage],
+    emaid: &Emaid,
+    what: &str,
+) -> Result<pnc_pki::Certificate, PncError> {
+    if chain.is_empty() || chain.len() > 3 {
+        return Err(PncError::invalid(
+            "the contract chain must hold the leaf and its Sub-CAs (1 to 3 certificates)",
+        ));
+    }
+    let leaf = parse_certificate("the contract certificate", &chain[0].der)?;
+    for (index, certificate) in chain.iter().enumerate().skip(1) {
+        parse_certificate(&format!("contract Sub-CA #{index}"), &certificate.der)?;
+    }
+    let leaf_emaid = leaf.common_name().and_then(|cn| Emaid::parse(cn).ok());
+    if !leaf_emaid.is_some_and(|leaf_emaid| leaf_emaid.same_account(emaid)) {
+        return Err(PncError::invalid(format!(
+            "the {what}'s CN `{}` is not the eMAID {emaid}",
+            leaf.common_name().unwrap_or_default()
+        )));
+    }
+    Ok(leaf)
 }

@@ -547,3 +547,45 @@ pub fn answer20_code(body: &Value) -> (String, String) {
         .to_string();
     (res.response_code.as_str().to_string(), reason)
 }
+
+/// The EV's CertificateUpdateReq in session `session_id`, signed with its current
+/// contract key.
+pub fn update_request(
+    session_id: &[u8],
+    contract_key: &HeldKey,
+    contract_chain: &[Certificate],
+    emaid: &str,
+    root_ids: Vec<pnc_exi::iso2::X509IssuerSerial>,
+) -> Vec<u8> {
+    use pnc_exi::iso2::{Body, CertificateChain, CertificateUpdateReq, MessageHeader, V2gMessage};
+    let request = CertificateUpdateReq {
+        id: "upd".to_string(),
+        contract_signature_cert_chain: CertificateChain {
+            id: None,
+            certificate: contract_chain[0].der().to_vec(),
+            sub_certificates: contract_chain[1..]
+                .iter()
+                .map(|certificate| certificate.der().to_vec())
+                .collect(),
+        },
+        emaid: emaid.to_string(),
+        list_of_root_certificate_ids: root_ids,
+    };
+    let element = request.to_element().expect("element");
+    let sign = |signed_info: &[u8]| -> Result<Vec<u8>, pnc_exi::signature::SignatureError> {
+        Ok(contract_key.sign_raw(signed_info))
+    };
+    let signature =
+        pnc_exi::signature::sign_elements(pnc_exi::signature::Profile::Iso2, &[&element], &sign)
+            .expect("sign");
+    V2gMessage {
+        header: MessageHeader {
+            session_id: session_id.to_vec(),
+            notification: None,
+            signature: Some(signature),
+        },
+        body: Body::CertificateUpdateReq(request),
+    }
+    .encode()
+    .expect("encode")
+}

@@ -17,7 +17,9 @@ use pnc_proto::registry::v1::{
 use prost::Message;
 use sqlx::Row;
 
-use super::{CONTRACT_COLUMNS, check_signed_data, parse_fingerprint, stored_contract_bytes};
+use super::{
+    CONTRACT_COLUMNS, check_signed_data, contract_leaf, parse_fingerprint, stored_contract_bytes,
+};
 use crate::RegistryCore;
 use crate::access::Caller;
 use crate::audit::AuditedTransaction;
@@ -59,25 +61,11 @@ impl RegistryCore {
                 "only contracts from an eMSP's own PKI are renewed by their eMSP",
             ));
         }
-        if renewal.contract_chain.is_empty() || renewal.contract_chain.len() > 3 {
-            return Err(PncError::invalid(
-                "the contract chain must hold the leaf and its Sub-CAs (1 to 3 certificates)",
-            ));
-        }
-        let leaf = parse_certificate("the contract certificate", &renewal.contract_chain[0].der)?;
-        for (index, certificate) in renewal.contract_chain.iter().enumerate().skip(1) {
-            parse_certificate(&format!("contract Sub-CA #{index}"), &certificate.der)?;
-        }
-        if !leaf
-            .common_name()
-            .and_then(|cn| Emaid::parse(cn).ok())
-            .is_some_and(|leaf_emaid| leaf_emaid.same_account(&emaid))
-        {
-            return Err(PncError::invalid(format!(
-                "the renewed contract certificate's CN `{}` is not the eMAID {emaid}",
-                leaf.common_name().unwrap_or_default()
-            )));
-        }
+        let leaf = contract_leaf(
+            &renewal.contract_chain,
+            &emaid,
+            "renewed contract certificate",
+        )?;
         check_signed_data(&mut renewal.signed_data, &emaid)?;
         if renewal
             .signed_data
