@@ -358,39 +358,66 @@ pub fn check_structure(sig: &Signature, profile: Profile) -> Result<(), Signatur
     Ok(())
 }
 
+/// A public key ISO 15118 signatures are verified with: a decoded `PKey` (any of the
+/// editions' keys), or an `EcKey` built straight from a certificate's point, which spares the
+/// hot path OpenSSL 3's decoder (`pnc_pki::public_key`).
+pub trait VerifyingKey {
+    /// Verifies raw `r‖s` (or an Ed448 signature) over `data`.
+    fn verify_raw(&self, profile: Profile, data: &[u8], rs: &[u8]) -> Result<(), SignatureError>;
+}
+
+impl VerifyingKey for EcKey<Public> {
+    fn verify_raw(&self, profile: Profile, data: &[u8], rs: &[u8]) -> Result<(), SignatureError> {
+        let n = profile.scalar_len();
+        if rs.len() != 2 * n {
+            return Err(SignatureError::BadSignatureLength(rs.len()));
+        }
+        if profile == Profile::Iso20Ed448 {
+            return Err(SignatureError::BadKey("not an Ed448 key".into()));
+        }
+        let bad_key = |e: openssl::error::ErrorStack| SignatureError::BadKey(e.to_string());
+        let r = BigNum::from_slice(&rs[..n]).map_err(bad_key)?;
+        let s = BigNum::from_slice(&rs[n..]).map_err(bad_key)?;
+        let sig = EcdsaSig::from_private_components(r, s).map_err(bad_key)?;
+        match sig.verify(&profile.hash(data), self) {
+            Ok(true) => Ok(()),
+            _ => Err(SignatureError::BadSignature),
+        }
+    }
+}
+
+impl VerifyingKey for PKey<Public> {
+    fn verify_raw(&self, profile: Profile, data: &[u8], rs: &[u8]) -> Result<(), SignatureError> {
+        let n = profile.scalar_len();
+        if rs.len() != 2 * n {
+            return Err(SignatureError::BadSignatureLength(rs.len()));
+        }
+        if profile != Profile::Iso20Ed448 {
+            return self
+                .ec_key()
+                .map_err(|e| SignatureError::BadKey(e.to_string()))?
+                .verify_raw(profile, data, rs);
+        }
+        if self.id() != openssl::pkey::Id::ED448 {
+            return Err(SignatureError::BadKey("not an Ed448 key".into()));
+        }
+        let mut verifier = openssl::sign::Verifier::new_without_digest(self)
+            .map_err(|e| SignatureError::BadKey(e.to_string()))?;
+        match verifier.verify_oneshot(rs, data) {
+            Ok(true) => Ok(()),
+            _ => Err(SignatureError::BadSignature),
+        }
+    }
+}
+
 /// Verifies raw `r‖s` (or an Ed448 signature) over `data` with `key`.
 pub fn verify_raw(
     profile: Profile,
-    key: &PKey<Public>,
+    key: &(impl VerifyingKey + ?Sized),
     data: &[u8],
     rs: &[u8],
 ) -> Result<(), SignatureError> {
-    let n = profile.scalar_len();
-    if rs.len() != 2 * n {
-        return Err(SignatureError::BadSignatureLength(rs.len()));
-    }
-    if profile == Profile::Iso20Ed448 {
-        if key.id() != openssl::pkey::Id::ED448 {
-            return Err(SignatureError::BadKey("not an Ed448 key".into()));
-        }
-        let mut verifier = openssl::sign::Verifier::new_without_digest(key)
-            .map_err(|e| SignatureError::BadKey(e.to_string()))?;
-        return match verifier.verify_oneshot(rs, data) {
-            Ok(true) => Ok(()),
-            _ => Err(SignatureError::BadSignature),
-        };
-    }
-    let ec = key
-        .ec_key()
-        .map_err(|e| SignatureError::BadKey(e.to_string()))?;
-    let r = BigNum::from_slice(&rs[..n]).map_err(|e| SignatureError::BadKey(e.to_string()))?;
-    let s = BigNum::from_slice(&rs[n..]).map_err(|e| SignatureError::BadKey(e.to_string()))?;
-    let sig = EcdsaSig::from_private_components(r, s)
-        .map_err(|e| SignatureError::BadKey(e.to_string()))?;
-    match sig.verify(&profile.hash(data), &ec) {
-        Ok(true) => Ok(()),
-        _ => Err(SignatureError::BadSignature),
-    }
+    key.verify_raw(profile, data, rs)
 }
 
 /// Verifies a decoded `ds:Signature` element: structure, every reference digest (resolved
@@ -399,7 +426,7 @@ pub fn verify<'a>(
     profile: Profile,
     signature: &Element,
     resolve: impl Fn(&str) -> Result<&'a Element, SignatureError>,
-    key: &PKey<Public>,
+    key: &(impl VerifyingKey + ?Sized),
 ) -> Result<(), SignatureError> {
     let sig = Signature::from_element(signature)?;
     check_structure(&sig, profile)?;
@@ -448,7 +475,10 @@ pub fn resolver<'a>(
 /// Verifies the header signature of a decoded ISO 15118-2 `V2G_Message` (request side:
 /// CertificateInstallationReq with the OEM provisioning key, CertificateUpdateReq with the
 /// contract key; or a response with the CPS leaf key). References resolve inside `Body`.
-pub fn verify_iso2_message(msg: &Element, key: &PKey<Public>) -> Result<(), SignatureError> {
+pub fn verify_iso2_message(
+    msg: &Element,
+    key: &(impl VerifyingKey + ?Sized),
+) -> Result<(), SignatureError> {
     let header = msg.find("Header").ok_or(SignatureError::MissingSignature)?;
     let sig = header
         .find("Signature")

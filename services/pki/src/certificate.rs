@@ -213,6 +213,8 @@ pub(crate) struct Parsed {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub spki_der: Vec<u8>,
+    /// The subjectPublicKey BIT STRING's bytes (for EC keys, the SEC1 point).
+    pub public_key_bits: Vec<u8>,
     pub public_key_algorithm_oid: String,
     pub public_key_curve_oid: Option<String>,
     pub extensions: Vec<RawExtension>,
@@ -448,6 +450,7 @@ fn extract(certificate: &X509Certificate<'_>) -> Result<Parsed, CertificateError
         not_before: to_datetime(tbs.validity().not_before)?,
         not_after: to_datetime(tbs.validity().not_after)?,
         spki_der: spki.raw.to_vec(),
+        public_key_bits: spki.subject_public_key.data.to_vec(),
         public_key_algorithm_oid: spki.algorithm.algorithm.to_id_string(),
         public_key_curve_oid,
         extensions: Vec::new(),

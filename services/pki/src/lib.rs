@@ -8,6 +8,7 @@
 //! - [`keystore`]: AES-256-GCM-wrapped PKCS#8 files under a KEK file.
 //! - [`dev`]: the ISO 15118-2 test hierarchy ([`DevPki`]).
 //! - [`path`]: [`validate_path`] with named [`Leniency`] policies.
+//! - [`public_key`]: certificate keys ready to verify with, EC keys without OpenSSL 3's decoder.
 //! - [`key_transport`]: ISO 15118-2 and -20 contract-key transport.
 //! - [`cli`]: `pnc pki init|check`.
 
@@ -22,6 +23,7 @@ pub mod keystore;
 pub mod path;
 pub mod pem;
 pub mod profile;
+pub mod public_key;
 pub mod signer;
 
 pub use certificate::{Certificate, CertificateError, DistinguishedName};

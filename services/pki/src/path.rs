@@ -18,10 +18,10 @@
 use std::fmt;
 
 use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
 use time::OffsetDateTime;
 
 use crate::certificate::Certificate;
+use crate::public_key::PublicKey;
 
 /// A named, logged tolerance for real-world deviations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -243,8 +243,10 @@ const OID_DSA_SHA1: &str = "1.2.840.10040.4.3";
 /// How a certificate's signature is checked.
 #[derive(Clone, Copy)]
 enum Scheme {
-    /// ECDSA or RSA over a digest of the TBS.
-    Digest(MessageDigest),
+    /// ECDSA over a digest of the TBS; the issuer key must be EC.
+    Ecdsa(MessageDigest),
+    /// RSA PKCS #1 v1.5 over a digest of the TBS; the issuer key must be RSA.
+    Rsa(MessageDigest),
     /// Pure Ed448 over the TBS itself (RFC 8410 §6: no hash, empty context).
     Ed448,
 }
@@ -253,38 +255,37 @@ enum Scheme {
 /// one pnc does not verify.
 fn scheme_for(oid: &str) -> Result<Scheme, bool> {
     match oid {
-        OID_ECDSA_SHA256 | "1.2.840.113549.1.1.11" => Ok(Scheme::Digest(MessageDigest::sha256())),
-        "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => {
-            Ok(Scheme::Digest(MessageDigest::sha384()))
-        }
-        OID_ECDSA_SHA512 | "1.2.840.113549.1.1.13" => Ok(Scheme::Digest(MessageDigest::sha512())),
+        OID_ECDSA_SHA256 => Ok(Scheme::Ecdsa(MessageDigest::sha256())),
+        "1.2.840.10045.4.3.3" => Ok(Scheme::Ecdsa(MessageDigest::sha384())),
+        OID_ECDSA_SHA512 => Ok(Scheme::Ecdsa(MessageDigest::sha512())),
+        "1.2.840.113549.1.1.11" => Ok(Scheme::Rsa(MessageDigest::sha256())),
+        "1.2.840.113549.1.1.12" => Ok(Scheme::Rsa(MessageDigest::sha384())),
+        "1.2.840.113549.1.1.13" => Ok(Scheme::Rsa(MessageDigest::sha512())),
         OID_ED448 => Ok(Scheme::Ed448),
         OID_ECDSA_SHA1 | OID_RSA_SHA1 | OID_RSA_MD5 | OID_RSA_MD2 | OID_DSA_SHA1 => Err(true),
         _ => Err(false),
     }
 }
 
-/// Verifies `signature` over `tbs` with `key` under `scheme`; any error is `false`.
-fn verifies_with(
-    scheme: Scheme,
-    key: &PKey<openssl::pkey::Public>,
-    tbs: &[u8],
-    signature: &[u8],
-) -> bool {
+/// Verifies `signature` over `tbs` with `key` under `scheme`; a key of another type than
+/// the scheme's, or any error, is `false`.
+fn verifies_with(scheme: Scheme, key: &PublicKey, tbs: &[u8], signature: &[u8]) -> bool {
+    let pkey_of = |id: openssl::pkey::Id| key.as_pkey().filter(|key| key.id() == id);
     match scheme {
-        Scheme::Digest(digest) => {
-            let Ok(mut verifier) = openssl::sign::Verifier::new(digest, key) else {
-                return false;
-            };
-            verifier.update(tbs).is_ok() && verifier.verify(signature).unwrap_or(false)
-        }
-        // An Ed448 signature verifies only with an Ed448 key; OpenSSL refuses others here.
-        Scheme::Ed448 => {
-            key.id() == openssl::pkey::Id::ED448
-                && openssl::sign::Verifier::new_without_digest(key)
-                    .and_then(|mut verifier| verifier.verify_oneshot(signature, tbs))
-                    .unwrap_or(false)
-        }
+        Scheme::Ecdsa(digest) => key.verifies_ecdsa(digest, tbs, signature),
+        Scheme::Rsa(digest) => pkey_of(openssl::pkey::Id::RSA).is_some_and(|key| {
+            openssl::sign::Verifier::new(digest, key)
+                .and_then(|mut verifier| {
+                    verifier.update(tbs)?;
+                    verifier.verify(signature)
+                })
+                .unwrap_or(false)
+        }),
+        Scheme::Ed448 => pkey_of(openssl::pkey::Id::ED448).is_some_and(|key| {
+            openssl::sign::Verifier::new_without_digest(key)
+                .and_then(|mut verifier| verifier.verify_oneshot(signature, tbs))
+                .unwrap_or(false)
+        }),
     }
 }
 
@@ -391,7 +392,7 @@ fn check_key(
 }
 
 fn signature_verifies(child: &Certificate, parent: &Certificate, scheme: Scheme) -> bool {
-    let Ok(key) = PKey::public_key_from_der(parent.public_key_spki_der()) else {
+    let Ok(key) = PublicKey::of(parent) else {
         return false;
     };
     let parsed = child.parsed();
@@ -772,7 +773,7 @@ fn finish(
 pub struct IssuerPath {
     /// The leaf's issuer first, the trust anchor last.
     issuers: Vec<Certificate>,
-    issuer_key: PKey<openssl::pkey::Public>,
+    issuer_key: PublicKey,
     /// Leniencies applied above the leaf (their positions are leaf-independent).
     leniencies: Vec<(CertPosition, Leniency)>,
     /// The policy the issuers were validated under; a leaf is only checked under the same.
@@ -798,7 +799,7 @@ impl IssuerPath {
     pub fn from_validated(path: &ValidatedPath, algorithms: AlgorithmPolicy) -> Option<IssuerPath> {
         let issuers = path.certificates.get(1..)?.to_vec();
         let issuer = issuers.first()?;
-        let issuer_key = PKey::public_key_from_der(issuer.public_key_spki_der()).ok()?;
+        let issuer_key = PublicKey::of(issuer).ok()?;
         let not_before = issuers.iter().map(Certificate::not_before).max()?;
         let not_after = issuers.iter().map(Certificate::not_after).min()?;
         Some(IssuerPath {

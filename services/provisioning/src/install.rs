@@ -13,6 +13,7 @@ use pnc_common::ids::Pcid;
 use pnc_common::{ErrorKind, PncError};
 use pnc_exi::iso2::{Body, CertificateInstallationReq, NS_DEF, ResponseCode, V2gMessage};
 use pnc_exi::{Schema, signature};
+use pnc_pki::public_key::PublicKey;
 use pnc_pki::{Certificate, PathError, ValidationOptions};
 use pnc_proto::principal::{Principal, Role};
 use pnc_proto::provisioning::v1::{InstallRequest, InstallResponse};
@@ -137,10 +138,15 @@ fn verify_request_signature(
         return Err("the signature must reference exactly the request body".into());
     }
     let certificate = certificate.ok_or("the signer's certificate does not parse")?;
-    // From the SPKI the certificate parser already holds, not by re-parsing the certificate.
-    let key = openssl::pkey::PKey::public_key_from_der(certificate.public_key_spki_der())
+    // Built from the point the certificate parser already holds: OpenSSL 3's decoder would
+    // cost more than the verification itself.
+    let key = PublicKey::of(certificate)
         .map_err(|error| format!("the signer's key is unusable: {error}"))?;
-    signature::verify_iso2_message(root, &key).map_err(|error| error.to_string())
+    match &key {
+        PublicKey::Ec(key) => signature::verify_iso2_message(root, key),
+        PublicKey::Other(key) => signature::verify_iso2_message(root, key),
+    }
+    .map_err(|error| error.to_string())
 }
 
 pub(crate) struct Negative {
