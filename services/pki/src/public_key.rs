@@ -97,23 +97,24 @@ impl PublicKey {
 /// An EC public key from a SEC1 point (uncompressed or compressed) on `group`.
 fn ec_key_from_point(group: &EcGroup, point: &[u8]) -> Result<EcKey<Public>, ErrorStack> {
     let mut context = BigNumContext::new()?;
-    // Checks that the point is on the curve.
+    // Refuses a point that is not on the curve. These curves have cofactor 1, so every point
+    // on them but infinity is in the prime-order group: EC_KEY_check_key's extra
+    // multiplication by the order (as dear as half a verification) would add nothing.
     let point = EcPoint::from_bytes(group, point, &mut context)?;
     if point.is_infinity(group) {
-        // An error OpenSSL itself would raise for such a key.
         return Err(ErrorStack::get());
     }
-    let key = EcKey::from_public_key(group, &point)?;
-    key.check_key()?;
-    Ok(key)
+    EcKey::from_public_key(group, &point)
 }
 
-/// SHA-2 through the low-level functions: no provider look-up per call.
+/// SHA-2 from the sha2 crate: OpenSSL 3's one-shot digests look the algorithm up in the
+/// provider on every call, several times the cost of hashing a certificate.
 fn hash(digest: MessageDigest, message: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
     match digest.type_() {
-        Nid::SHA256 => Some(openssl::sha::sha256(message).to_vec()),
-        Nid::SHA384 => Some(openssl::sha::sha384(message).to_vec()),
-        Nid::SHA512 => Some(openssl::sha::sha512(message).to_vec()),
+        Nid::SHA256 => Some(sha2::Sha256::digest(message).to_vec()),
+        Nid::SHA384 => Some(sha2::Sha384::digest(message).to_vec()),
+        Nid::SHA512 => Some(sha2::Sha512::digest(message).to_vec()),
         _ => None,
     }
 }

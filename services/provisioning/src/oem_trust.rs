@@ -86,8 +86,10 @@ impl std::fmt::Debug for OemTrust {
     }
 }
 
+/// The sha2 crate, not OpenSSL 3, whose one-shot digests look the algorithm up on every call.
 fn sha256(bytes: &[u8]) -> [u8; 32] {
-    openssl::sha::sha256(bytes)
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// The value of the subjectPublicKey BIT STRING of a SubjectPublicKeyInfo (RFC 6960
@@ -397,7 +399,8 @@ fn path_key(
     intermediate_hashes.sort_unstable();
     let mut anchor_hashes: Vec<[u8; 32]> = anchors.iter().map(|der| sha256(der)).collect();
     anchor_hashes.sort_unstable();
-    let mut hasher = openssl::sha::Sha256::new();
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
     hasher.update(match algorithms {
         AlgorithmPolicy::Any => b"any",
         AlgorithmPolicy::Iso2 => b"is2",
@@ -418,7 +421,7 @@ fn path_key(
     for hash in &anchor_hashes {
         hasher.update(hash);
     }
-    hasher.finish()
+    hasher.finalize().into()
 }
 
 #[cfg(test)]
