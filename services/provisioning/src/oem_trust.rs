@@ -410,14 +410,14 @@ fn path_key(
         leaf.issuer().der(),
         leaf.authority_key_identifier().unwrap_or_default(),
     ] {
-        hasher.update(&(part.len() as u64).to_be_bytes());
+        hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    hasher.update(&(intermediate_hashes.len() as u64).to_be_bytes());
+    hasher.update((intermediate_hashes.len() as u64).to_be_bytes());
     for hash in &intermediate_hashes {
         hasher.update(hash);
     }
-    hasher.update(&(anchor_hashes.len() as u64).to_be_bytes());
+    hasher.update((anchor_hashes.len() as u64).to_be_bytes());
     for hash in &anchor_hashes {
         hasher.update(hash);
     }

@@ -138,7 +138,36 @@ struct StoredSigned {
     v2g_root_dn: String,
 }
 
+/// The signed-data columns of a `contracts LEFT JOIN signed_contract_data` row: its V2G
+/// root and what is stored under it, `None` for a contract without signed data.
+const JOINED_SIGNED_COLUMNS: &str = "s.v2g_root_fingerprint, s.signed_data_pb, \
+     s.format AS signed_format, s.cps_chain_fingerprints, s.contract_chain_fingerprints, \
+     s.v2g_root_dn";
+
 impl StoredSigned {
+    fn from_joined_row(
+        row: &sqlx::any::AnyRow,
+    ) -> Result<Option<(String, StoredSigned)>, PncError> {
+        let fingerprint: Option<String> = row
+            .try_get("v2g_root_fingerprint")
+            .map_err(map_sqlx_error)?;
+        let Some(fingerprint) = fingerprint else {
+            return Ok(None);
+        };
+        let stored = StoredSigned {
+            bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
+            format: row.try_get("signed_format").map_err(map_sqlx_error)?,
+            cps_chain_fingerprints: row
+                .try_get("cps_chain_fingerprints")
+                .map_err(map_sqlx_error)?,
+            contract_chain_fingerprints: row
+                .try_get("contract_chain_fingerprints")
+                .map_err(map_sqlx_error)?,
+            v2g_root_dn: row.try_get("v2g_root_dn").map_err(map_sqlx_error)?,
+        };
+        Ok(Some((fingerprint, stored)))
+    }
+
     fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredSigned, PncError> {
         Ok(StoredSigned {
             bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
@@ -579,33 +608,42 @@ impl RegistryCore {
             .map(|fingerprint| parse_fingerprint(fingerprint))
             .collect::<Result<Vec<_>, _>>()?;
         let pcid_key = pcid.lookup_key();
-        // The vehicle's other usable contracts are counted in the same statement (one
-        // database round trip less per installation).
-        let row = if request.emaid.trim().is_empty() {
+        // One statement: the contract, its signed data under every V2G root (joined) and the
+        // vehicle's other usable contracts (counted); with SQLite each statement is a round
+        // trip to the connection's worker thread.
+        let select = format!(
+            "SELECT contracts.pcid, contracts.emaid, contracts.is_default, contracts.cancelled, \
+             contracts.contract_pb, contracts.format, contracts.chain_fingerprints, \
+             contracts.certificate_not_before, contracts.certificate_not_after, \
+             {OTHERS_COLUMN}, {JOINED_SIGNED_COLUMNS} \
+             FROM contracts LEFT JOIN signed_contract_data s \
+             ON s.pcid_key = contracts.pcid_key AND s.emaid_key = contracts.emaid_key"
+        );
+        let rows = if request.emaid.trim().is_empty() {
             sqlx::query(&format!(
-                "SELECT {CONTRACT_COLUMNS}, {OTHERS_COLUMN} FROM contracts \
-                 WHERE pcid_key = $1 AND is_default = 1"
+                "{select} WHERE contracts.pcid_key = $1 AND contracts.is_default = 1 \
+                 ORDER BY s.v2g_root_fingerprint"
             ))
             .bind(&pcid_key)
-            .fetch_optional(&mut *connection)
+            .fetch_all(&mut *connection)
             .await
         } else {
             let emaid = Emaid::parse(&request.emaid)?;
             sqlx::query(&format!(
-                "SELECT {CONTRACT_COLUMNS}, {OTHERS_COLUMN} FROM contracts \
-                 WHERE pcid_key = $1 AND emaid_key = $2"
+                "{select} WHERE contracts.pcid_key = $1 AND contracts.emaid_key = $2 \
+                 ORDER BY s.v2g_root_fingerprint"
             ))
             .bind(&pcid_key)
             .bind(emaid.lookup_key())
-            .fetch_optional(&mut *connection)
+            .fetch_all(&mut *connection)
             .await
         }
         .map_err(map_sqlx_error)?;
-        let Some(row) = row else {
+        let Some(row) = rows.first() else {
             return Err(PncError::not_found(format!("no contract for PCID {pcid}")));
         };
         let others: i64 = row.try_get("others").map_err(map_sqlx_error)?;
-        let mut contract = self.contract_from_row(connection, &row).await?;
+        let mut contract = self.contract_from_row(connection, row).await?;
         let emaid = Emaid::parse(&contract.emaid)?;
         if !caller.may_see_contract(&pcid, &emaid) || caller.role() == Some(Role::Charger) {
             return Err(PncError::permission_denied(
@@ -618,9 +656,12 @@ impl RegistryCore {
                 format!("the contract {emaid} on PCID {pcid} was cancelled by its eMSP"),
             ));
         }
-        let signed = self
-            .signed_data_of(connection, &pcid_key, emaid.lookup_key(), None)
-            .await?;
+        let mut signed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some((_, stored)) = StoredSigned::from_joined_row(row)? {
+                signed.push(self.signed_from_stored(connection, stored).await?);
+            }
+        }
         let chosen = if wanted_roots.is_empty() {
             signed.first().cloned()
         } else {
@@ -660,17 +701,15 @@ impl RegistryCore {
                 caller.require_role(&[Role::Emsp])?;
                 caller.require_provider_of(&emaid)?;
                 // One query: the contracts and their signed data, joined.
-                let rows = sqlx::query(
+                let rows = sqlx::query(&format!(
                     "SELECT c.pcid, c.emaid, c.is_default, c.cancelled, c.contract_pb, c.format, \
                      c.chain_fingerprints, c.certificate_not_before, c.certificate_not_after, \
-                     c.pcid_key, s.v2g_root_fingerprint, s.signed_data_pb, \
-                     s.format AS signed_format, s.cps_chain_fingerprints, \
-                     s.contract_chain_fingerprints, s.v2g_root_dn \
+                     c.pcid_key, {JOINED_SIGNED_COLUMNS} \
                      FROM contracts c LEFT JOIN signed_contract_data s \
                      ON s.pcid_key = c.pcid_key AND s.emaid_key = c.emaid_key \
                      WHERE c.emaid_key = $1 AND c.cancelled = 0 \
                      ORDER BY c.pcid_key, s.v2g_root_fingerprint",
-                )
+                ))
                 .bind(emaid.lookup_key())
                 .fetch_all(&mut *connection)
                 .await
@@ -683,10 +722,7 @@ impl RegistryCore {
                         contracts.push(self.contract_from_row(&mut connection, row).await?);
                         last_pcid_key = Some(pcid_key);
                     }
-                    let fingerprint: Option<String> = row
-                        .try_get("v2g_root_fingerprint")
-                        .map_err(map_sqlx_error)?;
-                    let Some(fingerprint) = fingerprint else {
+                    let Some((fingerprint, stored)) = StoredSigned::from_joined_row(row)? else {
                         continue;
                     };
                     if only_root
@@ -695,17 +731,6 @@ impl RegistryCore {
                     {
                         continue;
                     }
-                    let stored = StoredSigned {
-                        bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
-                        format: row.try_get("signed_format").map_err(map_sqlx_error)?,
-                        cps_chain_fingerprints: row
-                            .try_get("cps_chain_fingerprints")
-                            .map_err(map_sqlx_error)?,
-                        contract_chain_fingerprints: row
-                            .try_get("contract_chain_fingerprints")
-                            .map_err(map_sqlx_error)?,
-                        v2g_root_dn: row.try_get("v2g_root_dn").map_err(map_sqlx_error)?,
-                    };
                     let data = self.signed_from_stored(&mut connection, stored).await?;
                     if let Some(contract) = contracts.last_mut() {
                         contract.signed_data.push(data);
