@@ -133,7 +133,24 @@ fn ecdsa_der_verifies(key: &EcKeyRef<Public>, hashed: &[u8], signature_der: &[u8
 mod tests {
     use super::*;
 
-    /// A self-signed certificate for a new key on `curve`, and a signature over `message`.
+    /// A self-signed certificate of `key`.
+    fn self_signed(key: &PKey<openssl::pkey::Private>, digest: MessageDigest) -> Certificate {
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "key test").unwrap();
+        let name = name.build();
+        let mut builder = openssl::x509::X509::builder().unwrap();
+        builder.set_subject_name(&name).unwrap();
+        builder.set_issuer_name(&name).unwrap();
+        builder.set_pubkey(key).unwrap();
+        let now = openssl::asn1::Asn1Time::days_from_now(0).unwrap();
+        let tomorrow = openssl::asn1::Asn1Time::days_from_now(1).unwrap();
+        builder.set_not_before(&now).unwrap();
+        builder.set_not_after(&tomorrow).unwrap();
+        builder.sign(key, digest).unwrap();
+        Certificate::from_der(&builder.build().to_der().unwrap()).unwrap()
+    }
+
+    /// A certificate for a new key on `curve`, and that key's signature over `message`.
     fn signed_by_new_key(
         curve: Nid,
         digest: MessageDigest,
@@ -141,22 +158,9 @@ mod tests {
     ) -> (Certificate, Vec<u8>) {
         let group = EcGroup::from_curve_name(curve).unwrap();
         let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "key test").unwrap();
-        let name = name.build();
-        let mut builder = openssl::x509::X509::builder().unwrap();
-        builder.set_subject_name(&name).unwrap();
-        builder.set_issuer_name(&name).unwrap();
-        builder.set_pubkey(&key).unwrap();
-        let now = openssl::asn1::Asn1Time::days_from_now(0).unwrap();
-        let tomorrow = openssl::asn1::Asn1Time::days_from_now(1).unwrap();
-        builder.set_not_before(&now).unwrap();
-        builder.set_not_after(&tomorrow).unwrap();
-        builder.sign(&key, digest).unwrap();
-        let certificate = Certificate::from_der(&builder.build().to_der().unwrap()).unwrap();
         let mut signer = openssl::sign::Signer::new(digest, &key).unwrap();
         signer.update(message).unwrap();
-        (certificate, signer.sign_to_vec().unwrap())
+        (self_signed(&key, digest), signer.sign_to_vec().unwrap())
     }
 
     #[test]
@@ -213,21 +217,7 @@ mod tests {
     #[test]
     fn other_keys_go_through_the_decoder() {
         let key = PKey::generate_ed448().unwrap();
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "ed448").unwrap();
-        let name = name.build();
-        let mut builder = openssl::x509::X509::builder().unwrap();
-        builder.set_subject_name(&name).unwrap();
-        builder.set_issuer_name(&name).unwrap();
-        builder.set_pubkey(&key).unwrap();
-        builder
-            .set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        builder
-            .set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        builder.sign(&key, MessageDigest::null()).unwrap();
-        let certificate = Certificate::from_der(&builder.build().to_der().unwrap()).unwrap();
+        let certificate = self_signed(&key, MessageDigest::null());
         let key = PublicKey::of(&certificate).unwrap();
         assert_eq!(
             key.as_pkey().map(|key| key.id()),

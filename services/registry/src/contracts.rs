@@ -154,24 +154,24 @@ impl StoredSigned {
         let Some(fingerprint) = fingerprint else {
             return Ok(None);
         };
-        let stored = StoredSigned {
-            bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
-            format: row.try_get("signed_format").map_err(map_sqlx_error)?,
-            cps_chain_fingerprints: row
-                .try_get("cps_chain_fingerprints")
-                .map_err(map_sqlx_error)?,
-            contract_chain_fingerprints: row
-                .try_get("contract_chain_fingerprints")
-                .map_err(map_sqlx_error)?,
-            v2g_root_dn: row.try_get("v2g_root_dn").map_err(map_sqlx_error)?,
-        };
-        Ok(Some((fingerprint, stored)))
+        Ok(Some((
+            fingerprint,
+            StoredSigned::from_columns(row, "signed_format")?,
+        )))
     }
 
     fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredSigned, PncError> {
+        StoredSigned::from_columns(row, "format")
+    }
+
+    /// `format_column`: `format` in `signed_contract_data`'s own rows, an alias in joins.
+    fn from_columns(
+        row: &sqlx::any::AnyRow,
+        format_column: &str,
+    ) -> Result<StoredSigned, PncError> {
         Ok(StoredSigned {
             bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
-            format: row.try_get("format").map_err(map_sqlx_error)?,
+            format: row.try_get(format_column).map_err(map_sqlx_error)?,
             cps_chain_fingerprints: row
                 .try_get("cps_chain_fingerprints")
                 .map_err(map_sqlx_error)?,
