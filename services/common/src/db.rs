@@ -14,14 +14,17 @@
 //! - name the columns; no `SELECT *` (boulder's rule: a column added later must not change
 //!   what old code reads).
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pnc_proto::error::PncError;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
 use crate::component::Component;
 
@@ -63,6 +66,112 @@ pub struct Migrations {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: connections kept for hot reads (see [`Database::reads`]).
+    kept_for_reads: Option<Arc<KeptConnections>>,
+}
+
+/// The PRAGMAs of every SQLite connection. WAL lets readers run beside the one writer;
+/// busy_timeout makes a second writer (e.g. `pnc client add` while the server runs) wait
+/// instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// SQLite connections outside the pool, for hot paths that only read. The pool pings a
+/// SQLite connection when it is acquired and again when it is released, and each ping is a
+/// round trip to the connection's worker thread, as costly as a statement: an EV
+/// installation's three reads made five hand-offs. A local file cannot drop a connection
+/// the way a server can, so these are kept without pings; `query_only` makes sure nothing
+/// writes through them (a write or a transaction left open would outlive the request).
+struct KeptConnections {
+    url: String,
+    idle: Mutex<Vec<AnyConnection>>,
+    /// How many exist, idle or lent out.
+    opened: Mutex<usize>,
+}
+
+/// More readers at once than a 2-core machine runs; past it reads use the pool.
+const MAX_KEPT_CONNECTIONS: usize = 4;
+
+impl KeptConnections {
+    /// An idle kept connection, a new one while fewer than the bound exist, else `None`.
+    async fn take(&self) -> Result<Option<AnyConnection>, sqlx::Error> {
+        if let Some(connection) = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(Some(connection));
+        }
+        {
+            let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+            if *opened >= MAX_KEPT_CONNECTIONS {
+                return Ok(None);
+            }
+            *opened += 1;
+        }
+        let connected = async {
+            let mut connection = AnyConnection::connect(&self.url).await?;
+            connection
+                .execute(format!("{SQLITE_PRAGMAS} PRAGMA query_only = ON;").as_str())
+                .await?;
+            Ok(connection)
+        }
+        .await;
+        if connected.is_err() {
+            *self.opened.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        }
+        connected.map(Some)
+    }
+
+    fn give_back(&self, connection: AnyConnection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(connection);
+    }
+}
+
+/// A connection for reads only, from [`Database::reads`]: use it for SELECTs, never for a
+/// transaction or a write.
+pub struct ReadConnection {
+    held: Option<Held>,
+    kept: Option<Arc<KeptConnections>>,
+}
+
+enum Held {
+    Pooled(PoolConnection<Any>),
+    Kept(AnyConnection),
+}
+
+impl Deref for ReadConnection {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self.held.as_ref() {
+            Some(Held::Pooled(connection)) => connection,
+            Some(Held::Kept(connection)) => connection,
+            None => unreachable!("a ReadConnection holds its connection until dropped"),
+        }
+    }
+}
+
+impl DerefMut for ReadConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self.held.as_mut() {
+            Some(Held::Pooled(connection)) => connection,
+            Some(Held::Kept(connection)) => connection,
+            None => unreachable!("a ReadConnection holds its connection until dropped"),
+        }
+    }
+}
+
+impl Drop for ReadConnection {
+    fn drop(&mut self) {
+        if let (Some(Held::Kept(connection)), Some(kept)) = (self.held.take(), &self.kept) {
+            kept.give_back(connection);
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -130,17 +239,12 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            // A local file does not drop connections: the ping before every acquire was a
+            // round trip to the connection's worker thread for nothing.
+            .test_before_acquire(false)
             .after_connect(|connection, _| {
                 Box::pin(async move {
-                    // WAL lets readers run beside the one writer; busy_timeout makes a
-                    // second writer (e.g. `pnc client add` while the server runs) wait
-                    // instead of failing.
-                    connection
-                        .execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
+                    connection.execute(SQLITE_PRAGMAS).await?;
                     Ok(())
                 })
             })
@@ -155,6 +259,11 @@ impl Database {
         Ok(Database {
             pool,
             backend: Backend::Sqlite,
+            kept_for_reads: Some(Arc::new(KeptConnections {
+                url,
+                idle: Mutex::default(),
+                opened: Mutex::new(0),
+            })),
         })
     }
 
@@ -219,6 +328,7 @@ impl Database {
         Ok(Database {
             pool,
             backend: Backend::Postgres,
+            kept_for_reads: None,
         })
     }
 
@@ -230,6 +340,24 @@ impl Database {
     /// a hand-off to the pool's worker, so a request's reads share one.
     pub async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, PncError> {
         self.pool.acquire().await.map_err(map_sqlx_error)
+    }
+
+    /// A connection for a request's reads on a hot path: on SQLite one kept outside the
+    /// pool (no ping on acquire and release, see [`KeptConnections`]), on PostgreSQL a pooled
+    /// one. Only for SELECTs: it is read-only on SQLite.
+    pub async fn reads(&self) -> Result<ReadConnection, PncError> {
+        if let Some(kept) = &self.kept_for_reads
+            && let Some(connection) = kept.take().await.map_err(map_sqlx_error)?
+        {
+            return Ok(ReadConnection {
+                held: Some(Held::Kept(connection)),
+                kept: Some(kept.clone()),
+            });
+        }
+        Ok(ReadConnection {
+            held: Some(Held::Pooled(self.connection().await?)),
+            kept: None,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -324,4 +452,89 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
+
+    async fn sqlite(dir: &Path) -> Database {
+        let migrations = Migrations {
+            postgres: &NO_MIGRATIONS,
+            sqlite: &NO_MIGRATIONS,
+        };
+        let location = StorageLocation::Sqlite {
+            dir: dir.to_path_buf(),
+        };
+        let database = Database::open(Component::Registry, &location, &migrations)
+            .await
+            .expect("open SQLite");
+        sqlx::query("CREATE TABLE records (id BIGINT PRIMARY KEY, name TEXT NOT NULL)")
+            .execute(database.pool())
+            .await
+            .expect("create table");
+        database
+    }
+
+    async fn count(connection: &mut AnyConnection) -> i64 {
+        sqlx::query("SELECT COUNT(*) AS n FROM records")
+            .fetch_one(connection)
+            .await
+            .expect("count")
+            .get("n")
+    }
+
+    #[tokio::test]
+    async fn kept_read_connections_see_every_commit_and_refuse_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = sqlite(dir.path()).await;
+
+        let mut reads = database.reads().await.expect("read connection");
+        assert!(matches!(reads.held, Some(Held::Kept(_))));
+        assert_eq!(count(&mut reads).await, 0);
+        // A commit through the pool is visible to the kept connection's next statement.
+        sqlx::query("INSERT INTO records (id, name) VALUES (1, 'a')")
+            .execute(database.pool())
+            .await
+            .expect("insert");
+        assert_eq!(count(&mut reads).await, 1);
+
+        let write = sqlx::query("INSERT INTO records (id, name) VALUES (2, 'b')")
+            .execute(&mut *reads)
+            .await;
+        assert!(write.is_err(), "a read connection must not write");
+        drop(reads);
+        assert_eq!(count(&mut database.connection().await.unwrap()).await, 1);
+    }
+
+    #[tokio::test]
+    async fn kept_connections_are_reused_and_bounded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = sqlite(dir.path()).await;
+        let kept = database.kept_for_reads.clone().expect("SQLite keeps reads");
+
+        drop(database.reads().await.unwrap());
+        drop(database.reads().await.unwrap());
+        assert_eq!(*kept.opened.lock().unwrap(), 1, "the first one came back");
+
+        let mut held = Vec::new();
+        for _ in 0..MAX_KEPT_CONNECTIONS + 2 {
+            held.push(database.reads().await.unwrap());
+        }
+        let pooled = held
+            .iter()
+            .filter(|read| matches!(read.held, Some(Held::Pooled(_))))
+            .count();
+        assert_eq!(pooled, 2, "past the bound reads use the pool");
+        assert_eq!(*kept.opened.lock().unwrap(), MAX_KEPT_CONNECTIONS);
+        for read in &mut held {
+            assert_eq!(count(read).await, 0);
+        }
+        drop(held);
+        assert_eq!(kept.idle.lock().unwrap().len(), MAX_KEPT_CONNECTIONS);
+    }
 }

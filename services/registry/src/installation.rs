@@ -75,9 +75,9 @@ impl RegistryCore {
             pcid => Some(Pcid::parse(pcid)?),
         };
 
-        // Every statement on one connection: with SQLite each acquire and statement is a
-        // hand-off to the connection's worker thread.
-        let mut connection = self.database.connection().await?;
+        // Every statement on one read connection: with SQLite each statement is a hand-off
+        // to the connection's worker thread, and a pooled connection adds two pings.
+        let mut connection = self.database.reads().await?;
         let provisioning_certificate = match &pcid {
             Some(pcid) => {
                 caller.require_pcp_read(pcid)?;
