@@ -304,33 +304,14 @@ async fn oversized_answer_is_flagged_on(backend: Backend) {
     );
 
     // The eMSP registers a contract from its own PKI, sealed to the vehicle.
-    let contract_key = pnc_pki::key_transport::iso2::generate_contract_key().expect("key");
-    let contract = emsp_pki
-        .issue_contract(
-            EMAID,
-            contract_key.public_key_spki_der(),
-            Duration::days(90),
-        )
-        .expect("contract");
-    let sealed = pnc_pki::key_transport::iso2::seal(
-        pki.certificate(DevCert::OemProvisioning)
-            .public_key_spki_der(),
-        contract_key.private_key(),
-    )
-    .expect("seal");
+    let (contract_data, contract) = emsp_contract_data(&emsp_pki, &pki, EMAID);
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
     let response = sandbox
         .http
         .put(sandbox.url("/v1/cps/contractData/signed"))
         .bearer_auth(&emsp.token)
         .json(&json!({
-            "contractData": {
-                "contractCertificate": STANDARD.encode(contract.der()),
-                "contractSubCa2Certificate": STANDARD.encode(emsp_pki.certificate(DevCert::MoSubCa2).der()),
-                "contractSubCa1Certificate": STANDARD.encode(emsp_pki.certificate(DevCert::MoSubCa1).der()),
-                "contractSignatureEncryptedPrivateKey": STANDARD.encode(sealed.encrypted_private_key),
-                "dHpublickey": STANDARD.encode(sealed.dh_public_key),
-            },
+            "contractData": contract_data,
             "pcid": EXAMPLE_PCID,
             "xsdMsgDefNamespace": ISO2_NAMESPACE,
         }))

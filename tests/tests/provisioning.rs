@@ -251,28 +251,9 @@ async fn emsp_pki_sign_on(backend: Backend) {
     let emsp = sandbox.client(Role::Emsp, &[], &[PROVIDER], &[]).await;
 
     // The eMSP's contract: here issued under pnc's MO Sub-CA 2 (a registered MO root).
-    let contract_key = pnc_pki::key_transport::iso2::generate_contract_key().expect("key");
-    let contract = pki
-        .issue_contract(
-            EMAID,
-            contract_key.public_key_spki_der(),
-            time::Duration::days(90),
-        )
-        .expect("contract");
-    let sealed = pnc_pki::key_transport::iso2::seal(
-        pki.certificate(DevCert::OemProvisioning)
-            .public_key_spki_der(),
-        contract_key.private_key(),
-    )
-    .expect("seal");
+    let (contract_data, contract) = emsp_contract_data(&pki, &pki, EMAID);
     let body = serde_json::json!({
-        "contractData": {
-            "contractCertificate": STANDARD.encode(contract.der()),
-            "contractSubCa2Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa2).der()),
-            "contractSubCa1Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa1).der()),
-            "contractSignatureEncryptedPrivateKey": STANDARD.encode(sealed.encrypted_private_key),
-            "dHpublickey": STANDARD.encode(sealed.dh_public_key),
-        },
+        "contractData": contract_data,
         "xsdMsgDefNamespace": ISO2_NAMESPACE,
     });
     let response = sandbox
@@ -307,7 +288,7 @@ async fn emsp_pki_sign_on(backend: Backend) {
     let foreign_contract = foreign
         .issue_contract(
             EMAID,
-            contract_key.public_key_spki_der(),
+            contract.public_key_spki_der(),
             time::Duration::days(90),
         )
         .expect("contract");

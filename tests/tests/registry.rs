@@ -1,6 +1,8 @@
 //! The registry end to end, on SQLite and PostgreSQL: the provisioning certificate pool,
 //! contract management, scopes across tenants, the audit chain and webhooks.
 
+mod provisioning_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -1116,33 +1118,13 @@ async fn webhooks_on(backend: Backend) {
 /// provisioning key, signed by pnc's CPS without storing (sign-and-return): the XML
 /// V2G_Message as a CPS hands it to its eMSP, base64.
 async fn cps_signed_xml(sandbox: &Sandbox, pki: &DevPki, token: &str, emaid: &str) -> String {
-    let contract_key = pnc_pki::key_transport::iso2::generate_contract_key().expect("key");
-    let contract = pki
-        .issue_contract(
-            emaid,
-            contract_key.public_key_spki_der(),
-            time::Duration::days(90),
-        )
-        .expect("contract");
-    let sealed = pnc_pki::key_transport::iso2::seal(
-        pki.certificate(DevCert::OemProvisioning)
-            .public_key_spki_der(),
-        contract_key.private_key(),
-    )
-    .expect("seal");
     let (status, signed) = send(
         sandbox,
         reqwest::Method::PUT,
         "/v1/cps/contractData/signed",
         Some(token),
         Some(json!({
-            "contractData": {
-                "contractCertificate": STANDARD.encode(contract.der()),
-                "contractSubCa2Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa2).der()),
-                "contractSubCa1Certificate": STANDARD.encode(pki.certificate(DevCert::MoSubCa1).der()),
-                "contractSignatureEncryptedPrivateKey": STANDARD.encode(sealed.encrypted_private_key),
-                "dHpublickey": STANDARD.encode(sealed.dh_public_key),
-            },
+            "contractData": provisioning_support::emsp_contract_data(pki, pki, emaid).0,
             "xsdMsgDefNamespace": ISO2,
         })),
     )

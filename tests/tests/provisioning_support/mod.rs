@@ -28,6 +28,37 @@ pub const EXAMPLE_PCID: &str = "PNCDEMOVEHICLE0011";
 pub const PROVIDER: &str = "DEPNC";
 pub const EMAID: &str = "DEPNCC00000001";
 
+/// An eMSP-PKI contract as OPCP's `contractData` holds it: a fresh contract key, its
+/// certificate for `emaid` under `mo_pki`'s MO Sub-CA 2 (with both MO Sub-CAs), and the key
+/// sealed to `oem_pki`'s example vehicle; with the contract certificate.
+pub fn emsp_contract_data(mo_pki: &DevPki, oem_pki: &DevPki, emaid: &str) -> (Value, Certificate) {
+    use pnc_pki::key_transport::iso2;
+    let contract_key = iso2::generate_contract_key().expect("contract key");
+    let contract = mo_pki
+        .issue_contract(
+            emaid,
+            contract_key.public_key_spki_der(),
+            time::Duration::days(90),
+        )
+        .expect("contract certificate");
+    let sealed = iso2::seal(
+        oem_pki
+            .certificate(DevCert::OemProvisioning)
+            .public_key_spki_der(),
+        contract_key.private_key(),
+    )
+    .expect("seal the contract key");
+    let base64 = |der: &[u8]| STANDARD.encode(der);
+    let data = json!({
+        "contractCertificate": base64(contract.der()),
+        "contractSubCa2Certificate": base64(mo_pki.certificate(DevCert::MoSubCa2).der()),
+        "contractSubCa1Certificate": base64(mo_pki.certificate(DevCert::MoSubCa1).der()),
+        "contractSignatureEncryptedPrivateKey": base64(&sealed.encrypted_private_key),
+        "dHpublickey": base64(&sealed.dh_public_key),
+    });
+    (data, contract)
+}
+
 /// The sandbox's dev PKI, loaded from its data dir as the provisioning service does.
 pub fn dev_pki(sandbox: &Sandbox) -> DevPki {
     let directory = sandbox.data_dir.path().join("pki");
