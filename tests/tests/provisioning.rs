@@ -285,20 +285,8 @@ async fn emsp_pki_sign_on(backend: Backend) {
         ..pnc_pki::DevPkiOptions::default()
     })
     .expect("foreign pki");
-    let foreign_contract = foreign
-        .issue_contract(
-            EMAID,
-            contract.public_key_spki_der(),
-            time::Duration::days(90),
-        )
-        .expect("contract");
     let mut foreign_body = body.clone();
-    foreign_body["contractData"]["contractCertificate"] =
-        Value::String(STANDARD.encode(foreign_contract.der()));
-    foreign_body["contractData"]["contractSubCa2Certificate"] =
-        Value::String(STANDARD.encode(foreign.certificate(DevCert::MoSubCa2).der()));
-    foreign_body["contractData"]["contractSubCa1Certificate"] =
-        Value::String(STANDARD.encode(foreign.certificate(DevCert::MoSubCa1).der()));
+    foreign_body["contractData"] = emsp_contract_data(&foreign, &pki, EMAID).0;
     let response = sandbox
         .http
         .put(sandbox.url("/v1/cps/contractData/signed"))
