@@ -54,8 +54,11 @@ fn openssl_cert(
         .set_issuer_name(issuer.map(|(cert, _)| cert.subject_name()).unwrap_or(&name))
         .unwrap();
     builder.set_pubkey(key).unwrap();
+    // Backdated: the tests take their validation time before building the
+    // chain, and a chain built in the next second would not yet be valid.
+    let an_hour_ago = OffsetDateTime::now_utc().unix_timestamp() - 3600;
     builder
-        .set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .set_not_before(&Asn1Time::from_unix(an_hour_ago).unwrap())
         .unwrap();
     builder
         .set_not_after(&Asn1Time::days_from_now(30).unwrap())
