@@ -14,19 +14,22 @@
 //! - name the columns; no `SELECT *` (boulder's rule: a column added later must not change
 //!   what old code reads).
 
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pnc_proto::error::PncError;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyPool, Executor};
 
 use crate::component::Component;
+
+mod reads;
+
+use reads::KeptConnections;
+pub use reads::{Columns, InlineRow, Param, ReadConnection, ReadRow, Reader};
 
 /// Which database a service keeps its data in.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,7 +69,7 @@ pub struct Migrations {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: connections kept for hot reads (see [`Database::reads`]).
+    /// SQLite only: inline connections kept for hot reads (see [`Database::reads`]).
     kept_for_reads: Option<Arc<KeptConnections>>,
 }
 
@@ -75,104 +78,6 @@ pub struct Database {
 /// instead of failing.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
                               PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
-
-/// SQLite connections outside the pool, for hot paths that only read. The pool pings a
-/// SQLite connection when it is acquired and again when it is released, and each ping is a
-/// round trip to the connection's worker thread, as costly as a statement: an EV
-/// installation's three reads made five hand-offs. A local file cannot drop a connection
-/// the way a server can, so these are kept without pings; `query_only` makes sure nothing
-/// writes through them (a write or a transaction left open would outlive the request).
-struct KeptConnections {
-    url: String,
-    idle: Mutex<Vec<AnyConnection>>,
-    /// How many exist, idle or lent out.
-    opened: Mutex<usize>,
-}
-
-/// More readers at once than a 2-core machine runs; past it reads use the pool.
-const MAX_KEPT_CONNECTIONS: usize = 4;
-
-impl KeptConnections {
-    /// An idle kept connection, a new one while fewer than the bound exist, else `None`.
-    async fn take(&self) -> Result<Option<AnyConnection>, sqlx::Error> {
-        if let Some(connection) = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-        {
-            return Ok(Some(connection));
-        }
-        {
-            let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-            if *opened >= MAX_KEPT_CONNECTIONS {
-                return Ok(None);
-            }
-            *opened += 1;
-        }
-        let connected = async {
-            let mut connection = AnyConnection::connect(&self.url).await?;
-            connection
-                .execute(format!("{SQLITE_PRAGMAS} PRAGMA query_only = ON;").as_str())
-                .await?;
-            Ok(connection)
-        }
-        .await;
-        if connected.is_err() {
-            *self.opened.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
-        }
-        connected.map(Some)
-    }
-
-    fn give_back(&self, connection: AnyConnection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(connection);
-    }
-}
-
-/// A connection for reads only, from [`Database::reads`]: use it for SELECTs, never for a
-/// transaction or a write.
-pub struct ReadConnection {
-    held: Option<Held>,
-    kept: Option<Arc<KeptConnections>>,
-}
-
-enum Held {
-    Pooled(PoolConnection<Any>),
-    Kept(AnyConnection),
-}
-
-impl Deref for ReadConnection {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match self.held.as_ref() {
-            Some(Held::Pooled(connection)) => connection,
-            Some(Held::Kept(connection)) => connection,
-            None => unreachable!("a ReadConnection holds its connection until dropped"),
-        }
-    }
-}
-
-impl DerefMut for ReadConnection {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self.held.as_mut() {
-            Some(Held::Pooled(connection)) => connection,
-            Some(Held::Kept(connection)) => connection,
-            None => unreachable!("a ReadConnection holds its connection until dropped"),
-        }
-    }
-}
-
-impl Drop for ReadConnection {
-    fn drop(&mut self) {
-        if let (Some(Held::Kept(connection)), Some(kept)) = (self.held.take(), &self.kept) {
-            kept.give_back(connection);
-        }
-    }
-}
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -259,11 +164,7 @@ impl Database {
         Ok(Database {
             pool,
             backend: Backend::Sqlite,
-            kept_for_reads: Some(Arc::new(KeptConnections {
-                url,
-                idle: Mutex::default(),
-                opened: Mutex::new(0),
-            })),
+            kept_for_reads: Some(Arc::new(KeptConnections::new(&file))),
         })
     }
 
@@ -342,22 +243,11 @@ impl Database {
         self.pool.acquire().await.map_err(map_sqlx_error)
     }
 
-    /// A connection for a request's reads on a hot path: on SQLite one kept outside the
-    /// pool (no ping on acquire and release, see [`KeptConnections`]), on PostgreSQL a pooled
+    /// A connection for a request's reads on a hot path: on SQLite an inline one (rusqlite
+    /// on the caller's thread, no worker hand-offs; see [`reads`]), on PostgreSQL a pooled
     /// one. Only for SELECTs: it is read-only on SQLite.
     pub async fn reads(&self) -> Result<ReadConnection, PncError> {
-        if let Some(kept) = &self.kept_for_reads
-            && let Some(connection) = kept.take().await.map_err(map_sqlx_error)?
-        {
-            return Ok(ReadConnection {
-                held: Some(Held::Kept(connection)),
-                kept: Some(kept.clone()),
-            });
-        }
-        Ok(ReadConnection {
-            held: Some(Held::Pooled(self.connection().await?)),
-            kept: None,
-        })
+        ReadConnection::open(&self.pool, self.kept_for_reads.as_ref()).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -456,8 +346,6 @@ pub fn unix_now() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
@@ -480,35 +368,123 @@ mod tests {
         database
     }
 
-    async fn count(connection: &mut AnyConnection) -> i64 {
-        sqlx::query("SELECT COUNT(*) AS n FROM records")
-            .fetch_one(connection)
+    async fn count(reader: &mut impl Reader) -> i64 {
+        let rows = reader
+            .select("SELECT COUNT(*) AS n FROM records", &[])
             .await
-            .expect("count")
-            .get("n")
+            .expect("count");
+        rows[0].int("n").expect("n")
     }
 
     #[tokio::test]
-    async fn kept_read_connections_see_every_commit_and_refuse_writes() {
+    async fn inline_reads_see_every_commit_and_refuse_writes() {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = sqlite(dir.path()).await;
 
         let mut reads = database.reads().await.expect("read connection");
-        assert!(matches!(reads.held, Some(Held::Kept(_))));
+        assert!(reads.is_inline());
         assert_eq!(count(&mut reads).await, 0);
-        // A commit through the pool is visible to the kept connection's next statement.
+        // A commit through the pool is visible to the inline connection's next statement.
         sqlx::query("INSERT INTO records (id, name) VALUES (1, 'a')")
             .execute(database.pool())
             .await
             .expect("insert");
         assert_eq!(count(&mut reads).await, 1);
 
-        let write = sqlx::query("INSERT INTO records (id, name) VALUES (2, 'b')")
-            .execute(&mut *reads)
+        let write = reads
+            .select(
+                "INSERT INTO records (id, name) VALUES (2, 'b') RETURNING id",
+                &[],
+            )
             .await;
         assert!(write.is_err(), "a read connection must not write");
         drop(reads);
-        assert_eq!(count(&mut database.connection().await.unwrap()).await, 1);
+        assert_eq!(count(&mut *database.connection().await.unwrap()).await, 1);
+    }
+
+    #[tokio::test]
+    async fn inline_and_pooled_rows_read_the_same() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = sqlite(dir.path()).await;
+        sqlx::query("INSERT INTO records (id, name) VALUES (7, 'seven'), (8, 'eight')")
+            .execute(database.pool())
+            .await
+            .expect("insert");
+        let sql = "SELECT r.id, r.name, CAST(r.name AS BLOB) AS raw, other.name AS missing \
+                   FROM records r LEFT JOIN records other ON other.id = r.id + 100 \
+                   WHERE r.id = $1 OR r.name = $2 ORDER BY r.id";
+        let params = [Param::Int(8), Param::Text("seven")];
+        let inline = database.reads().await.unwrap().select(sql, &params).await;
+        let pooled = (*database.connection().await.unwrap())
+            .select(sql, &params)
+            .await;
+        let (inline, pooled) = (inline.expect("inline"), pooled.expect("pooled"));
+        assert!(matches!(inline[0], ReadRow::Inline(_)));
+        assert_eq!(inline.len(), 2);
+        assert_eq!(pooled.len(), 2);
+        for (inline, pooled) in inline.iter().zip(&pooled) {
+            assert_eq!(inline.int("id").unwrap(), pooled.int("id").unwrap());
+            assert_eq!(inline.text("name").unwrap(), pooled.text("name").unwrap());
+            assert_eq!(inline.blob("raw").unwrap(), pooled.blob("raw").unwrap());
+            assert_eq!(inline.optional_text("missing").unwrap(), None);
+            assert_eq!(pooled.optional_text("missing").unwrap(), None);
+        }
+        assert_eq!(inline[0].text("name").unwrap(), "seven");
+        // A wrong column or type is an error, not a panic or a default.
+        assert!(inline[0].int("name").is_err());
+        assert!(inline[0].text("nope").is_err());
+        assert!(inline[0].text("missing").is_err());
+        // As many parameters as placeholders, or nothing runs.
+        let short = database
+            .reads()
+            .await
+            .unwrap()
+            .select(sql, &params[..1])
+            .await;
+        assert!(short.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_locked_database_is_read_on_the_pool_not_waited_for_inline() {
+        // A file in rollback-journal mode, where a writer's exclusive lock keeps readers
+        // out (in WAL mode this is rare: recovery, another process's exclusive mode).
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("locked.db");
+        let holder = rusqlite::Connection::open(&file).unwrap();
+        holder
+            .execute_batch(
+                "PRAGMA journal_mode = DELETE; \
+                 CREATE TABLE records (id BIGINT PRIMARY KEY, name TEXT NOT NULL); \
+                 INSERT INTO records (id, name) VALUES (1, 'a');",
+            )
+            .unwrap();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    connection.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            })
+            .connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        drop(pool.acquire().await.unwrap());
+        let kept = Arc::new(KeptConnections::new(&file));
+
+        holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+        let mut reads = ReadConnection::open(&pool, Some(&kept)).await.unwrap();
+        assert!(reads.is_inline());
+        let started = std::time::Instant::now();
+        let read = tokio::spawn(async move { count(&mut reads).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !read.is_finished(),
+            "the statement waits on the pool, not fails inline"
+        );
+        holder.execute_batch("COMMIT;").unwrap();
+        assert_eq!(read.await.unwrap(), 1);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
@@ -519,22 +495,22 @@ mod tests {
 
         drop(database.reads().await.unwrap());
         drop(database.reads().await.unwrap());
-        assert_eq!(*kept.opened.lock().unwrap(), 1, "the first one came back");
+        assert_eq!(kept.counts(), (1, 1), "the first one came back");
 
         let mut held = Vec::new();
-        for _ in 0..MAX_KEPT_CONNECTIONS + 2 {
+        for _ in 0..reads::MAX_KEPT_CONNECTIONS + 2 {
             held.push(database.reads().await.unwrap());
         }
-        let pooled = held
-            .iter()
-            .filter(|read| matches!(read.held, Some(Held::Pooled(_))))
-            .count();
+        let pooled = held.iter().filter(|read| !read.is_inline()).count();
         assert_eq!(pooled, 2, "past the bound reads use the pool");
-        assert_eq!(*kept.opened.lock().unwrap(), MAX_KEPT_CONNECTIONS);
+        assert_eq!(kept.counts(), (reads::MAX_KEPT_CONNECTIONS, 0));
         for read in &mut held {
             assert_eq!(count(read).await, 0);
         }
         drop(held);
-        assert_eq!(kept.idle.lock().unwrap().len(), MAX_KEPT_CONNECTIONS);
+        assert_eq!(
+            kept.counts(),
+            (reads::MAX_KEPT_CONNECTIONS, reads::MAX_KEPT_CONNECTIONS)
+        );
     }
 }

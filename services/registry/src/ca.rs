@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use pnc_common::PncError;
-use pnc_common::db::map_sqlx_error;
+use pnc_common::db::{Columns, Param, Reader, map_sqlx_error};
 use pnc_proto::common::v1::Certificate as CertificateMessage;
-use sqlx::Row;
 
 use crate::pcp::sha256_hex_upper;
 
@@ -90,27 +89,24 @@ impl CaCertificates {
     /// The DER of a stored certificate.
     pub async fn der(
         &self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut impl Reader,
         fingerprint: &str,
     ) -> Result<Arc<[u8]>, PncError> {
         if let Some(der) = self.cached(fingerprint) {
             return Ok(der);
         }
-        let row = sqlx::query("SELECT der FROM ca_certificates WHERE fingerprint = $1")
-            .bind(fingerprint)
-            .fetch_optional(&mut *connection)
-            .await
-            .map_err(map_sqlx_error)?
-            .ok_or_else(|| {
-                PncError::internal(format!(
-                    "stored chain names CA certificate {fingerprint}, which is not stored"
-                ))
-            })?;
-        let der: Arc<[u8]> = Arc::from(
-            row.try_get::<Vec<u8>, _>("der")
-                .map_err(map_sqlx_error)?
-                .as_slice(),
-        );
+        let rows = connection
+            .select(
+                "SELECT der FROM ca_certificates WHERE fingerprint = $1",
+                &[Param::Text(fingerprint)],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| {
+            PncError::internal(format!(
+                "stored chain names CA certificate {fingerprint}, which is not stored"
+            ))
+        })?;
+        let der: Arc<[u8]> = Arc::from(row.blob("der")?);
         self.remember(fingerprint.to_string(), der.clone());
         Ok(der)
     }
@@ -118,7 +114,7 @@ impl CaCertificates {
     /// Appends the certificates named by a `*_fingerprints` column to `chain`.
     pub async fn extend_chain(
         &self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut impl Reader,
         chain: &mut Vec<CertificateMessage>,
         fingerprints: &str,
     ) -> Result<(), PncError> {

@@ -1,8 +1,10 @@
 //! Contracts by (PCID, eMAID) with their pre-signed contract data per V2G root, the
 //! PCID's default, and cancellation (OPCP CCP storage; `pnc.registry.v1.Contracts`).
 
+use std::sync::LazyLock;
+
 use pnc_common::PncError;
-use pnc_common::db::{map_sqlx_error, unix_now};
+use pnc_common::db::{Columns, Param, Reader, map_sqlx_error, unix_now};
 use pnc_common::ids::{Emaid, Pcid};
 use pnc_proto::common::v1::Certificate as CertificateMessage;
 use pnc_proto::error::ErrorKind;
@@ -145,13 +147,8 @@ const JOINED_SIGNED_COLUMNS: &str = "s.v2g_root_fingerprint, s.signed_data_pb, \
      s.v2g_root_dn";
 
 impl StoredSigned {
-    fn from_joined_row(
-        row: &sqlx::any::AnyRow,
-    ) -> Result<Option<(String, StoredSigned)>, PncError> {
-        let fingerprint: Option<String> = row
-            .try_get("v2g_root_fingerprint")
-            .map_err(map_sqlx_error)?;
-        let Some(fingerprint) = fingerprint else {
+    fn from_joined_row(row: &impl Columns) -> Result<Option<(String, StoredSigned)>, PncError> {
+        let Some(fingerprint) = row.optional_text("v2g_root_fingerprint")? else {
             return Ok(None);
         };
         Ok(Some((
@@ -160,25 +157,18 @@ impl StoredSigned {
         )))
     }
 
-    fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredSigned, PncError> {
+    fn from_row(row: &impl Columns) -> Result<StoredSigned, PncError> {
         StoredSigned::from_columns(row, "format")
     }
 
     /// `format_column`: `format` in `signed_contract_data`'s own rows, an alias in joins.
-    fn from_columns(
-        row: &sqlx::any::AnyRow,
-        format_column: &str,
-    ) -> Result<StoredSigned, PncError> {
+    fn from_columns(row: &impl Columns, format_column: &str) -> Result<StoredSigned, PncError> {
         Ok(StoredSigned {
-            bytes: row.try_get("signed_data_pb").map_err(map_sqlx_error)?,
-            format: row.try_get(format_column).map_err(map_sqlx_error)?,
-            cps_chain_fingerprints: row
-                .try_get("cps_chain_fingerprints")
-                .map_err(map_sqlx_error)?,
-            contract_chain_fingerprints: row
-                .try_get("contract_chain_fingerprints")
-                .map_err(map_sqlx_error)?,
-            v2g_root_dn: row.try_get("v2g_root_dn").map_err(map_sqlx_error)?,
+            bytes: row.blob("signed_data_pb")?,
+            format: row.int(format_column)?,
+            cps_chain_fingerprints: row.text("cps_chain_fingerprints")?,
+            contract_chain_fingerprints: row.text("contract_chain_fingerprints")?,
+            v2g_root_dn: row.text("v2g_root_dn")?,
         })
     }
 }
@@ -188,32 +178,24 @@ impl RegistryCore {
     /// their Sub-CAs come from `ca_certificates` (cached).
     async fn contract_from_row(
         &self,
-        connection: &mut sqlx::AnyConnection,
-        row: &sqlx::any::AnyRow,
+        connection: &mut impl Reader,
+        row: &impl Columns,
     ) -> Result<Contract, PncError> {
-        let bytes: Vec<u8> = row.try_get("contract_pb").map_err(map_sqlx_error)?;
+        let bytes = row.blob("contract_pb")?;
         let mut contract = Contract::decode(bytes.as_slice()).map_err(|error| {
             PncError::internal(format!("stored contract does not decode: {error}"))
         })?;
-        contract.pcid = row.try_get("pcid").map_err(map_sqlx_error)?;
-        contract.emaid = row.try_get("emaid").map_err(map_sqlx_error)?;
-        contract.is_default = row
-            .try_get::<i64, _>("is_default")
-            .map_err(map_sqlx_error)?
-            != 0;
-        contract.cancelled = row.try_get::<i64, _>("cancelled").map_err(map_sqlx_error)? != 0;
-        let format: i64 = row.try_get("format").map_err(map_sqlx_error)?;
-        if format >= FORMAT_COMPACT {
-            let fingerprints: String = row.try_get("chain_fingerprints").map_err(map_sqlx_error)?;
+        contract.pcid = row.text("pcid")?;
+        contract.emaid = row.text("emaid")?;
+        contract.is_default = row.int("is_default")? != 0;
+        contract.cancelled = row.int("cancelled")? != 0;
+        if row.int("format")? >= FORMAT_COMPACT {
+            let fingerprints = row.text("chain_fingerprints")?;
             self.cas
                 .extend_chain(connection, &mut contract.contract_chain, &fingerprints)
                 .await?;
-            contract.certificate_not_before = row
-                .try_get("certificate_not_before")
-                .map_err(map_sqlx_error)?;
-            contract.certificate_not_after = row
-                .try_get("certificate_not_after")
-                .map_err(map_sqlx_error)?;
+            contract.certificate_not_before = row.int("certificate_not_before")?;
+            contract.certificate_not_after = row.int("certificate_not_after")?;
         } else if let Some(leaf) = contract
             .contract_chain
             .first()
@@ -227,8 +209,8 @@ impl RegistryCore {
 
     async fn contracts_from_rows(
         &self,
-        connection: &mut sqlx::AnyConnection,
-        rows: &[sqlx::any::AnyRow],
+        connection: &mut impl Reader,
+        rows: &[impl Columns],
     ) -> Result<Vec<Contract>, PncError> {
         let mut contracts = Vec::with_capacity(rows.len());
         for row in rows {
@@ -240,7 +222,7 @@ impl RegistryCore {
     /// A signed contract data from its columns.
     async fn signed_from_stored(
         &self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut impl Reader,
         stored: StoredSigned,
     ) -> Result<SignedContractData, PncError> {
         let mut data = SignedContractData::decode(stored.bytes.as_slice()).map_err(|error| {
@@ -597,7 +579,7 @@ impl RegistryCore {
     /// installation context reads everything on one).
     pub(crate) async fn signed_contract_data_on(
         &self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut impl Reader,
         caller: &Caller,
         request: GetSignedContractDataRequest,
     ) -> Result<GetSignedContractDataResponse, PncError> {
@@ -609,40 +591,44 @@ impl RegistryCore {
             .collect::<Result<Vec<_>, _>>()?;
         let pcid_key = pcid.lookup_key();
         // One statement: the contract, its signed data under every V2G root (joined) and the
-        // vehicle's other usable contracts (counted); with SQLite each statement is a round
-        // trip to the connection's worker thread.
-        let select = format!(
-            "SELECT contracts.pcid, contracts.emaid, contracts.is_default, contracts.cancelled, \
-             contracts.contract_pb, contracts.format, contracts.chain_fingerprints, \
-             contracts.certificate_not_before, contracts.certificate_not_after, \
-             {OTHERS_COLUMN}, {JOINED_SIGNED_COLUMNS} \
-             FROM contracts LEFT JOIN signed_contract_data s \
-             ON s.pcid_key = contracts.pcid_key AND s.emaid_key = contracts.emaid_key"
-        );
+        // vehicle's other usable contracts (counted).
+        static SELECT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT contracts.pcid, contracts.emaid, contracts.is_default, \
+                 contracts.cancelled, contracts.contract_pb, contracts.format, \
+                 contracts.chain_fingerprints, contracts.certificate_not_before, \
+                 contracts.certificate_not_after, {OTHERS_COLUMN}, {JOINED_SIGNED_COLUMNS} \
+                 FROM contracts LEFT JOIN signed_contract_data s \
+                 ON s.pcid_key = contracts.pcid_key AND s.emaid_key = contracts.emaid_key"
+            )
+        });
+        static BY_DEFAULT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{} WHERE contracts.pcid_key = $1 AND contracts.is_default = 1 \
+                 ORDER BY s.v2g_root_fingerprint",
+                *SELECT
+            )
+        });
+        static BY_EMAID: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{} WHERE contracts.pcid_key = $1 AND contracts.emaid_key = $2 \
+                 ORDER BY s.v2g_root_fingerprint",
+                *SELECT
+            )
+        });
         let rows = if request.emaid.trim().is_empty() {
-            sqlx::query(&format!(
-                "{select} WHERE contracts.pcid_key = $1 AND contracts.is_default = 1 \
-                 ORDER BY s.v2g_root_fingerprint"
-            ))
-            .bind(&pcid_key)
-            .fetch_all(&mut *connection)
-            .await
+            connection
+                .select(&BY_DEFAULT, &[Param::Text(&pcid_key)])
+                .await?
         } else {
             let emaid = Emaid::parse(&request.emaid)?;
-            sqlx::query(&format!(
-                "{select} WHERE contracts.pcid_key = $1 AND contracts.emaid_key = $2 \
-                 ORDER BY s.v2g_root_fingerprint"
-            ))
-            .bind(&pcid_key)
-            .bind(emaid.lookup_key())
-            .fetch_all(&mut *connection)
-            .await
-        }
-        .map_err(map_sqlx_error)?;
+            let params = [Param::Text(&pcid_key), Param::Text(emaid.lookup_key())];
+            connection.select(&BY_EMAID, &params).await?
+        };
         let Some(row) = rows.first() else {
             return Err(PncError::not_found(format!("no contract for PCID {pcid}")));
         };
-        let others: i64 = row.try_get("others").map_err(map_sqlx_error)?;
+        let others = row.int("others")?;
         let mut contract = self.contract_from_row(connection, row).await?;
         let emaid = Emaid::parse(&contract.emaid)?;
         if !caller.may_see_contract(&pcid, &emaid) || caller.role() == Some(Role::Charger) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use pnc_common::PncError;
-use pnc_common::db::map_sqlx_error;
+use pnc_common::db::{Columns, Param, Reader};
 use pnc_common::ids::Pcid;
 use pnc_pki::Certificate;
 use pnc_proto::error::ErrorKind;
@@ -16,7 +16,6 @@ use pnc_proto::registry::v1::{
     ContractLookup, GetInstallationContextRequest, GetInstallationContextResponse,
     GetSignedContractDataRequest, IssuanceKey, IssuanceStatus, IssuedStatus,
 };
-use sqlx::Row;
 
 use crate::RegistryCore;
 use crate::access::Caller;
@@ -75,8 +74,8 @@ impl RegistryCore {
             pcid => Some(Pcid::parse(pcid)?),
         };
 
-        // Every statement on one read connection: with SQLite each statement is a hand-off
-        // to the connection's worker thread, and a pooled connection adds two pings.
+        // Every statement on one read connection: inline on SQLite (no worker hand-offs),
+        // one pooled connection on PostgreSQL.
         let mut connection = self.database.reads().await?;
         let provisioning_certificate = match &pcid {
             Some(pcid) => {
@@ -150,7 +149,7 @@ impl RegistryCore {
     /// pnc did not issue or a key without issuer key id or serial.
     async fn issuance_statuses(
         &self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut impl Reader,
         keys: Vec<IssuanceKey>,
     ) -> Result<Vec<IssuanceStatus>, PncError> {
         // Serials are stored without sign padding (`00 8F` and `8F` are the same serial).
@@ -184,19 +183,18 @@ impl RegistryCore {
                     first + 1
                 ));
             }
-            let mut query = sqlx::query(&sql);
-            for (issuer_key_id, serial) in lookups.iter().flatten() {
-                query = query.bind(*issuer_key_id).bind(*serial);
-            }
-            let rows = query
-                .fetch_all(&mut *connection)
-                .await
-                .map_err(map_sqlx_error)?;
+            let params: Vec<Param> = lookups
+                .iter()
+                .flatten()
+                .flat_map(|(issuer_key_id, serial)| {
+                    [Param::Blob(issuer_key_id), Param::Blob(serial)]
+                })
+                .collect();
+            let rows = connection.select(&sql, &params).await?;
             for row in &rows {
-                let issuer_key_id: Vec<u8> =
-                    row.try_get("issuer_key_id").map_err(map_sqlx_error)?;
-                let serial: Vec<u8> = row.try_get("serial").map_err(map_sqlx_error)?;
-                let revoked: i64 = row.try_get("revoked").map_err(map_sqlx_error)?;
+                let issuer_key_id = row.blob("issuer_key_id")?;
+                let serial = row.blob("serial")?;
+                let revoked = row.int("revoked")?;
                 if let Some(lookup) = lookups.iter().flatten().find(|(key_id, number)| {
                     *key_id == issuer_key_id.as_slice() && *number == serial.as_slice()
                 }) {

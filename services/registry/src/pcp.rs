@@ -2,9 +2,10 @@
 //! every OEM Sub-CA ever registered, indexed by key identifier and subject.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use pnc_common::PncError;
-use pnc_common::db::{map_sqlx_error, unix_now};
+use pnc_common::db::{Columns, Param, Reader, map_sqlx_error, unix_now};
 use pnc_common::ids::Pcid;
 use pnc_pki::{Certificate, PathError, ValidatedPath, ValidationOptions};
 use pnc_proto::common::v1::Certificate as CertificateMessage;
@@ -135,15 +136,13 @@ impl RegistryCore {
     /// from `ca_certificates` (cached). Older rows are rendered as before.
     pub async fn record_from_row(
         &self,
-        connection: &mut sqlx::AnyConnection,
-        row: &sqlx::any::AnyRow,
+        connection: &mut impl Reader,
+        row: &impl Columns,
     ) -> Result<ProvisioningCertificate, PncError> {
-        let get_bytes = |column: &str| row.try_get::<Vec<u8>, _>(column).map_err(map_sqlx_error);
-        let get_text = |column: &str| row.try_get::<String, _>(column).map_err(map_sqlx_error);
-        let format: i64 = row.try_get("format").map_err(map_sqlx_error)?;
-        let leaf = get_bytes("leaf_der")?;
-        let mut sub_ca2 = get_bytes("sub_ca2_der")?;
-        let sub_ca2_fingerprint = get_text("sub_ca2_fingerprint")?;
+        let format = row.int("format")?;
+        let leaf = row.blob("leaf_der")?;
+        let mut sub_ca2 = row.blob("sub_ca2_der")?;
+        let sub_ca2_fingerprint = row.text("sub_ca2_fingerprint")?;
         if sub_ca2.is_empty() && !sub_ca2_fingerprint.is_empty() {
             sub_ca2 = self
                 .cas
@@ -151,8 +150,8 @@ impl RegistryCore {
                 .await?
                 .to_vec();
         }
-        let mut sub_ca1 = get_bytes("sub_ca1_der")?;
-        let sub_ca1_fingerprint = get_text("sub_ca1_fingerprint")?;
+        let mut sub_ca1 = row.blob("sub_ca1_der")?;
+        let sub_ca1_fingerprint = row.text("sub_ca1_fingerprint")?;
         if sub_ca1.is_empty() && !sub_ca1_fingerprint.is_empty() {
             sub_ca1 = self
                 .cas
@@ -160,8 +159,8 @@ impl RegistryCore {
                 .await?
                 .to_vec();
         }
-        let oem_root_fingerprint = get_text("oem_root_fingerprint")?;
-        let mut root_der = get_bytes("oem_root_der")?;
+        let oem_root_fingerprint = row.text("oem_root_fingerprint")?;
+        let mut root_der = row.blob("oem_root_der")?;
         if root_der.is_empty() {
             root_der = self
                 .cas
@@ -172,11 +171,11 @@ impl RegistryCore {
         let (fingerprint, (root_subject, root_serial, root_key_identifier)) =
             if format >= FORMAT_COMPACT {
                 (
-                    get_text("leaf_fingerprint")?,
+                    row.text("leaf_fingerprint")?,
                     (
-                        get_text("root_subject")?,
-                        get_text("root_serial")?,
-                        get_text("root_key_identifier")?,
+                        row.text("root_subject")?,
+                        row.text("root_serial")?,
+                        row.text("root_key_identifier")?,
                     ),
                 )
             } else {
@@ -193,9 +192,9 @@ impl RegistryCore {
             sub_cas.push(certificate_message(sub_ca2));
         }
         sub_cas.push(certificate_message(sub_ca1));
-        let akis = get_text("v2g_root_akis")?;
+        let akis = row.text("v2g_root_akis")?;
         Ok(ProvisioningCertificate {
-            pcid: get_text("pcid")?,
+            pcid: row.text("pcid")?,
             fingerprint,
             certificate: Some(certificate_message(leaf)),
             sub_cas,
@@ -204,13 +203,13 @@ impl RegistryCore {
             root_issuer_serial_number: root_serial,
             root_authority_key_identifier: root_key_identifier,
             oem_root: Some(certificate_message(root_der)),
-            xsd_msg_def_namespace: get_text("xsd_msg_def_namespace")?,
+            xsd_msg_def_namespace: row.text("xsd_msg_def_namespace")?,
             v2g_root_authority_key_identifiers: if akis == "[]" {
                 Vec::new()
             } else {
                 serde_json::from_str(&akis).unwrap_or_default()
             },
-            previous_pcid: get_text("previous_pcid")?,
+            previous_pcid: row.text("previous_pcid")?,
         })
     }
 }
@@ -502,18 +501,18 @@ impl RegistryCore {
     /// the caller has checked read access.
     pub(crate) async fn provisioning_certificate_on(
         &self,
-        connection: &mut sqlx::AnyConnection,
+        connection: &mut impl Reader,
         pcid: &Pcid,
     ) -> Result<Option<ProvisioningCertificate>, PncError> {
-        let row = sqlx::query(&format!(
-            "SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1"
-        ))
-        .bind(pcid.lookup_key())
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(map_sqlx_error)?;
-        match row {
-            Some(row) => Ok(Some(self.record_from_row(connection, &row).await?)),
+        static SELECT: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {PCP_COLUMNS} FROM provisioning_certificates WHERE pcid_key = $1")
+        });
+        let pcid_key = pcid.lookup_key();
+        let rows = connection
+            .select(&SELECT, &[Param::Text(&pcid_key)])
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(Some(self.record_from_row(connection, row).await?)),
             None => Ok(None),
         }
     }
