@@ -537,3 +537,65 @@ async fn ok_in_flight_requests_finish_after_shutdown_is_requested() {
     );
     hold.abort();
 }
+
+/// The names of this process's threads that serve the HTTP edge (`http.server_threads`).
+fn http_server_threads() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with("pnc-http-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits (at most 5 s) until [`http_server_threads`] is `expected`: a thread names itself
+/// once it runs, and leaves `/proc` only after it has returned.
+async fn await_http_server_threads(expected: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while http_server_threads() != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(http_server_threads(), expected);
+}
+
+/// `http.server_threads = 2`: two threads with a listener each on one port serve the whole
+/// API (here tokens from the registry and the truststore's roots, reached in-process from
+/// those threads), and they stop with the rest.
+async fn server_threads_serve_the_edge(backend: Backend) {
+    let sandbox = Sandbox::start_with(backend, |config| config.http.server_threads = 2).await;
+    await_http_server_threads(&["pnc-http-0", "pnc-http-1"]).await;
+    let admin = sandbox.admin().await;
+
+    // A new connection per request, so the kernel spreads them over both listeners.
+    let requests = (0..32).map(|_| {
+        let url = sandbox.url("/v1/root/rootCerts");
+        let token = admin.token.clone();
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("an answer");
+            (response.status().as_u16(), response.json::<Value>().await)
+        })
+    });
+    for request in requests.collect::<Vec<_>>() {
+        let (status, body) = request.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.is_ok_and(|body| body.is_array() || body.is_object()));
+    }
+    let health = sandbox.url("/healthz");
+    sandbox.stop().await;
+    await_http_server_threads(&[]).await;
+    assert!(reqwest::get(health).await.is_err(), "the port is closed");
+}
+
+// One test for both backends: the thread names are process-wide, and tests run in parallel.
+#[tokio::test]
+async fn ok_server_threads_serve_the_edge_on_sqlite_and_postgres() {
+    server_threads_serve_the_edge(Backend::Sqlite).await;
+    server_threads_serve_the_edge(Backend::Postgres).await;
+}

@@ -181,6 +181,11 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_ms: u64,
+    /// Threads that serve the plain HTTP listener, each with an event loop and a listening
+    /// socket of its own (SO_REUSEPORT: the kernel spreads connections over them), as nginx
+    /// runs worker processes. 0 serves it on the shared runtime, whose workers pass
+    /// connections' tasks between them.
+    pub server_threads: usize,
     /// An HTTPS listener beside the plain one, for chargers and CSMSs that authenticate
     /// with client certificates (mTLS). Off unless `tls.listen` is set.
     pub tls: HttpTlsConfig,
@@ -208,6 +213,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 20_000,
+            server_threads: 0,
             tls: HttpTlsConfig::default(),
         }
     }

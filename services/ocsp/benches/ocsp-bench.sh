@@ -17,6 +17,10 @@
 # reports pnc's CPU time (user and system, from /proc) per request under `ab -k -c 64`:
 # less sensitive to load than req/s; alternate two builds back to back to compare them.
 #
+# pnc reads its configuration from the environment as always, e.g.
+#   PNC_HTTP__SERVER_THREADS=2 services/ocsp/benches/ocsp-bench.sh target/release/pnc 10 64
+# serves HTTP on two threads with a listener each (see BENCHMARKS-ocsp.md).
+#
 # A benchmark, not a test: bounded in time (wrk -d) and in connections (wrk -c); not part
 # of the test suite. Needs openssl, wrk, curl, python3 (and ab from apache2-utils, optional).
 set -euo pipefail
