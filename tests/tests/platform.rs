@@ -564,8 +564,14 @@ async fn await_http_server_threads(expected: &[&str]) {
 /// API (here tokens from the registry and the truststore's roots, reached in-process from
 /// those threads), and they stop with the rest.
 async fn server_threads_serve_the_edge(backend: Backend) {
-    let sandbox = Sandbox::start_with(backend, |config| config.http.server_threads = 2).await;
+    let sandbox = Sandbox::start_with(backend, |config| {
+        config.http.server_threads = 2;
+        config.http.header_read_timeout_ms = SHORT_HEADER_READ_TIMEOUT_MS;
+    })
+    .await;
     await_http_server_threads(&["pnc-http-0", "pnc-http-1"]).await;
+    // Each thread's event loop keeps the header-read timeout (on one thread, at least).
+    slow_or_idle_connections_are_closed(&sandbox).await;
     let admin = sandbox.admin().await;
 
     // A new connection per request, so the kernel spreads them over both listeners.
@@ -598,4 +604,75 @@ async fn server_threads_serve_the_edge(backend: Backend) {
 async fn ok_server_threads_serve_the_edge_on_sqlite_and_postgres() {
     server_threads_serve_the_edge(Backend::Sqlite).await;
     server_threads_serve_the_edge(Backend::Postgres).await;
+}
+
+/// Reads from `stream` until the server closes it (EOF or reset), failing if it does not
+/// within `bound` or if it sends anything.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, bound: std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 256];
+    match tokio::time::timeout(bound, stream.read(&mut buffer)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(read)) => panic!(
+            "expected the connection closed, got {:?}",
+            String::from_utf8_lossy(&buffer[..read])
+        ),
+        Err(_) => panic!("the connection was still open after {bound:?}"),
+    }
+}
+
+/// A client that connects and sends nothing, or half a request head, or keeps an idle
+/// keep-alive connection, is disconnected after `http.header_read_timeout_ms`
+/// ([`SHORT_HEADER_READ_TIMEOUT_MS`] here); one that sends its head in pieces within that
+/// time is answered.
+async fn slow_or_idle_connections_are_closed(sandbox: &Sandbox) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    const HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: pnc\r\n\r\n";
+    // Far above the timeout, so a busy machine does not fail the test.
+    let bound = std::time::Duration::from_secs(20);
+    let address = sandbox.base_url.trim_start_matches("http://");
+
+    // fail/silent: connected, nothing sent.
+    let mut silent = TcpStream::connect(address).await.unwrap();
+    // fail/half-a-head: the request line and a header, never the blank line.
+    let mut half = TcpStream::connect(address).await.unwrap();
+    half.write_all(&HEAD[..HEAD.len() - 2]).await.unwrap();
+    // fail/idle-keep-alive: one request answered, then nothing.
+    let mut idle = TcpStream::connect(address).await.unwrap();
+    idle.write_all(HEAD).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = idle.read(&mut answer).await.unwrap();
+    let answered = |read: usize, answer: &[u8]| {
+        assert!(
+            answer[..read].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&answer[..read])
+        )
+    };
+    answered(read, &answer);
+    for stream in [&mut silent, &mut half, &mut idle] {
+        closed_by_server(stream, bound).await;
+    }
+
+    // ok/head-in-pieces: three writes 20 ms apart, well within the timeout.
+    let mut pieces = TcpStream::connect(address).await.unwrap();
+    for piece in HEAD.chunks(12) {
+        pieces.write_all(piece).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let read = pieces.read(&mut answer).await.unwrap();
+    answered(read, &answer);
+}
+
+const SHORT_HEADER_READ_TIMEOUT_MS: u64 = 1000;
+
+#[tokio::test]
+async fn ok_slow_or_idle_connections_are_closed_after_the_header_read_timeout() {
+    let sandbox = Sandbox::start_with(Backend::Sqlite, |config| {
+        config.http.header_read_timeout_ms = SHORT_HEADER_READ_TIMEOUT_MS;
+    })
+    .await;
+    slow_or_idle_connections_are_closed(&sandbox).await;
+    sandbox.stop().await;
 }

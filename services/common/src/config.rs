@@ -181,6 +181,10 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_ms: u64,
+    /// How long a connection may take to deliver a request's head (HTTP/1), counted from
+    /// when it starts waiting for one, so it also closes keep-alive connections idle that
+    /// long. Bounds what a client that connects and sends nothing (or a byte a minute) holds.
+    pub header_read_timeout_ms: u64,
     /// Threads that serve the plain HTTP listener, each with an event loop and a listening
     /// socket of its own (SO_REUSEPORT: the kernel spreads connections over them), as nginx
     /// runs worker processes. 0 serves it on the shared runtime, whose workers pass
@@ -213,6 +217,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 20_000,
+            header_read_timeout_ms: 30_000,
             server_threads: 0,
             tls: HttpTlsConfig::default(),
         }
@@ -431,10 +436,25 @@ impl Config {
     }
 
     fn from_table(table: toml::Table, origin: &str) -> Result<Config, ConfigError> {
-        Config::deserialize(table).map_err(|error| ConfigError::Invalid {
+        let invalid = |message: String| ConfigError::Invalid {
             origin: origin.to_string(),
-            message: error.message().to_string(),
-        })
+            message,
+        };
+        let config = Config::deserialize(table).map_err(|error| invalid(error.message().into()))?;
+        config.check_ranges().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Values the types admit but the server cannot work with.
+    fn check_ranges(&self) -> Result<(), String> {
+        if self.http.header_read_timeout_ms == 0 {
+            return Err(
+                "http.header_read_timeout_ms must be at least 1: with 0 every \
+                connection would time out before its first request"
+                    .to_string(),
+            );
+        }
+        Ok(())
     }
 
     /// The database URL in force: the inline one, or the content of `database_url_file`.
@@ -576,6 +596,21 @@ mod tests {
         let error = Config::load(Some(file.path()), env(&[])).expect_err("must fail");
         let text = error.to_string();
         assert!(text.contains("max_body_byte"), "{text}");
+    }
+
+    #[test]
+    fn fail_zero_header_read_timeout_is_named() {
+        let error = Config::load(None, env(&[("PNC_HTTP__HEADER_READ_TIMEOUT_MS", "0")]))
+            .expect_err("0 must be refused");
+        let text = error.to_string();
+        assert!(text.contains("PNC_HTTP__HEADER_READ_TIMEOUT_MS"), "{text}");
+        assert!(
+            text.contains("header_read_timeout_ms must be at least 1"),
+            "{text}"
+        );
+        let config = Config::load(None, env(&[("PNC_HTTP__HEADER_READ_TIMEOUT_MS", "1")]))
+            .expect("1 ms is a value");
+        assert_eq!(config.http.header_read_timeout_ms, 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod tls;
 
@@ -22,7 +23,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::serve::ListenerExt;
 use pnc_common::Component;
 use pnc_common::runtime::{ComponentContext, RunningComponent};
 use tokio::net::{TcpListener, TcpSocket};
@@ -232,31 +232,6 @@ async fn deadline(
     }
 }
 
-/// Serves plain HTTP on `listener` until `shutdown`, then gives in-flight requests `grace`.
-async fn serve_plain(
-    listener: TcpListener,
-    app: routes::ocsp::OcspFirst,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    // Answers are small; do not let Nagle hold them back.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    let graceful = axum::serve(listener, axum::ServiceExt::into_make_service(app))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        result = graceful => result.map_err(anyhow::Error::from),
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("in-flight requests did not finish within the grace period");
-            Ok(())
-        }
-    }
-}
-
 /// The plain HTTP listener: one on the shared runtime, or one per server thread.
 enum PlainListeners {
     Shared(TcpListener),
@@ -307,12 +282,19 @@ impl PlainListeners {
     fn serve(
         self,
         app: routes::ocsp::OcspFirst,
+        limits: serve::ConnectionLimits,
         shutdown: CancellationToken,
         grace: Duration,
     ) -> std::io::Result<JoinHandle<anyhow::Result<()>>> {
+        let serve_plain = move |listener, app, shutdown| {
+            serve::serve(listener, serve::Plain, app, limits, shutdown, grace)
+        };
         let listeners = match self {
             PlainListeners::Shared(listener) => {
-                return Ok(tokio::spawn(serve_plain(listener, app, shutdown, grace)));
+                return Ok(tokio::spawn(async move {
+                    serve_plain(listener, app, shutdown).await;
+                    Ok(())
+                }));
             }
             PlainListeners::Threads(listeners) => listeners,
         };
@@ -330,7 +312,8 @@ impl PlainListeners {
                         .and_then(|runtime| {
                             runtime.block_on(async move {
                                 let listener = TcpListener::from_std(listener)?;
-                                serve_plain(listener, app, shutdown, grace).await
+                                serve_plain(listener, app, shutdown).await;
+                                Ok(())
                             })
                         });
                     let _ = done.send(result);
@@ -373,18 +356,24 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let local_addr = plain.local_addr()?;
     let shutdown = context.shutdown.clone();
     let grace = Duration::from_millis(config.http.shutdown_grace_ms);
+    let limits = serve::ConnectionLimits {
+        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+    };
     if let Some(tls_listen) = config.http.tls.listen {
         let tls_config = tls::server_config(&config.http.tls)?;
         let tls_listener = TcpListener::bind(tls_listen).await?;
         tracing::info!(address = %tls_listener.local_addr()?, "gateway listening for https (mTLS)");
-        let (app, shutdown) = (app.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(error) = tls::serve(tls_listener, tls_config, app, shutdown, grace).await {
-                tracing::error!(%error, "https listener failed");
-            }
-        });
+        let handshake = tls::TlsHandshake::new(tls_config);
+        tokio::spawn(serve::serve(
+            tls_listener,
+            handshake,
+            app.clone(),
+            limits,
+            shutdown.clone(),
+            grace,
+        ));
     }
-    let task = plain.serve(app, shutdown, grace)?;
+    let task = plain.serve(app, limits, shutdown, grace)?;
     tracing::info!(%local_addr, "gateway listening");
     Ok(RunningComponent {
         component: Component::Gateway,

@@ -5,12 +5,11 @@
 //! [`crate::auth::Authenticated`] derives a principal. A client without a certificate can
 //! still use a bearer token on this listener.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use pnc_common::config::HttpTlsConfig;
 use pnc_proto::principal::{Principal, Role};
 use rustls::RootCertStore;
@@ -18,9 +17,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use tokio::net::TcpStream;
 
 /// The verified client certificate of the connection a request came on (DER).
 #[derive(Debug, Clone)]
@@ -110,73 +107,49 @@ fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>
     Ok(certificates)
 }
 
-/// Serves `app` over TLS until `shutdown`; connections in progress get `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: crate::routes::ocsp::OcspFirst,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            // A client that never finishes the handshake must not hold a task forever.
-            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-            let stream = match handshake.await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "tls handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "tls handshake timed out");
-                    return;
-                }
-            };
-            let client_certificate = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certificates| certificates.first())
-                .map(|certificate| ClientCertificate(Arc::new(certificate.to_vec())));
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    if let Some(certificate) = &client_certificate {
-                        request.extensions_mut().insert(certificate.clone());
-                    }
-                    app.clone().oneshot(request.map(axum::body::Body::new))
-                },
-            );
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+/// The HTTPS listener's step before HTTP: the TLS handshake, bounded in time, and the
+/// client certificate rustls verified.
+#[derive(Clone)]
+pub struct TlsHandshake(pub tokio_rustls::TlsAcceptor);
+
+impl TlsHandshake {
+    pub fn new(tls: Arc<rustls::ServerConfig>) -> TlsHandshake {
+        TlsHandshake(tokio_rustls::TlsAcceptor::from(tls))
+    }
+}
+
+impl crate::serve::Handshake for TlsHandshake {
+    type Stream = tokio_rustls::server::TlsStream<TcpStream>;
+
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<crate::serve::Accepted<Self::Stream>> {
+        // A client that never finishes the handshake must not hold a task forever.
+        let handshake = tokio::time::timeout(Duration::from_secs(10), self.0.accept(stream));
+        let stream = match handshake.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "tls handshake failed");
+                return None;
             }
-        });
+            Err(_) => {
+                tracing::debug!(%peer, "tls handshake timed out");
+                return None;
+            }
+        };
+        let client_certificate = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certificates| certificates.first())
+            .map(|certificate| ClientCertificate(Arc::new(certificate.to_vec())));
+        let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        Some(crate::serve::Accepted {
+            stream,
+            client_certificate,
+            http2,
+        })
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("https connections did not finish within the grace period");
-    }
-    Ok(())
 }
