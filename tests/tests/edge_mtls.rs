@@ -194,6 +194,29 @@ async fn ok_station_certificates_authenticate_on_the_https_edge() {
     let stranger = https_client(&edge.edge_ca, Some(station_identity(&strangers, "CS-EVIL")));
     assert!(stranger.get(&roots).send().await.is_err());
 
+    // HTTP/2 where ALPN chose it: the same station, the same answer.
+    let over_http2 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&edge.edge_ca.to_pem().unwrap()).unwrap(),
+        )
+        .identity(station_identity(&stations, "CS-0002"))
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = over_http2.get(&roots).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    // The plain listener speaks HTTP/1.1 only: cleartext HTTP/2 (h2c) is not taken.
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let answer = h2c.get(sandbox.url("/healthz")).send().await;
+    assert!(answer.is_err(), "{answer:?}");
+
     // The plain HTTP edge is unaffected.
     let response = sandbox
         .http

@@ -8,8 +8,8 @@
 //! closes the connection when the head is not complete in time. The body and the handler
 //! are bounded by `http.request_timeout_ms`, as before.
 //!
-//! hyper starts that clock at a request's first byte, though, so a connection that never
-//! sends one is bounded here, by [`FirstByteDeadline`].
+//! HTTP/2 (on HTTPS) has no such timer, so the wait for a connection's first byte is
+//! bounded here, for both protocols, by [`FirstByteDeadline`].
 //!
 //! The protocol is known before the first byte: HTTP/1.1 on the plain listener, and on
 //! HTTPS what ALPN chose. Sniffing for HTTP/2's preface instead (hyper-util's `auto`) would
@@ -129,7 +129,9 @@ pub async fn serve<H: Handshake>(
                     app.clone().oneshot(request.map(axum::body::Body::new))
                 },
             );
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            // Not `serve_connection_with_upgrades`: it sniffs for HTTP/2 whatever the builder
+            // says, and the edge has no route that upgrades (no WebSocket).
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
