@@ -458,6 +458,9 @@ mod tests {
                  INSERT INTO records (id, name) VALUES (1, 'a');",
             )
             .unwrap();
+        // As `Database::connect` does: without it the test passes only after another
+        // test in the process has installed the drivers.
+        sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
             .max_connections(1)
             .after_connect(|connection, _| {
