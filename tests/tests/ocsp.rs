@@ -26,12 +26,15 @@ use tokio::net::TcpListener;
 
 const MALFORMED_REQUEST: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x01];
 const UNAUTHORIZED: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x06];
+const TRY_LATER: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x03];
 
 fn run(command: &mut Command) -> String {
     let output = command.output().expect("run openssl");
+    // `openssl ocsp` prints a responder's error status on stdout, not stderr.
     assert!(
         output.status.success(),
-        "{command:?} failed: {}",
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     format!(
@@ -1360,6 +1363,9 @@ async fn hubject_layout_sub_cas_have_delegated_ocsp_signers() {
 
 /// POSTs a DER OCSP request to `/ocsp` until the answer satisfies `done` (the ocsp service
 /// loads pnc's PKI once provisioning has written it; answers are reused for a while).
+/// Posts `request` to `/ocsp` until `done` accepts the answer. tryLater is always asked again:
+/// the gateway answers it when the ocsp service misses the request deadline, which a loaded CI
+/// host can make happen while the sandbox is still warming up (P-521 signing, first loads).
 async fn ocsp_until(sandbox: &Sandbox, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut body = Vec::new();
     for _ in 0..75 {
@@ -1375,7 +1381,7 @@ async fn ocsp_until(sandbox: &Sandbox, request: &[u8], done: impl Fn(&[u8]) -> b
             .await
             .unwrap()
             .to_vec();
-        if done(&body) {
+        if body != TRY_LATER && done(&body) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
