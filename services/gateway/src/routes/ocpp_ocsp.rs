@@ -107,26 +107,50 @@ fn parse_hex(field: &str, value: &str, max_chars: usize) -> Result<Vec<u8>, Stri
     if value.is_empty() || value.len() > max_chars {
         return Err(format!("{field} must be 1 to {max_chars} hex characters"));
     }
-    let not_hex = || format!("{field} is not hex");
-    let digit = |character: u8| (character as char).to_digit(16).map(|value| value as u8);
     let digits = value.as_bytes();
     // The serial number may have an odd number of digits (no leading zeros, §4.1): the
     // first then stands for a byte of its own.
     let (lone, pairs) = digits.split_at(digits.len() % 2);
     let mut bytes = Vec::with_capacity(digits.len().div_ceil(2));
+    // Each digit's value, or NOT_HEX; OR-ed together, one bad digit marks them all.
+    let mut seen = 0u8;
     for &character in lone {
-        bytes.push(digit(character).ok_or_else(not_hex)?);
+        let digit = HEX_VALUE[usize::from(character)];
+        seen |= digit;
+        bytes.push(digit);
     }
     for pair in pairs.chunks_exact(2) {
-        let (high, low) = (digit(pair[0]), digit(pair[1]));
-        bytes.push(
-            high.zip(low)
-                .map(|(high, low)| high << 4 | low)
-                .ok_or_else(not_hex)?,
+        let (high, low) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
         );
+        seen |= high | low;
+        bytes.push(high << 4 | low);
+    }
+    if seen & NOT_HEX != 0 {
+        return Err(format!("{field} is not hex"));
     }
     Ok(bytes)
 }
+
+/// Marks a character that is not a hex digit in [`HEX_VALUE`].
+const NOT_HEX: u8 = 0x80;
+/// The value of each hex digit, either case; [`NOT_HEX`] for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut index = 0;
+    while index < 10 {
+        table[b'0' as usize + index] = index as u8;
+        index += 1;
+    }
+    let mut index = 0;
+    while index < 6 {
+        table[b'a' as usize + index] = 10 + index as u8;
+        table[b'A' as usize + index] = 10 + index as u8;
+        index += 1;
+    }
+    table
+};
 
 /// The CertID of OCPP hash data, checked the way the ocsp service will check it again.
 pub(crate) fn cert_id_of(
@@ -172,7 +196,8 @@ pub(crate) fn status_cache_key(cert_id: &CertId, responder_url: &str) -> Bytes {
     let hex_length: usize = hashes.iter().map(|bytes| 2 * bytes.len() + 1).sum();
     let mut key = Vec::with_capacity(16 + hex_length + responder_url.len());
     key.extend_from_slice(b"gcs|");
-    key.extend_from_slice(cert_id.hash_algorithm.to_string().as_bytes());
+    // Into the buffer directly (writing to a Vec cannot fail).
+    let _ = std::io::Write::write_fmt(&mut key, format_args!("{}", cert_id.hash_algorithm));
     for bytes in hashes {
         key.push(b'|');
         for byte in bytes {
@@ -639,6 +664,22 @@ mod tests {
                     trimmed.to_string()
                 };
                 assert_eq!(&hex::decode(padded).unwrap(), expected, "{value}");
+            }
+        }
+        // Every pair of ASCII characters, and each beside a multi-byte character.
+        for first in 0u8..128 {
+            for second in 0u8..128 {
+                let pair = String::from_utf8(vec![first, second]).expect("ascii");
+                if pair.trim() != pair {
+                    continue;
+                }
+                assert_eq!(
+                    parse_hex("field", &pair, 40).ok(),
+                    hex::decode(&pair).ok(),
+                    "{pair:?}"
+                );
+                let wide = format!("{pair}\u{e9}");
+                assert_eq!(parse_hex("field", &wide, 40).ok(), None, "{wide:?}");
             }
         }
         assert_eq!(
