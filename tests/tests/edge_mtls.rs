@@ -227,3 +227,123 @@ async fn ok_station_certificates_authenticate_on_the_https_edge() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// The frame types an HTTP/2 server sends on a connection that opens (TLS, ALPN h2, the
+/// preface and empty SETTINGS) and then asks nothing, until the server closes it or
+/// `bound` passes; and how long that took from the preface. The client acknowledges the
+/// server's SETTINGS, and its PINGs if `answer_pings`.
+fn http2_frames_until_closed(
+    port: u16,
+    edge_ca: &X509,
+    bound: std::time::Duration,
+    answer_pings: bool,
+) -> (Vec<u8>, std::time::Duration) {
+    use std::io::{Read, Write};
+    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    builder.cert_store_mut().add_cert(edge_ca.clone()).unwrap();
+    builder.set_alpn_protos(b"\x02h2").unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(bound)).unwrap();
+    let mut tls = builder
+        .build()
+        .configure()
+        .unwrap()
+        .connect("127.0.0.1", tcp)
+        .unwrap();
+    assert_eq!(tls.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+    const SETTINGS: u8 = 0x4;
+    const PING: u8 = 0x6;
+    const ACK: u8 = 0x1;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    tls.write_all(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]).unwrap();
+    let started = std::time::Instant::now();
+    let mut types = Vec::new();
+    let mut header = [0u8; 9];
+    while tls.read_exact(&mut header).is_ok() {
+        let length =
+            usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let mut payload = vec![0u8; length];
+        if tls.read_exact(&mut payload).is_err() {
+            break;
+        }
+        types.push(header[3]);
+        if header[3] == SETTINGS && header[4] & ACK == 0 {
+            tls.write_all(&[0, 0, 0, SETTINGS, ACK, 0, 0, 0, 0])
+                .unwrap();
+        }
+        if header[3] == PING && header[4] & ACK == 0 && answer_pings {
+            tls.write_all(&[0, 0, 8, PING, ACK, 0, 0, 0, 0]).unwrap();
+            tls.write_all(&payload).unwrap();
+        }
+    }
+    (types, started.elapsed())
+}
+
+/// An HTTP/2 connection with no request in flight for `http.header_read_timeout_ms` is shut
+/// down with GOAWAY and closed (HTTP/2 has no header-read timer of its own); a client that
+/// comes back later reconnects and is answered.
+#[tokio::test]
+async fn ok_idle_http2_connections_are_shut_down() {
+    const IDLE_MS: u64 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = edge_files(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (cert, key) = (edge.cert.clone(), edge.key.clone());
+    let sandbox = Sandbox::start_with(Backend::Sqlite, move |config| {
+        config.http.header_read_timeout_ms = IDLE_MS;
+        config.http.tls = HttpTlsConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            cert_file: Some(cert),
+            key_file: Some(key),
+            client_ca_files: vec![],
+        };
+    })
+    .await;
+
+    // fail/idle: shut down with GOAWAY and closed, whether the client answers the server's
+    // PING (as clients do) or not (then dropped a timeout later). The bound is far above the
+    // timeout, so a busy machine does not fail the test.
+    let bound = std::time::Duration::from_secs(20);
+    for answer_pings in [true, false] {
+        let edge_ca = edge.edge_ca.clone();
+        let (types, elapsed) = tokio::task::spawn_blocking(move || {
+            http2_frames_until_closed(port, &edge_ca, bound, answer_pings)
+        })
+        .await
+        .unwrap();
+        const GOAWAY: u8 = 0x7;
+        assert!(types.contains(&GOAWAY), "{answer_pings}: frames {types:?}");
+        assert!(
+            elapsed < bound,
+            "{answer_pings}: still open after {elapsed:?}"
+        );
+        // The timer cannot fire early: the close is the idle timeout's, not an error's.
+        assert!(
+            elapsed >= std::time::Duration::from_millis(IDLE_MS / 2),
+            "{answer_pings}: closed after {elapsed:?}"
+        );
+    }
+
+    // ok/back-after-idle: the client's pooled connection was shut down; it reconnects.
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&edge.edge_ca.to_pem().unwrap()).unwrap(),
+        )
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let health = format!("https://127.0.0.1:{port}/healthz");
+    for _ in 0..2 {
+        let response = client.get(&health).send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(3 * IDLE_MS)).await;
+    }
+    sandbox.stop().await;
+}

@@ -676,3 +676,89 @@ async fn ok_slow_or_idle_connections_are_closed_after_the_header_read_timeout() 
     slow_or_idle_connections_are_closed(&sandbox).await;
     sandbox.stop().await;
 }
+
+/// A `GET` on a connection of its own (`Connection: close`): the answer, or `None` when the
+/// server closed the connection without one.
+async fn get_on_new_connection(address: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: pnc\r\nConnection: close\r\n\r\n");
+    // A refused connection may be reset before or after the write.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered or closed within 20 s");
+    (read.is_ok() && !answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// [`get_on_new_connection`] until answered (at most 5 s): the server releases a closed
+/// connection's place when it notices the close, not when the client closes.
+async fn get_when_a_place_is_free(address: &str, path: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match get_on_new_connection(address, path).await {
+            Some(answer) => return answer,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            None => panic!("{path}: no place free within 5 s"),
+        }
+    }
+}
+
+/// `pnc_http_connections_refused_total` in this process's metrics.
+async fn connections_refused(address: &str) -> u64 {
+    let metrics = get_when_a_place_is_free(address, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("pnc_http_connections_refused_total "))
+        .map_or(0, |value| value.trim().parse().expect("a count"))
+}
+
+/// `http.max_connections = 2`: with two keep-alive connections open, a third is closed
+/// unanswered and counted; once one of the two closes, a new connection is answered.
+#[tokio::test]
+async fn ok_connections_beyond_max_connections_are_closed_on_accept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sandbox = Sandbox::start_with(Backend::Sqlite, |config| {
+        config.http.max_connections = 2;
+    })
+    .await;
+    let address = sandbox.base_url.trim_start_matches("http://").to_string();
+    let refused_before = connections_refused(&address).await;
+
+    // Two keep-alive connections, each answered once and then held open.
+    let mut open = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while open.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two connections admitted"
+        );
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let _ = stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: pnc\r\n\r\n")
+            .await;
+        let mut answer = vec![0u8; 4096];
+        match stream.read(&mut answer).await {
+            Ok(read) if answer[..read].starts_with(b"HTTP/1.1 200") => open.push(stream),
+            // The metrics request's place was not free yet.
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+
+    // fail/over-the-cap: closed as accepted, without an answer.
+    assert_eq!(get_on_new_connection(&address, "/healthz").await, None);
+
+    // ok/place-freed: one of the two closes; a new connection is answered.
+    open.pop();
+    let answer = get_when_a_place_is_free(&address, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(open);
+    assert!(connections_refused(&address).await > refused_before);
+    sandbox.stop().await;
+}

@@ -184,7 +184,15 @@ pub struct HttpConfig {
     /// How long a connection may take to deliver a request's head (HTTP/1), counted from
     /// when it starts waiting for one, so it also closes keep-alive connections idle that
     /// long. Bounds what a client that connects and sends nothing (or a byte a minute) holds.
+    /// HTTP/2 connections (HTTPS) with no request in flight for this long are shut down
+    /// gracefully (GOAWAY).
     pub header_read_timeout_ms: u64,
+    /// Connections open at once, over the plain and the HTTPS listener together. A
+    /// connection beyond them is closed as soon as it is accepted (so a load balancer
+    /// tries another replica at once), and counted in `pnc_http_connections_refused_total`.
+    /// Keep it under the process's file-descriptor limit, with room for the database and
+    /// the services' own connections.
+    pub max_connections: usize,
     /// Threads that serve the plain HTTP listener, each with an event loop and a listening
     /// socket of its own (SO_REUSEPORT: the kernel spreads connections over them), as nginx
     /// runs worker processes. 0 serves it on the shared runtime, whose workers pass
@@ -218,6 +226,7 @@ impl Default for HttpConfig {
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 20_000,
             header_read_timeout_ms: 30_000,
+            max_connections: 10_000,
             server_threads: 0,
             tls: HttpTlsConfig::default(),
         }
@@ -454,6 +463,13 @@ impl Config {
                     .to_string(),
             );
         }
+        if self.http.max_connections == 0 {
+            return Err(
+                "http.max_connections must be at least 1: with 0 every connection \
+                would be closed unanswered"
+                    .to_string(),
+            );
+        }
         Ok(())
     }
 
@@ -598,19 +614,29 @@ mod tests {
         assert!(text.contains("max_body_byte"), "{text}");
     }
 
+    /// Limits whose zero would make the server useless are refused, with the variable and
+    /// the field named; 1 is a value.
     #[test]
-    fn fail_zero_header_read_timeout_is_named() {
-        let error = Config::load(None, env(&[("PNC_HTTP__HEADER_READ_TIMEOUT_MS", "0")]))
-            .expect_err("0 must be refused");
-        let text = error.to_string();
-        assert!(text.contains("PNC_HTTP__HEADER_READ_TIMEOUT_MS"), "{text}");
-        assert!(
-            text.contains("header_read_timeout_ms must be at least 1"),
-            "{text}"
+    fn fail_zero_http_limits_are_named() {
+        for (variable, field) in [
+            ("PNC_HTTP__HEADER_READ_TIMEOUT_MS", "header_read_timeout_ms"),
+            ("PNC_HTTP__MAX_CONNECTIONS", "max_connections"),
+        ] {
+            let text = Config::load(None, env(&[(variable, "0")]))
+                .expect_err("0 must be refused")
+                .to_string();
+            assert!(text.contains(variable), "{text}");
+            assert!(
+                text.contains(&format!("{field} must be at least 1")),
+                "{text}"
+            );
+            Config::load(None, env(&[(variable, "1")])).expect("1 is a value");
+        }
+        let http = Config::default().http;
+        assert_eq!(
+            (http.header_read_timeout_ms, http.max_connections),
+            (30_000, 10_000)
         );
-        let config = Config::load(None, env(&[("PNC_HTTP__HEADER_READ_TIMEOUT_MS", "1")]))
-            .expect("1 ms is a value");
-        assert_eq!(config.http.header_read_timeout_ms, 1);
     }
 
     #[test]

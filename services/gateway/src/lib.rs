@@ -287,7 +287,7 @@ impl PlainListeners {
         grace: Duration,
     ) -> std::io::Result<JoinHandle<anyhow::Result<()>>> {
         let serve_plain = move |listener, app, shutdown| {
-            serve::serve(listener, serve::Plain, app, limits, shutdown, grace)
+            serve::serve(listener, serve::Plain, app, limits.clone(), shutdown, grace)
         };
         let listeners = match self {
             PlainListeners::Shared(listener) => {
@@ -301,6 +301,7 @@ impl PlainListeners {
         let mut stopped = Vec::with_capacity(listeners.len());
         for (index, listener) in listeners.into_iter().enumerate() {
             let (app, shutdown) = (app.clone(), shutdown.clone());
+            let serve_plain = serve_plain.clone();
             let (done, finished) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name(format!("pnc-http-{index}"))
@@ -356,9 +357,10 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
     let local_addr = plain.local_addr()?;
     let shutdown = context.shutdown.clone();
     let grace = Duration::from_millis(config.http.shutdown_grace_ms);
-    let limits = serve::ConnectionLimits {
-        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
-    };
+    let limits = serve::ConnectionLimits::new(
+        Duration::from_millis(config.http.header_read_timeout_ms),
+        config.http.max_connections,
+    );
     if let Some(tls_listen) = config.http.tls.listen {
         let tls_config = tls::server_config(&config.http.tls)?;
         let tls_listener = TcpListener::bind(tls_listen).await?;
@@ -368,7 +370,7 @@ pub async fn start(context: ComponentContext) -> anyhow::Result<RunningComponent
             tls_listener,
             handshake,
             app.clone(),
-            limits,
+            limits.clone(),
             shutdown.clone(),
             grace,
         ));

@@ -8,8 +8,16 @@
 //! closes the connection when the head is not complete in time. The body and the handler
 //! are bounded by `http.request_timeout_ms`, as before.
 //!
-//! HTTP/2 (on HTTPS) has no such timer, so the wait for a connection's first byte is
-//! bounded here, for both protocols, by [`FirstByteDeadline`].
+//! HTTP/2 (on HTTPS) has no such timer. Here the wait for a connection's first byte is
+//! bounded, for both protocols, by [`FirstByteDeadline`], and an HTTP/2 connection that has
+//! had no request in flight for the same time is shut down gracefully (GOAWAY): its client
+//! reconnects when it has something to ask, as it would after a load balancer's idle
+//! timeout.
+//!
+//! Connections open at once are capped (`http.max_connections`, over all listeners): one
+//! beyond the cap is closed as soon as it is accepted. Waiting in the kernel's backlog
+//! instead would leave its client to time out, where a refused one can try another replica
+//! at once.
 //!
 //! The protocol is known before the first byte: HTTP/1.1 on the plain listener, and on
 //! HTTPS what ALPN chose. Sniffing for HTTP/2's preface instead (hyper-util's `auto`) would
@@ -20,15 +28,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::routes::ocsp::OcspFirst;
@@ -68,10 +79,44 @@ impl Handshake for Plain {
     }
 }
 
-/// How long a connection may take to deliver a request's head (`http.header_read_timeout_ms`).
-#[derive(Debug, Clone, Copy)]
+/// How long a connection may take to deliver a request's head (`http.header_read_timeout_ms`),
+/// and how many may be open at once (`http.max_connections`).
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
+    /// A permit per open connection, shared by every listener of the process.
+    pub open_connections: Arc<Semaphore>,
+}
+
+impl ConnectionLimits {
+    pub fn new(header_read_timeout: Duration, max_connections: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout,
+            open_connections: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+}
+
+/// An open connection's permit, counted in `pnc_http_connections_open` while it lives.
+struct OpenConnection {
+    _permit: OwnedSemaphorePermit,
+    open: metrics::Gauge,
+}
+
+impl OpenConnection {
+    fn new(permit: OwnedSemaphorePermit, open: metrics::Gauge) -> OpenConnection {
+        open.increment(1.0);
+        OpenConnection {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
 }
 
 /// Serves `app` on the connections `listener` accepts until `shutdown`, then gives open
@@ -84,7 +129,7 @@ pub async fn serve<H: Handshake>(
     shutdown: CancellationToken,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -92,6 +137,8 @@ pub async fn serve<H: Handshake>(
         .header_read_timeout(limits.header_read_timeout);
     let http1 = Arc::new(builder.clone().http1_only());
     let http2 = Arc::new(builder.http2_only());
+    let open = metrics::gauge!("pnc_http_connections_open");
+    let refused = metrics::counter!("pnc_http_connections_refused_total");
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -105,12 +152,20 @@ pub async fn serve<H: Handshake>(
                 }
             },
         };
+        let Ok(permit) = limits.open_connections.clone().try_acquire_owned() else {
+            refused.increment(1);
+            tracing::debug!(%peer, "connection closed: http.max_connections are open");
+            drop(stream);
+            continue;
+        };
+        let connection_open = OpenConnection::new(permit, open.clone());
         // Answers are small; do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
-        let (handshake, app) = (handshake.clone(), app.clone());
+        let (handshake, app, shutdown) = (handshake.clone(), app.clone(), shutdown.clone());
         let (http1, http2) = (http1.clone(), http2.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let idle_limit = limits.header_read_timeout;
+        connections.spawn(async move {
+            let _connection_open = connection_open;
             let Some(Accepted {
                 stream,
                 client_certificate,
@@ -119,30 +174,140 @@ pub async fn serve<H: Handshake>(
             else {
                 return;
             };
-            let builder = if negotiated_http2 { http2 } else { http1 };
-            let stream = FirstByteDeadline::new(stream, limits.header_read_timeout);
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    if let Some(certificate) = &client_certificate {
-                        request.extensions_mut().insert(certificate.clone());
-                    }
-                    app.clone().oneshot(request.map(axum::body::Body::new))
-                },
-            );
+            let io = TokioIo::new(FirstByteDeadline::new(stream, idle_limit));
+            let answer = move |mut request: hyper::Request<hyper::body::Incoming>| {
+                if let Some(certificate) = &client_certificate {
+                    request.extensions_mut().insert(certificate.clone());
+                }
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            };
             // Not `serve_connection_with_upgrades`: it sniffs for HTTP/2 whatever the builder
             // says, and the edge has no route that upgrades (no WebSocket).
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+            if negotiated_http2 {
+                let activity = Arc::new(Activity::default());
+                let tracked = activity.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let in_flight = InFlight::start(tracked.clone());
+                    let response = answer(request);
+                    async move {
+                        let response = response.await;
+                        drop(in_flight);
+                        response
+                    }
+                });
+                let connection = http2.serve_connection(io, service);
+                let idle = activity.idle_for(idle_limit);
+                drive(connection, peer, &shutdown, idle, idle_limit).await;
+            } else {
+                let connection = http1.serve_connection(io, hyper::service::service_fn(answer));
+                // HTTP/1's header-read timeout bounds its idle time.
+                drive(
+                    connection,
+                    peer,
+                    &shutdown,
+                    std::future::pending(),
+                    idle_limit,
+                )
+                .await;
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+}
+
+/// Runs `connection` to its end, shutting it down gracefully (in-flight requests finish,
+/// HTTP/2 sends GOAWAY) once `shutdown` fires or the connection has been `idle`. After an
+/// idle shutdown the client gets `linger` to let the connection close (HTTP/2 waits for the
+/// client's answer to a PING) before it is dropped.
+async fn drive<C>(
+    connection: C,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+    idle: impl Future<Output = ()>,
+    linger: Duration,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let report = |ended: Result<(), C::Error>| {
+        if let Err(error) = ended {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    };
+    let mut connection = std::pin::pin!(connection);
+    let mut idle = std::pin::pin!(idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            biased;
+            ended = connection.as_mut() => return report(ended),
+            _ = shutdown.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = idle.as_mut(), if !closing => {
+                tracing::debug!(%peer, "idle connection shut down");
+                connection.as_mut().graceful_shutdown();
+                match tokio::time::timeout(linger, connection.as_mut()).await {
+                    Ok(ended) => return report(ended),
+                    Err(_) => {
+                        tracing::debug!(%peer, "idle connection did not close: dropped");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The requests an HTTP/2 connection is answering, so that it can be closed once it has
+/// answered none for a while.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    changed: Notify,
+}
+
+impl Activity {
+    /// Completes once no request has been in flight for `limit`.
+    async fn idle_for(self: Arc<Activity>, limit: Duration) {
+        loop {
+            // Registered before the count is read, so no change in between is missed.
+            let changed = self.changed.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(limit) => return,
+                    _ = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+/// One request in flight on an [`Activity`], until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.changed.notify_waiters();
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
     }
 }
 
