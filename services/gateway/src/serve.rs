@@ -296,18 +296,22 @@ impl Activity {
 /// One request in flight on an [`Activity`], until dropped.
 struct InFlight(Arc<Activity>);
 
+// The idle timer waits only for the count to leave or reach zero, so only those changes
+// wake it; a busy connection's other requests pass without a notification.
 impl InFlight {
     fn start(activity: Arc<Activity>) -> InFlight {
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        activity.changed.notify_waiters();
+        if activity.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            activity.changed.notify_waiters();
+        }
         InFlight(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_waiters();
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_waiters();
+        }
     }
 }
 
